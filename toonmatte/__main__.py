@@ -1,0 +1,5 @@
+import sys
+
+from toonmatte.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""``python -m toonmatte``: a thin command-line layer over the library.
+
+Each sub-command lives in ``toonmatte/commands/<name>.py`` and exposes
+``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
+Modules are imported only when their command runs, so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from toonmatte.errors import ToonmatteError
+
+COMMANDS: dict[str, str] = {
+    "predict": "Matte images: writes <stem>.png (alpha) and <stem>_rgba.png (cut-out).",
+    "bench": "Benchmark the model forward pass, GEMM throughput and foreground estimation.",
+    "evaluate": "Score predicted mattes against ground truth with ToonOut's metrics.",
+    "split": "Shuffle a dataset's items into train/val/test as ToonOut did.",
+    "report": "Write a self-contained HTML quality report for a dataset.",
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="python -m toonmatte", description="Anime background removal (ToonOut).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
+    return parser, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser, commands = build_parser()
+    name = next((arg for arg in argv if arg in COMMANDS), None)
+    if name is None:
+        parser.parse_args(argv)  # prints usage or help and exits
+        return 2
+    module = importlib.import_module(f"toonmatte.commands.{name}")
+    module.add_arguments(commands[name])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        return int(module.run(args) or 0)
+    except ToonmatteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,93 @@
+"""The model's graph against the published checkpoint's keys and the reference implementation's logits."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import GOLDEN
+from toonmatte.birefnet import BiRefNetConfig, build_model, image_patches
+from toonmatte.swin import relative_position_index, shift_region_labels
+
+
+def load_fill():
+    spec = importlib.util.spec_from_file_location("golden_fill", GOLDEN / "fill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def toonout_model():
+    """The full-size ToonOut graph with the golden deterministic weights (built once: ~3 GB, ~15 s)."""
+    model = build_model()
+    model.load_state_dict(load_fill().fill_state_dict(model.state_dict(), salt="toonmatte"), strict=True)
+    return model
+
+
+def test_state_dict_matches_checkpoint_keys_shapes_and_dtypes(toonout_model):
+    expected = json.loads((GOLDEN / "birefnet_swin_v1_l.keys.json").read_text())
+    state = toonout_model.state_dict()
+    assert list(state) == list(expected)
+    for key, spec in expected.items():
+        assert list(state[key].shape) == spec["shape"], key
+        assert str(state[key].dtype).removeprefix("torch.") == spec["dtype"], key
+
+
+@pytest.mark.parametrize("height,width", [(256, 256), (384, 256)])
+def test_logits_match_reference_implementation(toonout_model, height, width):
+    golden = np.load(GOLDEN / "forward.npz")
+    x = load_fill().golden_input(height, width)
+    np.testing.assert_array_equal(x.numpy(), golden[f"x_{height}x{width}"])
+    with torch.inference_mode():
+        logits = toonout_model(x)
+    reference = golden[f"logits_{height}x{width}"]
+    assert logits.shape == reference.shape
+    np.testing.assert_allclose(logits.numpy(), reference, rtol=0, atol=1e-4)
+
+
+def test_tiny_variant_has_the_same_graph_and_output_shape():
+    model = build_model(BiRefNetConfig.tiny())
+    full_keys = set(json.loads((GOLDEN / "birefnet_swin_v1_l.keys.json").read_text()))
+    # Same module tree (the tiny variant only has fewer blocks in stage 3 and narrower layers).
+    tiny_keys = set(model.state_dict())
+    assert tiny_keys <= full_keys
+    assert {k.split(".")[0] for k in tiny_keys} == {k.split(".")[0] for k in full_keys}
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, 64, 96))
+    assert out.shape == (2, 1, 64, 96)
+    assert torch.isfinite(out).all()
+
+
+def test_tiny_variant_is_trainable():
+    model = build_model(BiRefNetConfig.tiny()).train()
+    out = model(torch.randn(2, 3, 64, 64))  # BatchNorm needs >1 value per channel in training
+    out.mean().backward()
+    table = model.bb.layers[0].blocks[1].attn.relative_position_bias_table
+    assert table.grad is not None and table.grad.abs().sum() > 0
+
+
+def test_image_patches_tile_the_image_into_channels():
+    x = torch.arange(2 * 4 * 6, dtype=torch.float32).view(1, 2, 4, 6)
+    patches = image_patches(x, height=2)  # G = 2: 2x2 grid of 2x3 tiles
+    assert patches.shape == (1, 8, 2, 3)
+    # channel c*G*G + row*G + col is tile (row, col) of channel c
+    for c in range(2):
+        for row in range(2):
+            for col in range(2):
+                tile = x[0, c, row * 2:(row + 1) * 2, col * 3:(col + 1) * 3]
+                assert torch.equal(patches[0, c * 4 + row * 2 + col], tile)
+
+
+def test_relative_position_index_and_shift_regions():
+    index = relative_position_index(12)
+    assert index.shape == (144, 144)
+    # query (y1, x1) = (0, 0), key (y2, x2) = (11, 11): (0-11+11)*23 + (0-11+11) = 0
+    assert index[0, 143] == 0
+    assert index[143, 0] == 22 * 23 + 22
+    assert index.diagonal().eq(11 * 23 + 11).all()
+    labels = shift_region_labels(24, 24, 12, 6)
+    assert labels[:12, :12].eq(0).all() and labels[12:18, 12:18].eq(4).all() and labels[18:, 18:].eq(8).all()

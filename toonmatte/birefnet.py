@@ -1,0 +1,217 @@
+"""BiRefNet (Swin-L v1, multi-scale 'cat' input, context features, ASPPDeformable decoder) as ToonOut uses it.
+
+Module and parameter names follow the published checkpoint exactly, so its state dict
+loads strictly (see ``toonmatte.weights``). Every channel count is derived from the
+backbone's embedding width, which lets tests build a tiny variant of the same graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import deform_conv2d
+
+from toonmatte.swin import SwinTransformer
+
+
+@dataclass(frozen=True)
+class BiRefNetConfig:
+    """Architecture hyper-parameters; the defaults are ToonOut's (BiRefNet with Swin-L)."""
+
+    embed_dim: int = 192
+    depths: tuple[int, ...] = (2, 2, 18, 2)
+    heads: tuple[int, ...] = (6, 12, 24, 48)
+    window: int = 12
+    mlp_ratio: float = 4.0
+    decoder_channels: int = 64  # inner width of decoder blocks and patch-input blocks
+    aspp_channels: int = 256
+    gradient_channels: int = 16
+
+    @classmethod
+    def tiny(cls) -> "BiRefNetConfig":
+        """The same graph at a fraction of the size: for tests, runs in milliseconds."""
+        return cls(embed_dim=8, depths=(2, 2, 2, 2), heads=(1, 1, 2, 2), window=4,
+                   decoder_channels=8, aspp_channels=8, gradient_channels=4)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear with align_corners=True, as everywhere in BiRefNet; a no-op at the same size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
+
+
+def image_patches(x: torch.Tensor, height: int) -> torch.Tensor:
+    """Tile the image into a G x G grid (G = H / height) stacked as channels: b c (G h) (G w) -> b (c G G) h w."""
+    b, c, h, w = x.shape
+    grid = h // height
+    ph, pw = h // grid, w // grid
+    x = x.view(b, c, grid, ph, grid, pw).permute(0, 1, 2, 4, 3, 5)
+    return x.reshape(b, c * grid * grid, ph, pw)
+
+
+class DeformableConv2d(nn.Module):
+    """Modulated deformable convolution (DCNv2) with offset and modulator predicted from the input."""
+
+    def __init__(self, cin: int, cout: int, kernel: int) -> None:
+        super().__init__()
+        self.padding = kernel // 2
+        self.offset_conv = nn.Conv2d(cin, 2 * kernel * kernel, kernel, padding=self.padding)
+        self.modulator_conv = nn.Conv2d(cin, kernel * kernel, kernel, padding=self.padding)
+        self.regular_conv = nn.Conv2d(cin, cout, kernel, padding=self.padding, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        offset = self.offset_conv(x)
+        mask = 2.0 * torch.sigmoid(self.modulator_conv(x))
+        return deform_conv2d(x, offset, self.regular_conv.weight, padding=self.padding, mask=mask)
+
+
+class DeformableBranch(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int) -> None:
+        super().__init__()
+        self.atrous_conv = DeformableConv2d(cin, cout, kernel)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.atrous_conv(x)))
+
+
+class ASPPDeformable(nn.Module):
+    def __init__(self, channels: int, inner: int) -> None:
+        super().__init__()
+        self.aspp1 = DeformableBranch(channels, inner, 1)
+        self.aspp_deforms = nn.ModuleList(DeformableBranch(channels, inner, k) for k in (1, 3, 7))
+        self.global_avg_pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, inner, 1, bias=False), nn.BatchNorm2d(inner), nn.ReLU()
+        )
+        self.conv1 = nn.Conv2d(inner * 5, channels, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = [self.aspp1(x), *(branch(x) for branch in self.aspp_deforms)]
+        branches.append(resize(self.global_avg_pool(x), x.shape[-2:]))
+        return F.relu(self.bn1(self.conv1(torch.cat(branches, dim=1))))
+
+
+class BasicDecBlk(nn.Module):
+    def __init__(self, cin: int, cout: int, inner: int, aspp: int) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(cin, inner, 3, padding=1)
+        self.dec_att = ASPPDeformable(inner, aspp)
+        self.conv_out = nn.Conv2d(inner, cout, 3, padding=1)
+        self.bn_in = nn.BatchNorm2d(inner)
+        self.bn_out = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn_in(self.conv_in(x)))
+        return self.bn_out(self.conv_out(self.dec_att(x)))
+
+
+class SimpleConvs(nn.Module):
+    def __init__(self, cin: int, cout: int, inner: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, inner, 3, padding=1)
+        self.conv_out = nn.Conv2d(inner, cout, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(self.conv1(x))
+
+
+class BasicLatBlk(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def gradient_convs(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class Decoder(nn.Module):
+    """Coarse-to-fine decoder; ``channels`` are the encoder's widths, deepest first."""
+
+    PATCH_GRIDS = {5: 32, 4: 16, 3: 8, 2: 4}  # input tiling per patch-input block: G = H / level height
+
+    def __init__(self, channels: list[int], inner: int, aspp: int, gradient: int) -> None:
+        super().__init__()
+        c0, c1, c2, c3 = channels
+        ipt_out = {5: c0 // 8, 4: c0 // 8, 3: c1 // 8, 2: c2 // 8, 1: c3 // 8}
+        for level, grid in self.PATCH_GRIDS.items():
+            setattr(self, f"ipt_blk{level}", SimpleConvs(3 * grid * grid, ipt_out[level], inner))
+        self.ipt_blk1 = SimpleConvs(3, ipt_out[1], inner)
+        self.decoder_block4 = BasicDecBlk(c0 + ipt_out[5], c1, inner, aspp)
+        self.decoder_block3 = BasicDecBlk(c1 + ipt_out[4], c2, inner, aspp)
+        self.decoder_block2 = BasicDecBlk(c2 + ipt_out[3], c3, inner, aspp)
+        self.decoder_block1 = BasicDecBlk(c3 + ipt_out[2], c3 // 2, inner, aspp)
+        self.conv_out1 = nn.Sequential(nn.Conv2d(c3 // 2 + ipt_out[1], 1, 1))
+        self.lateral_block4 = BasicLatBlk(c1, c1)
+        self.lateral_block3 = BasicLatBlk(c2, c2)
+        self.lateral_block2 = BasicLatBlk(c3, c3)
+        # Deep-supervision heads: used only in training, present in the checkpoint.
+        for s, c in zip((4, 3, 2), (c1, c2, c3)):
+            setattr(self, f"conv_ms_spvn_{s}", nn.Conv2d(c, 1, 1))
+        for s, c in zip((4, 3, 2), (c1, c2, c3)):
+            setattr(self, f"gdt_convs_{s}", gradient_convs(c, gradient))
+        for s in (4, 3, 2):
+            setattr(self, f"gdt_convs_pred_{s}", nn.Sequential(nn.Conv2d(gradient, 1, 1)))
+        for s in (4, 3, 2):
+            setattr(self, f"gdt_convs_attn_{s}", nn.Sequential(nn.Conv2d(gradient, 1, 1)))
+
+    def gradient_attention(self, p: torch.Tensor, stage: int) -> torch.Tensor:
+        g = getattr(self, f"gdt_convs_{stage}")(p)
+        return p * torch.sigmoid(getattr(self, f"gdt_convs_attn_{stage}")(g))
+
+    def patch_input(self, x: torch.Tensor, level: int, like: torch.Tensor) -> torch.Tensor:
+        return getattr(self, f"ipt_blk{level}")(image_patches(x, like.shape[-2]))
+
+    def forward(self, x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor,
+                x4: torch.Tensor) -> torch.Tensor:
+        p4 = self.decoder_block4(torch.cat([x4, self.patch_input(x, 5, x4)], dim=1))
+        p4 = self.gradient_attention(p4, 4)
+        p3 = resize(p4, x3.shape[-2:]) + self.lateral_block4(x3)
+        p3 = self.decoder_block3(torch.cat([p3, self.patch_input(x, 4, x3)], dim=1))
+        p3 = self.gradient_attention(p3, 3)
+        p2 = resize(p3, x2.shape[-2:]) + self.lateral_block3(x2)
+        p2 = self.decoder_block2(torch.cat([p2, self.patch_input(x, 3, x2)], dim=1))
+        p2 = self.gradient_attention(p2, 2)
+        p1 = resize(p2, x1.shape[-2:]) + self.lateral_block2(x1)
+        p1 = self.decoder_block1(torch.cat([p1, self.patch_input(x, 2, x1)], dim=1))
+        p1 = resize(p1, x.shape[-2:])
+        return self.conv_out1(torch.cat([p1, self.ipt_blk1(x)], dim=1))
+
+
+class BiRefNet(nn.Module):
+    """``model(x)`` maps a normalized B x 3 x H x W batch (H, W multiples of 32) to B x 1 x H x W logits."""
+
+    def __init__(self, config: BiRefNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or BiRefNetConfig()
+        self.bb = SwinTransformer(config.embed_dim, config.depths, config.heads, config.window, config.mlp_ratio)
+        # Multi-scale 'cat' input doubles every backbone width; deepest first.
+        channels = [2 * c for c in reversed(self.bb.channels)]
+        self.squeeze_module = nn.Sequential(
+            BasicDecBlk(sum(channels), channels[0], config.decoder_channels, config.aspp_channels)
+        )
+        self.decoder = Decoder(channels, config.decoder_channels, config.aspp_channels, config.gradient_channels)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h, w = x.shape[-2:]
+        full = self.bb(x)
+        half = self.bb(resize(x, (h // 2, w // 2)))
+        x1, x2, x3, x4 = (torch.cat([f, resize(g, f.shape[-2:])], dim=1) for f, g in zip(full, half))
+        size = x4.shape[-2:]
+        x4 = torch.cat([resize(x1, size), resize(x2, size), resize(x3, size), x4], dim=1)
+        return [x1, x2, x3, self.squeeze_module(x4)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(x, *self.encode(x))
+
+
+def build_model(config: BiRefNetConfig | None = None) -> BiRefNet:
+    """A BiRefNet in eval mode (ToonOut's architecture by default), with untrained weights."""
+    return BiRefNet(config).eval()

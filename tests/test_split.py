@@ -1,0 +1,152 @@
+"""The split command: ToonOut's deterministic 80/10/10 shuffle, moving whole triples."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from toonmatte.cli import main
+from toonmatte.commands import split as split_command
+from toonmatte.dataset import KINDS, SPLITS, list_items
+
+
+def write_item(root: Path, folder: str, stem: str, tag: int, kinds: tuple[str, ...] = KINDS) -> None:
+    """A tiny triple whose three files all carry ``tag`` so that they can be matched up afterwards."""
+    for kind in kinds:
+        path = root / folder / kind / f"{stem}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        channels = {"im": 3, "gt": 1, "an": 4}[kind]
+        pixels = np.full((4, 4, channels), tag, np.uint8)
+        Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(path)
+
+
+def tag_of(path: Path) -> int:
+    return int(np.asarray(Image.open(path)).reshape(-1)[0])
+
+
+def make_dataset(root: Path, n: int = 10) -> dict[str, int]:
+    """``n`` unsplit items over two generations plus one already in train; returns stem -> tag."""
+    tags = {}
+    for i in range(n):
+        stem = f"img{i:03d}"
+        folder = "train/gen_b" if i == 0 else ("gen_a" if i % 2 else "gen_b")
+        write_item(root, folder, stem, tag=i + 1)
+        tags[stem] = i + 1
+    return tags
+
+
+def snapshot(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_split_moves_whole_triples_into_generation_folders(tmp_path, capsys):
+    tags = make_dataset(tmp_path)
+    hidden = tmp_path / ".history" / "gen_a" / "gt" / "img001.png"
+    hidden.parent.mkdir(parents=True)
+    hidden.write_bytes(b"old version")
+    assert main(["split", str(tmp_path)]) == 0
+    assert "10 items: train 8, val 1, test 1" in capsys.readouterr().out
+
+    items = list_items(tmp_path)
+    assert len(items) == 10 and all(item.complete and item.split in SPLITS for item in items)
+    for item in items:
+        assert item.generation == ("gen_a" if int(item.stem[3:]) % 2 else "gen_b")
+        assert {tag_of(item.path(kind)) for kind in KINDS} == {tags[item.stem]}
+    assert not (tmp_path / "gen_a").exists() and not (tmp_path / "gen_b").exists()
+    assert hidden.read_bytes() == b"old version"  # hidden folders are left alone
+    assert not (tmp_path / split_command.JOURNAL).exists()
+
+
+def test_split_is_deterministic_and_follows_the_seeded_shuffle(tmp_path):
+    layouts = []
+    for name in ("a", "b"):
+        make_dataset(tmp_path / name)
+        assert main(["split", str(tmp_path / name)]) == 0
+        layouts.append(snapshot(tmp_path / name))
+    assert layouts[0] == layouts[1]
+
+    stems = sorted(f"img{i:03d}" for i in range(10))
+    random.Random(0).shuffle(stems)
+    expected = {stem: "train" for stem in stems[:8]} | {stems[8]: "val", stems[9]: "test"}
+    assert {item.stem: item.split for item in list_items(tmp_path / "a")} == expected
+
+    assert main(["split", str(tmp_path / "a")]) == 0  # already split: nothing moves
+    assert snapshot(tmp_path / "a") == layouts[0]
+
+
+def test_seed_and_ratios_change_the_plan(tmp_path):
+    make_dataset(tmp_path)
+    assert main(["split", str(tmp_path), "--seed", "3", "--ratios", "0.5,0.2,0.3"]) == 0
+    counts = {split: sum(item.split == split for item in list_items(tmp_path)) for split in SPLITS}
+    assert counts == {"train": 5, "val": 2, "test": 3}
+
+
+def test_dry_run_moves_nothing(tmp_path, capsys):
+    make_dataset(tmp_path)
+    before = snapshot(tmp_path)
+    assert main(["split", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Dry run" in out and "gen_a/img001 -> " in out
+    assert snapshot(tmp_path) == before
+
+
+def test_incomplete_triples_are_refused_and_named(tmp_path, capsys):
+    make_dataset(tmp_path)
+    write_item(tmp_path, "gen_a", "lonely", tag=99, kinds=("im", "an"))
+    before = snapshot(tmp_path)
+    assert main(["split", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "gen_a/lonely (missing gt)" in err and len(err.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before
+
+
+def test_items_that_would_collide_are_refused(tmp_path, capsys):
+    write_item(tmp_path, "train/gen", "same", tag=1)
+    write_item(tmp_path, "test/gen", "same", tag=2)
+    before = snapshot(tmp_path)
+    assert main(["split", str(tmp_path)]) == 1
+    assert "test/gen/same and train/gen/same" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+
+
+def test_same_stem_in_two_generations_is_two_items(tmp_path):
+    write_item(tmp_path, "gen_a", "same", tag=1)
+    write_item(tmp_path, "gen_b", "same", tag=2)
+    assert main(["split", str(tmp_path)]) == 0
+    items = list_items(tmp_path)
+    assert sorted((item.generation, tag_of(item.gt)) for item in items) == [("gen_a", 1), ("gen_b", 2)]
+
+
+def test_an_interrupted_split_is_finished_by_the_next_run(tmp_path):
+    tags = make_dataset(tmp_path)
+    items = list_items(tmp_path)
+    moves = split_command._moves(tmp_path, split_command.plan_split(items))
+    split_command._write_journal(tmp_path, moves)
+    source, destination = moves[0]  # the crash happened after the first file moved
+    (tmp_path / destination).parent.mkdir(parents=True, exist_ok=True)
+    os.rename(tmp_path / source, tmp_path / destination)
+
+    assert main(["split", str(tmp_path), "--dry-run"]) == 0  # reports, touches nothing
+    assert (tmp_path / split_command.JOURNAL).exists()
+    assert main(["split", str(tmp_path)]) == 0
+    items = list_items(tmp_path)
+    assert len(items) == 10 and all(item.complete and item.split in SPLITS for item in items)
+    assert all({tag_of(item.path(kind)) for kind in KINDS} == {tags[item.stem]} for item in items)
+    assert not (tmp_path / split_command.JOURNAL).exists()
+
+
+@pytest.mark.parametrize("ratios", ["0.8,0.1", "0.8,0.3,0.1", "a,b,c", "1.2,-0.1,-0.1"])
+def test_bad_ratios_are_rejected(tmp_path, ratios):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["split", str(tmp_path), "--ratios", ratios])
+    assert exit_info.value.code == 2
+
+
+def test_empty_or_missing_root(tmp_path, capsys):
+    assert main(["split", str(tmp_path)]) == 1
+    assert main(["split", str(tmp_path / "nope")]) == 1
+    assert "does not exist" in capsys.readouterr().err

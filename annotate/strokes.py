@@ -1,0 +1,298 @@
+"""Brush strokes from the studio's ``gr.ImageEditor``: decode them and apply them to a matte.
+
+The person paints on an editor layer with three brushes whose colours are pure saturated
+primaries, far apart in RGB, so the meaning of every painted pixel is recoverable exactly even
+when the browser anti-aliases stroke edges: a pixel counts only when its layer alpha is at
+least ``MIN_ALPHA`` and its colour lies within ``MAX_COLOR_DISTANCE`` of one brush colour
+(blends of two brush colours, or of a colour with transparency below half coverage, are ignored).
+
+Every operation works on a bounding-box crop of the painted pixels, and every pixel that was
+not painted keeps its alpha bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+
+from toonmatte.errors import ToonmatteError
+
+FOREGROUND_COLOR: tuple[int, int, int] = (0, 255, 0)
+BACKGROUND_COLOR: tuple[int, int, int] = (255, 0, 0)
+EDGE_COLOR: tuple[int, int, int] = (0, 0, 255)
+FOREGROUND_HEX = "#00ff00"
+BACKGROUND_HEX = "#ff0000"
+EDGE_HEX = "#0000ff"
+
+MIN_ALPHA = 128
+"""Layer pixels more transparent than this (less than half covered by a stroke) are not painted."""
+MAX_COLOR_DISTANCE = 150.0
+"""Euclidean RGB distance within which a pixel takes a brush's meaning; the brush colours are
+about 360 apart, so a 50/50 blend of two of them (about 180 from both) is never misread."""
+
+KNOWN_FOREGROUND = 250
+KNOWN_BACKGROUND = 5
+"""Current alpha at or above / at or below these is used as known foreground / background
+when the edge band is re-solved."""
+
+EDGE_MARGIN = 16
+"""Pixels of context around the edge band given to the matting solver."""
+EDGE_TILE = 384
+"""The edge band is solved in tiles of at most this size (plus the margin) to bound memory:
+pymatting's Laplacian takes about 400 bytes per pixel of the crop."""
+
+
+@dataclass
+class Strokes:
+    """Boolean HxW masks of what each brush painted; the three masks never overlap."""
+
+    foreground: np.ndarray
+    background: np.ndarray
+    edge: np.ndarray
+
+    def any(self) -> bool:
+        return bool(self.foreground.any() or self.background.any() or self.edge.any())
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.foreground.shape
+
+    @classmethod
+    def empty(cls, size: tuple[int, int]) -> "Strokes":
+        return cls(*(np.zeros(size, bool) for _ in range(3)))
+
+
+def _bbox(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """Row and column slices of the smallest box holding every True pixel, grown by ``margin``."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    h, w = mask.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
+
+
+def _as_layer(layer: Any) -> np.ndarray | None:
+    """A layer as a uint8 HxWx4 array; accepts numpy arrays, PIL images and file paths (the
+    editor's ``type`` setting), with or without an alpha channel."""
+    if layer is None:
+        return None
+    if isinstance(layer, (str, Path)):
+        from PIL import Image
+
+        with Image.open(layer) as im:
+            layer = np.asarray(im.convert("RGBA"))
+    elif not isinstance(layer, np.ndarray):  # PIL image
+        layer = np.asarray(layer.convert("RGBA"))
+    layer = np.asarray(layer)
+    if layer.dtype != np.uint8:
+        raise ToonmatteError(f"A brush layer must hold 8-bit pixels, not {layer.dtype}; send the editor's layers unchanged.")
+    if layer.ndim == 2:  # "L" mode: no colour, so nothing can be decoded from it
+        raise ToonmatteError("The brush layer has no colour channels; set the image editor's image_mode to RGBA.")
+    if layer.shape[2] == 3:  # "RGB" mode drops alpha: transparent pixels come back black
+        opaque = np.where(layer.any(axis=2), 255, 0).astype(np.uint8)
+        layer = np.dstack([layer, opaque])
+    if layer.shape[2] != 4:
+        raise ToonmatteError(f"A brush layer must be RGB or RGBA, not {layer.shape[2]} channels; send the editor's layers unchanged.")
+    return layer
+
+
+def decode_strokes(layers: list[np.ndarray] | np.ndarray, size: tuple[int, int]) -> Strokes:
+    """Decode editor layers (RGBA, bottom first) into stroke masks of ``size`` = (height, width).
+
+    A layer of another size is resized with nearest neighbour; where layers overlap, the upper
+    layer's stroke wins.
+    """
+    if isinstance(layers, np.ndarray) and layers.ndim == 3:
+        layers = [layers]
+    h, w = size
+    label = np.zeros((h, w), np.uint8)  # 0 = not painted, 1..3 = foreground, background, edge
+    palette = np.array([FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR], np.int32)
+    for raw in layers:
+        layer = _as_layer(raw)
+        if layer is None:
+            continue
+        if layer.shape[:2] != (h, w):
+            layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_NEAREST)
+        covered = layer[..., 3] >= MIN_ALPHA
+        box = _bbox(covered)
+        if box is None:
+            continue
+        covered = covered[box]
+        rgb = layer[box][covered][:, :3].astype(np.int32)
+        d2 = ((rgb[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
+        nearest = d2.argmin(axis=1)
+        close = d2[np.arange(nearest.size), nearest] <= MAX_COLOR_DISTANCE ** 2
+        crop = label[box]
+        values = crop[covered]
+        values[close] = nearest[close] + 1
+        crop[covered] = values
+    return Strokes(label == 1, label == 2, label == 3)
+
+
+def strokes_from_editor(value: dict | None, size: tuple[int, int]) -> Strokes:
+    """Decode the value of a ``gr.ImageEditor`` ({"background", "layers", "composite"})."""
+    if not value or not value.get("layers"):
+        return Strokes.empty(size)
+    return decode_strokes(list(value["layers"]), size)
+
+
+def _check(image: np.ndarray, alpha: np.ndarray, strokes: Strokes) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ToonmatteError(f"The image must be 8-bit RGB (HxWx3 uint8), not {image.dtype} {image.shape}.")
+    if alpha.dtype != np.uint8 or alpha.shape != image.shape[:2]:
+        raise ToonmatteError(f"The alpha must be an 8-bit HxW matte the size of the image {image.shape[:2]}, not {alpha.dtype} {alpha.shape}.")
+    if strokes.shape != alpha.shape:
+        raise ToonmatteError(f"The strokes are {strokes.shape} but the matte is {alpha.shape}; decode them at the matte's size.")
+
+
+def apply_strokes(image: np.ndarray, alpha: np.ndarray, strokes: Strokes) -> np.ndarray:
+    """Painted foreground -> 255, background -> 0, edge band -> re-solved by closed-form matting.
+
+    The edge band is solved from the surrounding known pixels (alpha >= ``KNOWN_FOREGROUND`` as
+    foreground, <= ``KNOWN_BACKGROUND`` as background, plus the painted foreground/background);
+    every pixel not painted keeps its alpha exactly.
+    """
+    _check(image, alpha, strokes)
+    out = alpha.copy()
+    hard = strokes.foreground | strokes.background
+    box = _bbox(hard)
+    if box is not None:
+        crop = out[box]
+        crop[strokes.foreground[box]] = 255
+        crop[strokes.background[box]] = 0
+    if strokes.edge.any():
+        _solve_edge(image, out, strokes)
+    return out
+
+
+def _solve_edge(image: np.ndarray, out: np.ndarray, strokes: Strokes) -> None:
+    """Re-solve ``out`` in place on the edge band, tile by tile."""
+    from pymatting import estimate_alpha_cf
+
+    box = _bbox(strokes.edge)
+    assert box is not None
+    h, w = out.shape
+    for top in range(box[0].start, box[0].stop, EDGE_TILE):
+        for left in range(box[1].start, box[1].stop, EDGE_TILE):
+            core = (slice(top, min(top + EDGE_TILE, box[0].stop)), slice(left, min(left + EDGE_TILE, box[1].stop)))
+            band_core = strokes.edge[core]
+            if not band_core.any():
+                continue
+            crop = (slice(max(core[0].start - EDGE_MARGIN, 0), min(core[0].stop + EDGE_MARGIN, h)),
+                    slice(max(core[1].start - EDGE_MARGIN, 0), min(core[1].stop + EDGE_MARGIN, w)))
+            band = strokes.edge[crop]
+            current = out[crop]
+            known_fg = ((current >= KNOWN_FOREGROUND) | strokes.foreground[crop]) & ~band
+            known_bg = ((current <= KNOWN_BACKGROUND) | strokes.background[crop]) & ~band
+            if not (known_fg.any() or known_bg.any()):
+                continue  # nothing to solve from: leave the band as it is
+            if not known_bg.any() or not known_fg.any():
+                solved = np.full(band.shape, 1.0 if known_fg.any() else 0.0)
+            else:
+                trimap = np.full(band.shape, 0.5)
+                trimap[known_fg] = 1.0
+                trimap[known_bg] = 0.0
+                solved = estimate_alpha_cf(image[crop].astype(np.float64) / 255.0, trimap)
+            # write back only the band pixels inside this tile's core
+            inner = (slice(core[0].start - crop[0].start, core[0].stop - crop[0].start),
+                     slice(core[1].start - crop[1].start, core[1].stop - crop[1].start))
+            values = np.clip(np.rint(solved[inner] * 255.0), 0, 255).astype(np.uint8)
+            target = out[core]
+            target[band_core] = values[band_core]
+
+
+def snap(image: np.ndarray, alpha: np.ndarray, strokes: Strokes, iterations: int = 4) -> np.ndarray:
+    """Turn rough foreground/background strokes into a clean region with GrabCut.
+
+    GrabCut runs on a crop around the strokes, seeded with painted foreground as sure foreground,
+    painted background as sure background and the current alpha (>= 128 or not) as probable. A
+    pixel changes only where GrabCut flips its side of the current matte inside a connected region
+    touching a stroke, or where it was painted; pixels on the side GrabCut agrees with keep
+    their (possibly soft) alpha, and edge strokes are applied as in ``apply_strokes``.
+    """
+    _check(image, alpha, strokes)
+    seeds = strokes.foreground | strokes.background
+    box = _bbox(seeds)
+    if box is None:
+        return apply_strokes(image, alpha, strokes)
+    margin = max(16, (box[0].stop - box[0].start + box[1].stop - box[1].start) // 8)
+    box = _bbox(seeds, margin)
+    assert box is not None
+    img, cur = image[box], alpha[box]
+    fg, bg = strokes.foreground[box], strokes.background[box]
+    inside = cur >= 128
+    mask = np.where(inside, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[fg] = cv2.GC_FGD
+    mask[bg] = cv2.GC_BGD
+    decided = _grabcut(img, mask, iterations)
+    flipped = decided != inside
+    flipped[fg | bg] = False
+    # keep only flipped regions connected to a stroke
+    count, labels = cv2.connectedComponents((flipped | fg | bg).astype(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[fg | bg])] = True
+    touching[0] = False
+    flipped &= touching[labels]
+    out = alpha.copy()
+    crop = out[box]
+    crop[flipped & decided] = 255
+    crop[flipped & ~decided] = 0
+    crop[fg] = 255
+    crop[bg] = 0
+    if strokes.edge.any():
+        _solve_edge(image, out, strokes)
+    return out
+
+
+SNAP_MAX_SIDE = 640
+"""GrabCut runs at most at this resolution (longest side of the crop); its decision is scaled back."""
+
+
+def _grabcut(image: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray:
+    """GrabCut's foreground decision (bool) for ``mask`` seeds, on a downscaled copy if large."""
+    h, w = mask.shape
+    scale = min(1.0, SNAP_MAX_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small_img = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    else:
+        small_img, small = image, mask.copy()
+    is_fg = (small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)
+    if is_fg.all() or not is_fg.any():  # GrabCut needs samples of both sides
+        decided = is_fg
+    else:
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(np.ascontiguousarray(small_img[..., ::-1]), small, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        decided = (small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)
+    if scale < 1.0:
+        decided = cv2.resize(decided.astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR) > 0
+        decided[mask == cv2.GC_FGD] = True
+        decided[mask == cv2.GC_BGD] = False
+    return decided
+
+
+def tint(image: np.ndarray, alpha: np.ndarray, color: Iterable[int] = (255, 0, 255), opacity: float = 0.45) -> np.ndarray:
+    """RGB preview: the background (1 - alpha) tinted with ``color`` at ``opacity``."""
+    if alpha.shape != image.shape[:2]:
+        raise ToonmatteError(f"The alpha {alpha.shape} must be the size of the image {image.shape[:2]}.")
+    weight = (255 - alpha).astype(np.float32)
+    weight *= float(opacity) / 255.0
+    solid = np.empty_like(image)
+    solid[...] = np.asarray(tuple(color), np.uint8)
+    return cv2.blendLinear(np.ascontiguousarray(image), solid, 1.0 - weight, weight)
+
+
+def change_stats(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(fraction of pixels whose alpha changed, mean |delta alpha| over all pixels in levels 0..255)."""
+    if before.shape != after.shape:
+        raise ToonmatteError(f"Cannot compare mattes of sizes {before.shape} and {after.shape}.")
+    if before.size == 0:
+        return 0.0, 0.0
+    diff = cv2.absdiff(np.ascontiguousarray(before, np.uint8), np.ascontiguousarray(after, np.uint8))
+    return cv2.countNonZero(diff.reshape(diff.shape[0], -1)) / diff.size, float(cv2.sumElems(diff)[0]) / diff.size

@@ -1,0 +1,154 @@
+"""The evaluate command on tiny datasets built here."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, draw_toon
+from toonmatte.cli import main
+from toonmatte.metrics import METRIC_KEYS, image_metrics, pixel_accuracy
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path, monkeypatch):
+    """No weights anywhere and no hub: zoo models cannot load."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TOONMATTE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
+
+
+def save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def make_pairs(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """gt/ and pred/ folders: a perfect prediction, a damaged one, plus unmatched files on both sides."""
+    pairs = {}
+    for seed, stem in enumerate(["alpha_one", "beta_two"]):
+        _, gt = draw_toon(48, 40, seed=seed)
+        pred = gt.copy()
+        if seed:
+            pred[:12, :12] = 255  # a false-positive corner
+        save(root / "gt" / f"{stem}.png", gt)
+        save(root / "pred" / f"{stem}.png", pred)
+        pairs[stem] = (pred, gt)
+    save(root / "pred" / "alpha_one_rgba.png", np.zeros((48, 40, 4), np.uint8))  # predict's cut-out: ignored
+    save(root / "pred" / "orphan.png", np.zeros((48, 40), np.uint8))
+    save(root / "gt" / "unpredicted.png", np.zeros((48, 40), np.uint8))
+    return pairs
+
+
+def test_pairs_by_stem_and_writes_json_and_csv(tmp_path, capsys):
+    pairs = make_pairs(tmp_path)
+    out_json, out_csv = tmp_path / "scores.json", tmp_path / "scores.csv"
+    code = main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+                 "--json", str(out_json), "--csv", str(out_csv)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "1 predictions in" in out and "orphan" in out
+    assert "1 ground truths in" in out and "unpredicted" in out
+    assert "mean (2)" in out and "PixAcc" in out
+
+    report = json.loads(out_json.read_text())
+    assert set(report["per_image"]) == {"alpha_one", "beta_two"}
+    for stem, (pred, gt) in pairs.items():
+        assert report["per_image"][stem] == pytest.approx(image_metrics(pred, gt))
+    assert set(report["mean"]) == set(METRIC_KEYS)
+    assert report["per_image"]["alpha_one"]["pixel_accuracy"] == 1.0
+    assert report["mean"]["pixel_accuracy"] == pytest.approx((1.0 + pixel_accuracy(*pairs["beta_two"])) / 2)
+    assert report["mean"]["pixel_accuracy"] < 1.0
+    assert report["unmatched"] == {"pred": ["orphan"], "gt": ["unpredicted"]}
+
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [row["stem"] for row in rows] == ["alpha_one", "beta_two"]
+    assert float(rows[1]["iou"]) == pytest.approx(report["per_image"]["beta_two"]["iou"])
+
+
+def test_hce_is_optional(tmp_path):
+    make_pairs(tmp_path)
+    out_json = tmp_path / "scores.json"
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--json", str(out_json)]
+    assert main(args) == 0
+    assert "hce" not in json.loads(out_json.read_text())["mean"]
+    assert main(args + ["--hce"]) == 0
+    assert "hce" in json.loads(out_json.read_text())["mean"]
+
+
+def test_size_mismatch_is_skipped_and_reported(tmp_path, capsys):
+    make_pairs(tmp_path)
+    save(tmp_path / "pred" / "beta_two.png", np.zeros((10, 10), np.uint8))
+    out_json = tmp_path / "scores.json"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--json", str(out_json)]) == 0
+    assert "skipped beta_two: prediction is 10x10 but ground truth is 40x48" in capsys.readouterr().out
+    report = json.loads(out_json.read_text())
+    assert list(report["per_image"]) == ["alpha_one"] and "beta_two" in report["skipped"]
+
+
+def test_nothing_to_pair_and_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    save(tmp_path / "pred" / "a.png", np.zeros((4, 4), np.uint8))
+    save(tmp_path / "gt" / "b.png", np.zeros((4, 4), np.uint8))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 1
+    assert main(["evaluate", "--pred", str(tmp_path / "pred")]) == 1
+    assert main(["evaluate", "--models", "fallback"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+
+
+def test_subprocess_entry_point(tmp_path):
+    make_pairs(tmp_path)
+    out_json = tmp_path / "scores.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "toonmatte", "evaluate", "--pred", str(tmp_path / "pred"),
+                             "--gt", str(tmp_path / "gt"), "--json", str(out_json)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out_json.read_text())
+    assert set(report) >= {"per_image", "mean"}
+    assert set(report["mean"]) == set(METRIC_KEYS)
+
+
+def make_split(root: Path, split: str = "test", n: int = 2) -> None:
+    for seed in range(n):
+        rgb, alpha = draw_toon(64, 48, seed=seed)
+        save(root / split / "gen1" / "im" / f"toon{seed}.png", rgb)
+        save(root / split / "gen1" / "gt" / f"toon{seed}.png", alpha)
+        save(root / split / "gen1" / "an" / f"toon{seed}.png", np.dstack([rgb, alpha]))
+
+
+def test_models_side_by_side_skips_models_without_weights(tmp_path, capsys):
+    make_split(tmp_path / "data")
+    make_split(tmp_path / "data", split="train", n=1)
+    out_json = tmp_path / "ab.json"
+    code = main(["evaluate", "--models", "toonout,fallback", "--data", str(tmp_path / "data"), "--split", "test",
+                 "--device", "cpu", "--json", str(out_json)])
+    assert code == 0
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if line.startswith("toonout: skipped")]
+    assert len(skipped) == 1
+    assert "fallback" in out.splitlines()[-len(METRIC_KEYS) - 3]  # the table's header names the model
+    report = json.loads(out_json.read_text())
+    assert list(report["models"]) == ["fallback"] and "toonout" in report["unavailable"]
+    fallback = report["models"]["fallback"]
+    assert fallback["engine"] == "fallback"
+    assert set(fallback["per_image"]) == {"gen1/toon0", "gen1/toon1"}  # the test split only
+    assert 0.0 <= fallback["mean"]["pixel_accuracy"] <= 1.0
+
+
+def test_models_all_unavailable(tmp_path, capsys):
+    make_split(tmp_path / "data", n=1)
+    missing = tmp_path / "missing.pth"
+    assert main(["evaluate", "--models", f"toonout,toonout={missing}", "--data", str(tmp_path / "data")]) == 1
+    captured = capsys.readouterr()
+    assert "No model produced a score" in captured.err
+    assert f"toonout={missing}: skipped, The weights file {missing} does not exist" in captured.out
+    assert sum(line.startswith("toonout") for line in captured.out.splitlines()) == 2

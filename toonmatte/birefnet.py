@@ -215,3 +215,32 @@ class BiRefNet(nn.Module):
 def build_model(config: BiRefNetConfig | None = None) -> BiRefNet:
     """A BiRefNet in eval mode (ToonOut's architecture by default), with untrained weights."""
     return BiRefNet(config).eval()
+
+
+def config_from_state_dict(state: dict[str, torch.Tensor]) -> BiRefNetConfig:
+    """Read the architecture's hyper-parameters off a (prefix-stripped) checkpoint.
+
+    This lets a checkpoint of any width and depth (such as the tiny test models) load into
+    a matching graph; ToonOut's own checkpoint yields the default configuration.
+    """
+    def shape(key: str) -> tuple[int, ...]:
+        return tuple(state[key].shape)
+
+    embed_dim = shape("bb.patch_embed.proj.weight")[0]
+    stages = sorted({int(k.split(".")[2]) for k in state if k.startswith("bb.layers.")})
+    depths = tuple(
+        len({k.split(".")[4] for k in state if k.startswith(f"bb.layers.{i}.blocks.")}) for i in stages
+    )
+    heads = tuple(shape(f"bb.layers.{i}.blocks.0.attn.relative_position_bias_table")[1] for i in stages)
+    table_rows = shape("bb.layers.0.blocks.0.attn.relative_position_bias_table")[0]
+    window = (round(table_rows ** 0.5) + 1) // 2
+    return BiRefNetConfig(
+        embed_dim=embed_dim,
+        depths=depths,
+        heads=heads,
+        window=window,
+        mlp_ratio=shape("bb.layers.0.blocks.0.mlp.fc1.weight")[0] / embed_dim,
+        decoder_channels=shape("decoder.ipt_blk1.conv1.weight")[0],
+        aspp_channels=shape("squeeze_module.0.dec_att.aspp1.atrous_conv.regular_conv.weight")[0],
+        gradient_channels=shape("decoder.gdt_convs_4.0.weight")[0],
+    )

@@ -1,0 +1,188 @@
+"""Image in, alpha matte out: ToonOut's pre/post-processing around a loaded model.
+
+One :class:`Matter` per loaded model; it is reused for every image and is safe to share
+between threads (the device call is serialized by a lock). When no weights can be had
+it falls back to the classical engine, says so in the log and in ``fallback_reason``,
+and every :class:`Matte` names the engine that produced it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from toonmatte.errors import ToonmatteError, WeightsError
+from toonmatte.fallback import fallback_alpha
+from toonmatte.imageio import GRAY, LoadedImage, load_image
+from toonmatte.zoo import DEFAULT_MODEL, get_spec
+
+log = logging.getLogger(__name__)
+
+FALLBACK = "fallback"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Matte:
+    """A prediction: ``alpha`` (uint8 HxW, the input's size), the RGB ``image`` the model saw, and its ``engine``."""
+
+    alpha: np.ndarray
+    image: np.ndarray
+    engine: str
+
+
+def pick_device(device: str | None) -> torch.device:
+    """``None`` or "auto" means CUDA when available, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as error:
+        raise ToonmatteError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.") from error
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ToonmatteError(f"Device {device!r} was requested but no CUDA GPU is available; use --device cpu.")
+    return chosen
+
+
+def pick_precision(precision: str | None, device: torch.device) -> str:
+    """``None`` or "auto" means bf16 on CUDA (ToonOut trained in bf16) and fp32 on the CPU."""
+    if precision in (None, "auto"):
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ToonmatteError(f"Unknown precision {precision!r}; use one of: auto, {', '.join(PRECISIONS)}.")
+    return precision
+
+
+def preprocess(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """RGB uint8 HxWx3 -> normalized 3 x h x w float32, resized with OpenCV bilinear as in ToonOut's training."""
+    height, width = size
+    resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    x = torch.from_numpy(resized).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return x.sub_(mean).div_(std)
+
+
+def postprocess(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """1 x h x w logits -> uint8 alpha at ``size``: sigmoid, bilinear resize back, rounded to 8 bits."""
+    probability = torch.sigmoid(logits.float())[None]
+    if tuple(probability.shape[-2:]) != tuple(size):
+        probability = F.interpolate(probability, size=size, mode="bilinear", align_corners=False)
+    return probability[0, 0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu().numpy()
+
+
+class Matter:
+    """A loaded matting engine.
+
+    ``model`` is a zoo name (see ``toonmatte.zoo.ZOO``) or "fallback" for the classical
+    engine on purpose; ``weights`` overrides where the checkpoint comes from. With
+    ``allow_fallback`` a missing checkpoint is not an error: the classical engine is used
+    and ``fallback_reason`` says why and how to provide the weights.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, weights: str | Path | None = None, device: str | None = None,
+                 precision: str | None = None, allow_fallback: bool = True, background: tuple[int, int, int] = GRAY,
+                 ) -> None:
+        self.background = background
+        self.device = pick_device(device)
+        self.precision = pick_precision(precision, self.device)
+        self.fallback_reason: str | None = None
+        self.weights_path: Path | None = None
+        self._lock = threading.Lock()
+        self._net: torch.nn.Module | None = None
+        if model == FALLBACK:
+            self.engine, self.spec = FALLBACK, None
+            return
+        self.spec = get_spec(model)
+        try:
+            self._net, self.weights_path = self._load(weights)
+            self.engine = self.spec.name
+        except WeightsError as error:
+            if not allow_fallback:
+                raise
+            self.engine = FALLBACK
+            self.fallback_reason = f"{error} Until then the classical fallback is used, which is less accurate."
+            log.warning("%s", self.fallback_reason)
+
+    def _load(self, weights: str | Path | None) -> tuple[torch.nn.Module, Path]:
+        from toonmatte.birefnet import build_model, config_from_state_dict
+        from toonmatte.weights import load_weights, read_state_dict, resolve_weights
+
+        path = resolve_weights(self.spec.name, weights)
+        state = read_state_dict(path)
+        try:
+            config = config_from_state_dict(state)
+        except (KeyError, IndexError) as error:
+            raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); "
+                               f"pass the {self.spec.filename} file from {self.spec.repo_id}.") from error
+        net = load_weights(build_model(config), state)
+        log.info("loaded %s from %s on %s (%s)", self.spec.title, path, self.device, self.precision)
+        return net.to(self.device), path
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.engine == FALLBACK
+
+    @property
+    def title(self) -> str:
+        """A human name for the engine, for banners and logs."""
+        return "classical fallback" if self.is_fallback else self.spec.title
+
+    @property
+    def version(self) -> str:
+        """What produced the mattes, for dataset records: the pinned revision or the weights file name."""
+        if self.is_fallback:
+            return FALLBACK
+        return self.spec.revision or (self.weights_path.name if self.weights_path else "main")
+
+    def predict(self, image: Any) -> Matte:
+        """Matte one image (path, bytes, PIL image, numpy array or LoadedImage); raises BadImageError."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Iterable[Any], batch_size: int = 1) -> list[Matte]:
+        """Matte several images, ``batch_size`` at a time through the model (images of one input size together)."""
+        loaded = [image if isinstance(image, LoadedImage) else load_image(image, background=self.background)
+                  for image in images]
+        if self._net is None:
+            return [Matte(fallback_alpha(item.rgb), item.rgb, FALLBACK) for item in loaded]
+        alphas: dict[int, np.ndarray] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, item in enumerate(loaded):
+            groups.setdefault(self.spec.input_size(*item.rgb.shape[:2]), []).append(index)
+        for size, indices in groups.items():
+            for start in range(0, len(indices), max(1, batch_size)):
+                chunk = indices[start:start + max(1, batch_size)]
+                logits = self.forward(torch.stack([preprocess(loaded[i].rgb, size) for i in chunk]))
+                for i, item_logits in zip(chunk, logits):
+                    alphas[i] = postprocess(item_logits, loaded[i].rgb.shape[:2])
+        return [Matte(alphas[i], item.rgb, self.engine) for i, item in enumerate(loaded)]
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalized B x 3 x h x w batch -> B x 1 x h x w float32 logits on the model's device.
+
+        Half precision runs under autocast; a result with NaN/inf is recomputed in fp32.
+        """
+        assert self._net is not None
+        with self._lock, torch.inference_mode():
+            batch = batch.to(self.device, non_blocking=True)
+            logits = self._run(batch, self.precision)
+            if self.precision != "fp32" and not torch.isfinite(logits).all():
+                log.warning("the %s result contained NaN or inf; recomputed in fp32", self.precision)
+                logits = self._run(batch, "fp32")
+        return logits
+
+    def _run(self, batch: torch.Tensor, precision: str) -> torch.Tensor:
+        if precision == "fp32":
+            return self._net(batch).float()
+        with torch.autocast(self.device.type, dtype=PRECISIONS[precision]):
+            return self._net(batch).float()
+

@@ -124,9 +124,9 @@ def test_same_stem_in_two_generations_is_two_items(tmp_path):
 def test_an_interrupted_split_is_finished_by_the_next_run(tmp_path):
     tags = make_dataset(tmp_path)
     items = list_items(tmp_path)
-    moves = split_command._moves(tmp_path, split_command.plan_split(items))
-    split_command._write_journal(tmp_path, moves)
-    source, destination = moves[0]  # the crash happened after the first file moved
+    entries = split_command._entries(tmp_path, split_command.plan_split(items), split_command.StudioRecords(tmp_path))
+    split_command._write_journal(tmp_path, entries)
+    source, destination = entries[0]["moves"][0]  # the crash happened after the first file moved
     (tmp_path / destination).parent.mkdir(parents=True, exist_ok=True)
     os.rename(tmp_path / source, tmp_path / destination)
 
@@ -150,3 +150,40 @@ def test_empty_or_missing_root(tmp_path, capsys):
     assert main(["split", str(tmp_path)]) == 1
     assert main(["split", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_split_keeps_the_studio_index_and_history_in_step(tmp_path):
+    from annotate.store import DatasetStore
+
+    rgb, alpha = np.full((8, 8, 3), 90, np.uint8), np.full((8, 8), 255, np.uint8)
+    with DatasetStore(tmp_path, split="train", generation="g1") as store:
+        for i in range(10):
+            store.save_triple(f"s{i}", rgb, alpha // 2, foreground=rgb)
+            store.save_triple(f"s{i}", rgb, alpha, foreground=rgb)  # one old version in history
+    assert main(["split", str(tmp_path)]) == 0
+    moved = {item.stem: item for item in list_items(tmp_path) if item.split != "train"}
+    assert len(moved) == 2
+    assert all(not (tmp_path / "train" / "g1" / "gt" / f"{stem}.png").exists() for stem in moved)
+
+    with DatasetStore(tmp_path, split="train", generation="g1") as store:
+        for stem, item in moved.items():
+            assert store.get(stem).split == item.split
+            assert store.triple_paths(stem)["gt"] == item.gt.resolve()
+            assert [version.parents[2].name for version in store.history(stem)] == [item.split]
+            store.save_triple(stem, rgb, alpha // 3, foreground=rgb)  # re-saving lands where the item now is
+            assert len(store.history(stem)) == 2
+    assert not (tmp_path / ".history" / "train" / "g1" / next(iter(moved))).exists()
+    before = snapshot(tmp_path)
+    assert main(["split", str(tmp_path)]) == 0  # no duplicate appeared, so nothing is left to move
+    assert snapshot(tmp_path) == before
+
+
+def test_split_waits_for_unfinished_studio_saves(tmp_path, capsys):
+    make_dataset(tmp_path)
+    journal = tmp_path / ".toonmatte" / "journal" / "img001.0123.json"
+    journal.parent.mkdir(parents=True)
+    journal.write_text("{}")
+    before = snapshot(tmp_path)
+    assert main(["split", str(tmp_path)]) == 1
+    assert "unfinished saves" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before

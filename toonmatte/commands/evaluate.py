@@ -22,10 +22,10 @@ from tqdm import tqdm
 
 from toonmatte.dataset import SPLITS, Item, list_items, read_alpha
 from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.imageio import IMAGE_EXTENSIONS
 from toonmatte.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
 
 FALLBACK = "fallback"
-MATTE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 COLUMNS = {"pixel_accuracy": "PixAcc", "mae": "MAE", "s_measure": "S", "e_measure": "E", "f_measure": "F",
            "weighted_f": "wF", "iou": "IoU", "boundary_iou": "BIoU", "hce": "HCE"}
 
@@ -77,7 +77,7 @@ def matte_files(folder: Path) -> dict[str, Path]:
         raise ToonmatteError(f"The folder {folder} does not exist; check the path.")
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in MATTE_SUFFIXES:
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS:
             if path.stem in files:
                 raise ToonmatteError(f"{files[path.stem].name} and {path.name} in {folder} share a stem; keep one of them.")
             files[path.stem] = path
@@ -137,7 +137,7 @@ def score_model(predict: Callable[[Path], np.ndarray], items: Sequence[Item], hc
     return scores
 
 
-def _format(key: str, value: float) -> str:
+def format_value(key: str, value: float) -> str:
     return f"{value:.1f}" if key == "hce" else f"{value:.4f}"
 
 
@@ -153,8 +153,8 @@ def format_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def per_image_table(scores: Scores) -> str:
     mean = scores.mean
     keys = list(mean)
-    rows = [[name] + [_format(k, values[k]) for k in keys] for name, values in scores.per_image.items()]
-    rows.append([f"mean ({len(scores.per_image)})"] + [_format(k, mean[k]) for k in keys])
+    rows = [[name] + [format_value(k, values[k]) for k in keys] for name, values in scores.per_image.items()]
+    rows.append([f"mean ({len(scores.per_image)})"] + [format_value(k, mean[k]) for k in keys])
     return format_table(["image"] + [COLUMNS[k] for k in keys], rows)
 
 
@@ -163,7 +163,7 @@ def side_by_side_table(results: dict[str, Scores]) -> str:
     means = {name: scores.mean for name, scores in results.items()}
     keys = [key for key in COLUMNS if all(key in mean for mean in means.values())]
     rows = [[f"{COLUMNS[k]} {'(lower better)' if k in LOWER_IS_BETTER else ''}".strip()]
-            + [_format(k, means[name][k]) for name in results] for k in keys]
+            + [format_value(k, means[name][k]) for name in results] for k in keys]
     rows.append(["images"] + [str(len(scores.per_image)) for scores in results.values()])
     return format_table(["metric"] + list(results), rows)
 

@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="dataset root laid out as <split>/<generation>/{im,gt,an}/<stem>.png")
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate with --models (default test)")
     parser.add_argument("--device", default=None, help="device for --models: auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--hce", action="store_true", help="also compute HCE (human correction effort; slow, "
-                        "about a second per 1024x1024 image)")
+    parser.add_argument("--hce", action="store_true", help="also compute HCE (human correction effort); it roughly "
+                        "triples the scoring time")
     parser.add_argument("--json", type=Path, help="write the scores as JSON (per_image and mean)")
     parser.add_argument("--csv", type=Path, help="write the per-image scores as CSV")
 

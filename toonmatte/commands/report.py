@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="device for --model: auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--split", choices=SPLITS, default=None, help="report on one split (default: all items)")
     parser.add_argument("--worst", type=int, default=12, help="how many of the worst images to show (default 12)")
-    parser.add_argument("--hce", action="store_true", help="also compute HCE (slow)")
+    parser.add_argument("--hce", action="store_true", help="also compute HCE (human correction effort; "
+                        "roughly triples the scoring time)")
 
 
 @dataclass

@@ -43,6 +43,10 @@ def make_pairs(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         save(root / "pred" / f"{stem}.png", pred)
         pairs[stem] = (pred, gt)
     save(root / "pred" / "alpha_one_rgba.png", np.zeros((48, 40, 4), np.uint8))  # predict's cut-out: ignored
+    _, gt = draw_toon(48, 40, seed=5)
+    save(root / "gt" / "gamma.png", gt)
+    save(root / "pred" / "gamma_rgba.png", np.dstack([np.zeros((48, 40, 3), np.uint8), gt]))  # a cut-out alone counts
+    pairs["gamma"] = (gt, gt)
     save(root / "pred" / "orphan.png", np.zeros((48, 40), np.uint8))
     save(root / "gt" / "unpredicted.png", np.zeros((48, 40), np.uint8))
     return pairs
@@ -57,20 +61,20 @@ def test_pairs_by_stem_and_writes_json_and_csv(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 predictions in" in out and "orphan" in out
     assert "1 ground truths in" in out and "unpredicted" in out
-    assert "mean (2)" in out and "PixAcc" in out
+    assert "mean (3)" in out and "PixAcc" in out
 
     report = json.loads(out_json.read_text())
-    assert set(report["per_image"]) == {"alpha_one", "beta_two"}
+    assert set(report["per_image"]) == {"alpha_one", "beta_two", "gamma"}
     for stem, (pred, gt) in pairs.items():
         assert report["per_image"][stem] == pytest.approx(image_metrics(pred, gt))
     assert set(report["mean"]) == set(METRIC_KEYS)
     assert report["per_image"]["alpha_one"]["pixel_accuracy"] == 1.0
-    assert report["mean"]["pixel_accuracy"] == pytest.approx((1.0 + pixel_accuracy(*pairs["beta_two"])) / 2)
+    assert report["mean"]["pixel_accuracy"] == pytest.approx((2.0 + pixel_accuracy(*pairs["beta_two"])) / 3)
     assert report["mean"]["pixel_accuracy"] < 1.0
     assert report["unmatched"] == {"pred": ["orphan"], "gt": ["unpredicted"]}
 
     rows = list(csv.DictReader(out_csv.open()))
-    assert [row["stem"] for row in rows] == ["alpha_one", "beta_two"]
+    assert [row["stem"] for row in rows] == ["alpha_one", "beta_two", "gamma"]
     assert float(rows[1]["iou"]) == pytest.approx(report["per_image"]["beta_two"]["iou"])
 
 
@@ -91,7 +95,7 @@ def test_size_mismatch_is_skipped_and_reported(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--json", str(out_json)]) == 0
     assert "skipped beta_two: prediction is 10x10 but ground truth is 40x48" in capsys.readouterr().out
     report = json.loads(out_json.read_text())
-    assert list(report["per_image"]) == ["alpha_one"] and "beta_two" in report["skipped"]
+    assert list(report["per_image"]) == ["alpha_one", "gamma"] and "beta_two" in report["skipped"]
 
 
 def test_nothing_to_pair_and_bad_arguments_are_one_line_errors(tmp_path, capsys):

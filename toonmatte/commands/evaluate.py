@@ -26,6 +26,7 @@ from toonmatte.imageio import IMAGE_EXTENSIONS
 from toonmatte.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
 
 FALLBACK = "fallback"
+CUTOUT_SUFFIX = "_rgba"
 COLUMNS = {"pixel_accuracy": "PixAcc", "mae": "MAE", "s_measure": "S", "e_measure": "E", "f_measure": "F",
            "weighted_f": "wF", "iou": "IoU", "boundary_iou": "BIoU", "hce": "HCE"}
 
@@ -71,8 +72,9 @@ class Scores:
 
 
 def matte_files(folder: Path) -> dict[str, Path]:
-    """Image files of a folder by stem, ignoring hidden files; ``<stem>_rgba`` cut-outs written next to
-    ``<stem>`` by ``predict`` are dropped. Two files with one stem are refused."""
+    """Image files of a folder by stem, ignoring hidden files. ``predict`` writes ``<stem>.png`` (alpha)
+    and ``<stem>_rgba.png`` (cut-out): a cut-out counts as ``<stem>`` when there is no ``<stem>.png``
+    (its alpha band is read) and is ignored otherwise. Two files with one stem are refused."""
     if not folder.is_dir():
         raise ToonmatteError(f"The folder {folder} does not exist; check the path.")
     files: dict[str, Path] = {}
@@ -81,8 +83,9 @@ def matte_files(folder: Path) -> dict[str, Path]:
             if path.stem in files:
                 raise ToonmatteError(f"{files[path.stem].name} and {path.name} in {folder} share a stem; keep one of them.")
             files[path.stem] = path
-    return {stem: path for stem, path in files.items()
-            if not (stem.endswith("_rgba") and stem[: -len("_rgba")] in files)}
+    cutouts = {stem.removesuffix(CUTOUT_SUFFIX): path for stem, path in files.items() if stem.endswith(CUTOUT_SUFFIX)}
+    plain = {stem: path for stem, path in files.items() if not stem.endswith(CUTOUT_SUFFIX)}
+    return {**{stem: path for stem, path in cutouts.items() if stem not in plain}, **plain}
 
 
 def pair_by_stem(pred_dir: Path, gt_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str], list[str]]:

@@ -1,0 +1,382 @@
+"""The studio's work queue: images to correct, one at a time, with prediction one step ahead.
+
+Sources are a server folder, uploaded images, or uploaded zips; uploads are copied (zips
+extracted safely) into a work folder so the queue survives a restart. The queue's items and
+cursor live in the dataset store's state, so the studio resumes where it left off. While the
+person edits item k, item k+1 is predicted on a background thread, so "next" is instant.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import stat
+import threading
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable
+
+import numpy as np
+
+from annotate.store import DatasetStore, hash_file, sanitize_stem
+from toonmatte.errors import ToonmatteError
+from toonmatte.imageio import IMAGE_EXTENSIONS, collect_inputs
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "queue"
+"""Key of the queue's items and cursor in the store's state."""
+DONE = ("corrected", "reviewed")
+"""Statuses that count as corrected in the progress line."""
+MAX_ZIP_MEMBERS = 20_000
+MAX_ZIP_BYTES = 8 << 30
+"""Limits on what one zip may extract (members, total uncompressed bytes), against zip bombs."""
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One image in the queue: the dataset ``stem`` it is saved under and its source file."""
+
+    stem: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the engine made of a queue item: the RGB ``image`` and its predicted ``alpha``."""
+
+    stem: str
+    path: Path
+    image: np.ndarray
+    alpha: np.ndarray
+    engine: str
+    version: str
+    source_hash: str
+
+
+@dataclass
+class ImportResult:
+    """Image files gathered from uploads, and one sentence per thing that was left out."""
+
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _is_image_name(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _safe_member_path(name: str) -> PurePosixPath | None:
+    """The relative path a zip member may be extracted to, or None for an unsafe name.
+
+    Absolute names, drive letters, backslash tricks and any ``..`` component are unsafe.
+    """
+    normalized = name.replace("\\", "/")
+    if not normalized or normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
+        return None
+    parts = [part for part in normalized.split("/") if part not in ("", ".")]
+    if not parts or any(part == ".." for part in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
+def extract_zip(archive: str | Path, destination: str | Path) -> ImportResult:
+    """Extract the image files of a zip into ``destination``; nothing is written outside it.
+
+    Members with unsafe names (absolute, ``..``), symbolic links, hidden files and non-images
+    are left out and reported; total size and member count are capped against zip bombs (the
+    cap counts bytes actually inflated, not the sizes the archive claims).
+    """
+    destination = Path(destination)
+    result = ImportResult()
+    label = Path(archive).name
+    try:
+        bundle = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        result.skipped.append(f"{label} is not a readable zip file ({error}); re-create the archive and upload it again.")
+        return result
+    root = destination.resolve()
+    written = 0
+    with bundle:
+        members = [info for info in bundle.infolist() if not info.is_dir()]
+        if len(members) > MAX_ZIP_MEMBERS:
+            result.skipped.append(f"{label} holds {len(members)} files, more than {MAX_ZIP_MEMBERS}; split it into smaller zips.")
+            return result
+        for info in members:
+            relative = _safe_member_path(info.filename)
+            mode = info.external_attr >> 16
+            if relative is None:
+                result.skipped.append(f"{label}: {info.filename!r} has an unsafe path and was not extracted.")
+                continue
+            if stat.S_ISLNK(mode):
+                result.skipped.append(f"{label}: {info.filename!r} is a symbolic link and was not extracted.")
+                continue
+            if any(part.startswith(".") for part in relative.parts) or not _is_image_name(relative.name):
+                continue  # hidden files (__MACOSX resource forks too) and non-images are simply not part of the queue
+            target = (root / relative).resolve()
+            if not target.is_relative_to(root):
+                result.skipped.append(f"{label}: {info.filename!r} would land outside the work folder and was not extracted.")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with bundle.open(info) as source, open(target, "wb") as sink:
+                    for chunk in iter(lambda: source.read(_CHUNK), b""):
+                        written += len(chunk)
+                        if written > MAX_ZIP_BYTES:
+                            raise ToonmatteError(f"{label} inflates to more than {MAX_ZIP_BYTES >> 30} GiB; split it into smaller zips.")
+                        sink.write(chunk)
+            except ToonmatteError as error:
+                target.unlink(missing_ok=True)
+                result.skipped.append(str(error))
+                return result
+            except (zipfile.BadZipFile, OSError, EOFError) as error:
+                target.unlink(missing_ok=True)
+                result.skipped.append(f"{label}: {info.filename!r} could not be extracted ({error}).")
+                continue
+            result.paths.append(target)
+    result.paths.sort()
+    return result
+
+
+def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportResult:
+    """Copy uploaded images (and the images inside uploaded zips) into ``work_dir``.
+
+    Each upload goes to a subfolder named after its content hash, so re-uploading the same file
+    reuses it and two different files with one name never collide.
+    """
+    work_dir = Path(work_dir)
+    result = ImportResult()
+    for upload in files:
+        path = Path(upload)
+        if not path.is_file():
+            result.skipped.append(f"{path.name} was not received; upload it again.")
+            continue
+        folder = work_dir / hash_file(path)[:16]
+        if path.suffix.lower() == ".zip" or (not _is_image_name(path.name) and zipfile.is_zipfile(path)):
+            extracted = extract_zip(path, folder)
+            result.paths.extend(extracted.paths)
+            result.skipped.extend(extracted.skipped)
+            if not extracted.paths and not extracted.skipped:
+                result.skipped.append(f"{path.name} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
+        elif _is_image_name(path.name):
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / (sanitize_stem(path.stem) + path.suffix.lower())
+            if not target.exists():
+                shutil.copyfile(path, target)
+            result.paths.append(target)
+        else:
+            result.skipped.append(f"{path.name} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor a zip; it was left out.")
+    return result
+
+
+def folder_images(folder: str | Path) -> ImportResult:
+    """The image files in a server folder (subfolders included), sorted by path."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return ImportResult(skipped=[f"{path} is not a folder on the server; check the path."])
+    paths = [p for p in collect_inputs([str(path)], recursive=True) if p.is_file()]
+    if not paths:
+        return ImportResult(skipped=[f"{path} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})."])
+    return ImportResult(paths=paths)
+
+
+def register(store: DatasetStore, paths: Iterable[Path]) -> list[QueueItem]:
+    """Queue items for ``paths``, each indexed in the store (new ones as "todo").
+
+    A source already in the store (same bytes) keeps its stem, so its saved work shows up; another
+    file with a taken name gets a suffixed stem (``store.stem_for``); identical files are queued once.
+    """
+    items: list[QueueItem] = []
+    seen: set[str] = set()
+    for path in paths:
+        digest = hash_file(path)
+        stem = store.stem_for(path.name, digest)
+        if stem in seen:
+            continue
+        seen.add(stem)
+        if store.get(stem) is None:
+            store.record(stem, status="todo", source_path=str(path), source_hash=digest)
+        items.append(QueueItem(stem, Path(path)))
+    return items
+
+
+Predictor = Callable[[QueueItem], Prediction]
+
+
+class WorkQueue:
+    """Items to correct and a cursor, persisted in the store, with one-ahead background prediction.
+
+    ``predictor`` turns an item into a :class:`Prediction` and raises ``BadImageError`` for an
+    unreadable file; it runs on the caller's thread for the current item and on a single
+    background thread for the next one. All methods are thread-safe.
+    """
+
+    def __init__(self, store: DatasetStore, predictor: Predictor, items: list[QueueItem],
+                 index: int = 0, source: str = "") -> None:
+        if not items:
+            raise ToonmatteError("The queue is empty; load a folder, images or a zip with at least one image.")
+        self.store = store
+        self.predictor = predictor
+        self.items = items
+        self.source = source
+        self._index = min(max(index, 0), len(items) - 1)
+        self._lock = threading.RLock()
+        self._futures: dict[int, Future] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toonmatte-prefetch")
+
+    @classmethod
+    def from_paths(cls, store: DatasetStore, predictor: Predictor, paths: Iterable[Path], source: str = "") -> "WorkQueue":
+        """A new queue over ``paths`` (see ``register``), saved as the store's queue state."""
+        queue = cls(store, predictor, register(store, paths), 0, source)
+        queue.save_state()
+        return queue
+
+    @classmethod
+    def resume(cls, store: DatasetStore, predictor: Predictor) -> "WorkQueue | None":
+        """The queue saved in the store's state, at its saved cursor; None when there is none."""
+        state = store.get_state(STATE_KEY)
+        if not state or not state.get("items"):
+            return None
+        items = [QueueItem(stem, Path(path)) for stem, path in state["items"]]
+        return cls(store, predictor, items, int(state.get("index", 0)), str(state.get("source", "")))
+
+    def save_state(self) -> None:
+        with self._lock:
+            state = {"source": self.source, "index": self._index,
+                     "items": [[item.stem, str(item.path)] for item in self.items]}
+        self.store.set_state(STATE_KEY, state)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    @property
+    def item(self) -> QueueItem:
+        return self.items[self._index]
+
+    def _future(self, index: int) -> Future:
+        """The (possibly running or finished) prediction of item ``index``."""
+        future = self._futures.get(index)
+        if future is None:
+            future = self._executor.submit(self.predictor, self.items[index])
+            self._futures[index] = future
+        return future
+
+    def _prefetch(self) -> None:
+        """Keep predictions for the cursor's neighbours only, and start the next one."""
+        with self._lock:
+            keep = {self._index - 1, self._index, self._index + 1}
+            for index in [i for i in self._futures if i not in keep]:
+                self._futures.pop(index).cancel()
+            if self._index + 1 < len(self.items):
+                self._future(self._index + 1)
+
+    def current(self) -> Prediction:
+        """The prediction of the item under the cursor (waits if it is still running); starts the next.
+
+        Raises whatever the predictor raised for this item (``BadImageError`` for a bad file);
+        the queue stays usable, so the caller can skip it.
+        """
+        with self._lock:
+            index = self._index
+            future = self._future(index)
+        self._prefetch()
+        try:
+            prediction = future.result()
+        except BaseException:
+            with self._lock:
+                if self._futures.get(index) is future:
+                    del self._futures[index]  # a later attempt retries rather than replaying the error
+            raise
+        record = self.store.get(prediction.stem)
+        if record is None or record.status == "todo":
+            self.store.record(prediction.stem, status="predicted", source_path=str(prediction.path),
+                              source_hash=prediction.source_hash, model=prediction.engine,
+                              model_version=prediction.version)
+        return prediction
+
+    def is_prefetched(self, index: int) -> bool:
+        """Whether item ``index``'s prediction has finished (successfully or not)."""
+        with self._lock:
+            future = self._futures.get(index)
+        return future is not None and future.done()
+
+    def wait_prefetch(self, timeout: float | None = None) -> None:
+        """Block until the background prediction of the next item (if any) has finished."""
+        with self._lock:
+            future = self._futures.get(self._index + 1)
+        if future is not None:
+            try:
+                future.exception(timeout=timeout)
+            except Exception:  # noqa: BLE001 - a cancelled future is finished too
+                pass
+
+    def go(self, index: int) -> QueueItem:
+        """Move the cursor to ``index`` (clamped to the queue) and save it."""
+        with self._lock:
+            self._index = min(max(index, 0), len(self.items) - 1)
+            item = self.items[self._index]
+        self.save_state()
+        self._prefetch()
+        return item
+
+    def next(self) -> QueueItem:
+        return self.go(self._index + 1)
+
+    def previous(self) -> QueueItem:
+        return self.go(self._index - 1)
+
+    def skip(self) -> QueueItem:
+        """Mark the current item skipped (unless it was already corrected) and move on."""
+        stem = self.item.stem
+        record = self.store.get(stem)
+        if record is None or record.status not in DONE:
+            self.store.record(stem, status="skipped", source_path=str(self.item.path))
+        return self.next()
+
+    def locate(self, stem: str) -> int | None:
+        """The index of the item saved under ``stem``, or None."""
+        return next((i for i, item in enumerate(self.items) if item.stem == stem), None)
+
+    def at_end(self) -> bool:
+        return self._index == len(self.items) - 1
+
+    def progress(self) -> tuple[int, int]:
+        """(items corrected or reviewed, items in the queue)."""
+        statuses = {record.stem: record.status for record in self.store.items()}
+        done = sum(1 for item in self.items if statuses.get(item.stem) in DONE)
+        return done, len(self.items)
+
+    def describe(self) -> str:
+        """One line for the UI: position, stem and corrected count."""
+        done, total = self.progress()
+        return f"Image {self._index + 1} of {total}: **{self.item.stem}** · {done} of {total} corrected"
+
+    def close(self) -> None:
+        """Stop the background thread (pending predictions are dropped)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def skip_unreadable(queue: WorkQueue, errors: type[BaseException] | tuple[type[BaseException], ...]) -> tuple[Prediction | None, list[str]]:
+    """The current prediction, skipping forward over items whose prediction raises ``errors``.
+
+    Returns the first readable prediction (None when none is left from the cursor on) and one
+    message per skipped item, so the UI can warn about each bad file and stay usable.
+    """
+    messages: list[str] = []
+    while True:
+        try:
+            return queue.current(), messages
+        except errors as error:  # type: ignore[misc]
+            messages.append(str(error))
+            stem = queue.item.stem
+            queue.store.record(stem, status="skipped", source_path=str(queue.item.path))
+            if queue.at_end():
+                return None, messages
+            queue.next()
+

@@ -1,0 +1,101 @@
+"""The studio's matting engine, loaded on a background thread so the page is served at once.
+
+Loading ToonOut (torch import, a 900 MB checkpoint) takes seconds to minutes; the studio starts
+serving immediately and the first prediction waits for the load. When no weights can be had,
+``toonmatte.pipeline.Matter`` falls back to the classical engine and ``banner`` says why.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from annotate.queue import Prediction, QueueItem
+from annotate.store import hash_file
+from toonmatte.errors import ToonmatteError
+
+log = logging.getLogger(__name__)
+
+
+def _default_loader(model: str, weights: str | None, device: str | None) -> Any:
+    from toonmatte.pipeline import Matter
+
+    return Matter(model=model, weights=weights, device=device, allow_fallback=True)
+
+
+class Engine:
+    """A ``Matter`` built once on a background thread (``start``); ``get`` starts it if needed and waits.
+
+    ``loader(model, weights, device)`` builds the matter (tests pass a stand-in); a
+    ``ToonmatteError`` while loading (an unknown device, say) is kept and re-raised by ``get``
+    so that every prediction reports it as one sentence.
+    """
+
+    def __init__(self, model: str = "toonout", weights: str | None = None, device: str | None = None,
+                 loader: Callable[[str, str | None, str | None], Any] = _default_loader) -> None:
+        self.model, self.weights, self.device = model, weights, device
+        self._loader = loader
+        self._matter: Any = None
+        self._error: ToonmatteError | None = None
+        self._ready = threading.Event()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Engine":
+        """Begin loading on a background thread (once); the app calls this right after the server is up."""
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="toonmatte-engine-load", daemon=True)
+                self._thread.start()
+        return self
+
+    def _load(self) -> None:
+        try:
+            self._matter = self._loader(self.model, self.weights, self.device)
+            log.info("engine ready: %s", getattr(self._matter, "engine", "?"))
+        except ToonmatteError as error:
+            self._error = error
+            log.error("%s", error)
+        except Exception as error:  # noqa: BLE001 - any load failure must reach the UI as one sentence
+            self._error = ToonmatteError(f"The matting engine could not be loaded ({type(error).__name__}: {error}); check --model, --weights and --device.")
+            log.exception("engine load failed")
+        finally:
+            self._ready.set()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The loaded matter (waits for the load); raises the load's ``ToonmatteError``."""
+        self.start()
+        if not self._ready.wait(timeout):
+            raise ToonmatteError("The matting engine is still loading; try again in a moment.")
+        if self._error is not None:
+            raise self._error
+        return self._matter
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def banner(self) -> tuple[str, bool]:
+        """(markdown naming the engine, whether it is a warning to show prominently); waits for the load."""
+        try:
+            matter = self.get()
+        except ToonmatteError as error:
+            return f"**The matting engine failed to load.** {error}", True
+        title = getattr(matter, "title", matter.engine)
+        if matter.is_fallback:
+            reason = matter.fallback_reason or "The classical fallback was chosen with --model fallback."
+            return f"**Engine: {title}.** {reason}", True
+        return f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {matter.device})", False
+
+    def predict(self, source: Any) -> Any:
+        """``Matter.predict`` (raises ``BadImageError`` for an unreadable image)."""
+        return self.get().predict(source)
+
+    def predict_item(self, item: QueueItem) -> Prediction:
+        """The queue's predictor: matte the item's file and hash its bytes."""
+        matte = self.predict(item.path)
+        matter = self.get()
+        return Prediction(stem=item.stem, path=Path(item.path), image=matte.image, alpha=matte.alpha,
+                          engine=matte.engine, version=str(getattr(matter, "version", matte.engine)),
+                          source_hash=hash_file(item.path))

@@ -1,0 +1,237 @@
+"""What the studio does, without Gradio: the work queue, editing, saving, browsing, the endpoints.
+
+One ``Studio`` serves every browser session: they share the dataset store, the engine and the
+work queue (a second tab follows the same queue); each session keeps its own ``Item`` under
+correction. Methods return plain values plus messages for the person; errors a person can cause
+raise ``ToonmatteError`` subclasses with one sentence.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from annotate import editing, preview
+from annotate.api import OutputFolder, matte_file, save_file
+from annotate.editing import Item
+from annotate.engine import Engine
+from annotate.queue import ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
+from annotate.store import STATUSES, DatasetStore
+from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.imageio import load_image
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = ".toonmatte/uploads"
+"""Uploaded images and extracted zips live here, under the dataset root (hidden, not part of the dataset)."""
+BROWSE_LIMIT = 200
+"""The browse gallery shows at most this many items, newest first."""
+
+
+@dataclass
+class Step:
+    """The outcome of a queue action: the item to show (None: nothing to show) and messages to warn about."""
+
+    item: Item | None
+    warnings: list[str] = field(default_factory=list)
+    info: str | None = None
+
+
+class Studio:
+    """The shared state of one running studio."""
+
+    def __init__(self, store: DatasetStore, engine: Engine, annotator: str | None = None,
+                 allow_server_paths: bool = True, outputs: OutputFolder | None = None) -> None:
+        self.store = store
+        self.engine = engine
+        self.annotator = annotator
+        self.allow_server_paths = allow_server_paths
+        self.outputs = outputs or OutputFolder()
+        self.work_dir = store.root / WORK_DIR
+        self._lock = threading.RLock()
+        self._thumbs: dict[tuple[str, str, int], np.ndarray] = {}
+        self.queue: WorkQueue | None = WorkQueue.resume(store, engine.predict_item)
+
+    # ------------------------------------------------------------------ queue
+    def load(self, uploads: Iterable[str] | None, folder: str | None) -> Step:
+        """Replace the work queue with uploaded files/zips and/or a server folder, and show its first image."""
+        uploads = [str(path) for path in (uploads or [])]
+        folder = (folder or "").strip()
+        if folder and not self.allow_server_paths:
+            raise ToonmatteError("Loading a folder from the server is disabled here (shared or non-local studio); upload the images or a zip instead.")
+        if not uploads and not folder:
+            raise ToonmatteError("Choose images or a zip to upload (or type a server folder), then press Load.")
+        found = ImportResult()
+        if uploads:
+            imported = import_uploads(uploads, self.work_dir)
+            found.paths += imported.paths
+            found.skipped += imported.skipped
+        if folder:
+            listed = folder_images(folder)
+            found.paths += listed.paths
+            found.skipped += listed.skipped
+        if not found.paths:
+            raise BadImageError(" ".join(found.skipped) or "No images were found; upload PNG, JPEG or WebP files or a zip of them.")
+        source = folder or ", ".join(Path(path).name for path in uploads[:3])
+        with self._lock:
+            if self.queue is not None:
+                self.queue.close()
+            self.queue = WorkQueue.from_paths(self.store, self.engine.predict_item, found.paths, source)
+        step = self.current()
+        step.warnings[:0] = found.skipped
+        step.info = f"Loaded {len(self.queue)} images from {source}."
+        return step
+
+    def _queue(self) -> WorkQueue:
+        if self.queue is None:
+            raise ToonmatteError("No images are loaded; upload images or a zip (or type a server folder) and press Load.")
+        return self.queue
+
+    def current(self) -> Step:
+        """The queue's current image (skipping unreadable files with a warning each); empty if no queue."""
+        if self.queue is None:
+            return Step(None)
+        prediction, warnings = skip_unreadable(self.queue, BadImageError)
+        if prediction is None:
+            return Step(None, warnings, "No readable image is left at the end of the queue; press Previous or load more images.")
+        return Step(editing.from_prediction(self.store, prediction), warnings)
+
+    def move(self, action: str) -> Step:
+        """``action`` is "next", "previous" or "skip"; returns the image now under the cursor."""
+        queue = self._queue()
+        if action == "previous":
+            if queue.index == 0:
+                return Step(None, info="This is the first image.")
+            queue.previous()
+        elif action in ("next", "skip"):
+            if queue.at_end():
+                if action == "skip":
+                    queue.skip()
+                return Step(None, info=self.finished_line())
+            queue.skip() if action == "skip" else queue.next()
+        else:
+            raise ValueError(f"unknown queue action {action!r}")
+        return self.current()
+
+    def finished_line(self) -> str:
+        done, total = self._queue().progress()
+        return f"That was the last image: {done} of {total} corrected."
+
+    def progress_line(self, item: Item | None) -> str:
+        """Markdown: where the queue is, how much is done, and what is being edited."""
+        if self.queue is None:
+            return "No images loaded yet: upload images or a zip (or type a server folder) and press **Load**."
+        line = self.queue.describe()
+        if item is not None and item.stem != self.queue.item.stem:
+            line += f" · editing saved item **{item.stem}** (from Browse)"
+        return line
+
+    # ---------------------------------------------------------------- editing
+    def apply(self, item: Item | None, editor_value: dict | None, how: str) -> tuple[Item, bool]:
+        """Apply (or snap) the editor's strokes to ``item``'s alpha."""
+        if item is None:
+            raise ToonmatteError("There is no image to edit; load images first.")
+        return editing.apply_editor(item, editor_value, how)
+
+    def save(self, item: Item | None, editor_value: dict | None) -> tuple[Item, str]:
+        """Apply pending strokes, then store the triple; returns the saved item and its stem."""
+        item, _ = self.apply(item, editor_value, "apply")
+        stem = editing.save(self.store, item, self.annotator)
+        log.info("saved %s (changed %.4f of pixels)", stem, float(np.mean(item.alpha != item.predicted)))
+        return item, stem
+
+    def save_and_next(self, item: Item | None, editor_value: dict | None) -> Step:
+        """Save, then show the next queue image (or, after a reopened item, the queue's current one)."""
+        item, stem = self.save(item, editor_value)
+        queue = self.queue
+        if queue is None or queue.item.stem != stem:
+            step = self.current() if queue is not None else Step(item)
+            step.info = f"Saved {stem}."
+            return step
+        if queue.at_end():
+            return Step(item, info=f"Saved {stem}. {self.finished_line()}")
+        queue.next()
+        step = self.current()
+        step.info = f"Saved {stem}."
+        return step
+
+    # ----------------------------------------------------------------- browse
+    def browse(self, status: str | None) -> tuple[list[tuple[np.ndarray, str]], list[str]]:
+        """Gallery entries (thumbnail, "stem · status") of indexed items, newest first, and their stems.
+
+        Saved items show their cut-out over a checkerboard; unsaved ones their source image
+        when it can still be read; items with neither are left out.
+        """
+        if status in (None, "", "all"):
+            status = None
+        elif status not in STATUSES:
+            raise ToonmatteError(f"Unknown status {status!r}; choose one of: all, {', '.join(STATUSES)}.")
+        entries, stems = [], []
+        for record in self.store.items(status)[:BROWSE_LIMIT]:
+            thumb = self._thumbnail(record)
+            if thumb is not None:
+                entries.append((thumb, f"{record.stem} · {record.status}"))
+                stems.append(record.stem)
+        return entries, stems
+
+    def _thumbnail(self, record) -> np.ndarray | None:
+        key = (record.stem, record.updated_at, record.versions)
+        if key not in self._thumbs:
+            try:
+                if record.versions > 0:
+                    _, _, rgba = self.store.load_triple(record.stem)
+                    small = preview.thumbnail(rgba)
+                    image = preview.over(small, preview.checkerboard(*small.shape[:2], cell=8))
+                elif record.source_path and Path(record.source_path).is_file():
+                    image = preview.thumbnail(load_image(record.source_path).rgb)
+                else:
+                    return None
+            except ToonmatteError:
+                return None
+            self._thumbs[key] = image
+        return self._thumbs[key]
+
+    def reopen(self, stem: str) -> Item:
+        """Open an item from the browse gallery: its saved triple, or its queue image if never saved."""
+        record = self.store.get(stem)
+        if record is None:
+            raise ToonmatteError(f"{stem} is not in the dataset index; refresh the gallery.")
+        if record.versions > 0:
+            return editing.from_store(self.store, stem, self.engine.predict)
+        queue = self._queue()
+        index = queue.locate(stem)
+        if index is None:
+            raise ToonmatteError(f"{stem} has no saved triple and is not in the current queue; load its image to correct it.")
+        queue.go(index)
+        step = self.current()
+        if step.item is None:
+            raise BadImageError(" ".join(step.warnings) or f"{stem} could not be read.")
+        return step.item
+
+    # -------------------------------------------------------------- endpoints
+    def matte_endpoint(self, image_path: str | None) -> tuple[str, str]:
+        """``/matte``: image file -> (RGBA cut-out PNG, 8-bit mask PNG)."""
+        if not image_path:
+            raise BadImageError("No image was sent; pass an image file.")
+        cut, mask = matte_file(self.engine, image_path, self.outputs)
+        return str(cut), str(mask)
+
+    def save_endpoint(self, image_path: str | None, mask_path: str | None) -> str:
+        """``/save``: image file + mask file -> the stored stem."""
+        if not image_path or not mask_path:
+            raise BadImageError("Both an image file and a mask file are needed; pass the two files.")
+        return save_file(self.store, image_path, mask_path, self.annotator or "api")
+
+    def downloads(self, item: Item, decontaminate: bool) -> tuple[str, str]:
+        """(RGBA cut-out PNG, mask PNG) files of the current alpha, for the download buttons."""
+        cut, mask = self.outputs.write({f"{item.stem}.png": item.cutout(decontaminate),
+                                        f"{item.stem}_mask.png": item.alpha})
+        return str(cut), str(mask)
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()

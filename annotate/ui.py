@@ -1,0 +1,241 @@
+"""The studio's Gradio Blocks: layout and short event handlers over ``annotate.studio.Studio``.
+
+The image editor has no ``.change``/``.input`` listeners (they would make the browser re-upload
+every layer after each stroke): strokes reach the server only when a button is pressed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+from annotate import preview
+from annotate.editing import Item, editor_value
+from annotate.shortcuts import EDITOR_ID, help_markdown
+from annotate.store import STATUSES
+from annotate.strokes import BACKGROUND_HEX, EDGE_HEX, FOREGROUND_HEX
+from annotate.studio import Step, Studio
+from toonmatte.errors import ToonmatteError
+
+ENGINE = "engine"
+"""Concurrency group of every event that may run the model: one at a time (the GPU is shared)."""
+EDITOR_HEIGHT = 640
+CSS = """
+#engine-banner.fallback { background: #fff4d6; border: 1px solid #e0b100; border-radius: 8px; padding: 4px 12px; }
+#engine-banner.fallback p { color: #5c4500; }
+.brush-fg { border-left: 8px solid #00ff00 !important; }
+.brush-bg { border-left: 8px solid #ff0000 !important; }
+.brush-edge { border-left: 8px solid #0000ff !important; }
+"""
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ``ToonmatteError`` into a ``gr.Error`` with its one sentence (no traceback), keeping the page usable."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ToonmatteError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    """The studio's Blocks; launch it with ``launch_kwargs``' css/head (Gradio 6 takes them in ``launch``)."""
+    with gr.Blocks(title="toonmatte studio", delete_cache=(3600, 24 * 3600)) as demo:
+        gr.Markdown("# toonmatte studio\nPreview ToonOut mattes, fix them with brushes, and save im/gt/an triples.")
+        banner = gr.Markdown("Loading the matting engine...", elem_id="engine-banner")
+        item_state = gr.State(None)
+        stems_state = gr.State([])
+
+        with gr.Tabs(selected="correct") as tabs:
+            with gr.Tab("Correct", id="correct"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        uploads = gr.File(label="Images or a zip", file_count="multiple",
+                                          file_types=["image", ".zip"], elem_id="uploads")
+                        folder = gr.Textbox(label="...or a folder on the server", placeholder="/path/to/images",
+                                            visible=studio.allow_server_paths, elem_id="folder")
+                        load = gr.Button("Load", elem_id="load-queue")
+                        progress = gr.Markdown(studio.progress_line(None), elem_id="progress")
+                        with gr.Row():
+                            previous = gr.Button("Previous (P)", elem_id="previous", size="sm")
+                            skip = gr.Button("Skip (N)", elem_id="skip", size="sm")
+                        save_next = gr.Button("Save & next (S)", elem_id="save-next", variant="primary")
+                        with gr.Accordion("Keyboard shortcuts", open=False):
+                            gr.Markdown(help_markdown())
+                    with gr.Column(scale=3):
+                        editor = gr.ImageEditor(
+                            label="Paint: green = subject, red = background, blue = soft edge to re-solve",
+                            elem_id=EDITOR_ID, type="numpy", format="png", image_mode="RGBA", height=EDITOR_HEIGHT,
+                            sources=[], transforms=[], interactive=True,
+                            brush=gr.Brush(colors=[FOREGROUND_HEX, BACKGROUND_HEX, EDGE_HEX], color_mode="fixed"),
+                            layers=gr.LayerOptions(allow_additional_layers=False, layers=["strokes"]),
+                        )
+                        with gr.Row():
+                            gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm").click(
+                                None, js="() => window.toonmatte && window.toonmatte.pickBrush(0)")
+                            gr.Button("Background (B)", elem_id="brush-bg", elem_classes="brush-bg", size="sm").click(
+                                None, js="() => window.toonmatte && window.toonmatte.pickBrush(1)")
+                            gr.Button("Edge (E)", elem_id="brush-edge", elem_classes="brush-edge", size="sm").click(
+                                None, js="() => window.toonmatte && window.toonmatte.pickBrush(2)")
+                            gr.Button("Smaller ([)", elem_id="brush-smaller", size="sm").click(
+                                None, js="() => window.toonmatte && window.toonmatte.resizeBrush(0.67)")
+                            gr.Button("Bigger (])", elem_id="brush-bigger", size="sm").click(
+                                None, js="() => window.toonmatte && window.toonmatte.resizeBrush(1.5)")
+                        with gr.Row():
+                            apply = gr.Button("Apply strokes (A)", elem_id="apply")
+                            snap = gr.Button("Snap (G)", elem_id="snap")
+                            reset = gr.Button("Reset to prediction", elem_id="reset")
+                            save = gr.Button("Save", elem_id="save")
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        background = gr.Radio(list(preview.BACKGROUNDS), value=preview.CHECKERBOARD,
+                                              label="Preview background", elem_id="preview-background")
+                        custom = gr.ColorPicker("#3a7bd5", label="Custom colour", elem_id="custom-colour")
+                        decontaminate = gr.Checkbox(True, label="Decontaminate edge colours", elem_id="decontaminate")
+                        download_rgba = gr.DownloadButton("Download cut-out (RGBA PNG)", elem_id="download-rgba")
+                        download_mask = gr.DownloadButton("Download mask (PNG)", elem_id="download-mask")
+                    with gr.Column(scale=2):
+                        shown = gr.Image(label="Preview", type="numpy", format="png", interactive=False,
+                                         elem_id="preview", height=480)
+                    with gr.Column(scale=2):
+                        slider = gr.ImageSlider(label="Before / after", type="numpy", format="png",
+                                                interactive=False, elem_id="before-after", max_height=480)
+            with gr.Tab("Browse", id="browse") as browse_tab:
+                with gr.Row():
+                    status_filter = gr.Dropdown(["all", *STATUSES], value="all", label="Status", elem_id="status-filter")
+                    refresh = gr.Button("Refresh", elem_id="refresh")
+                gallery = gr.Gallery(label="Saved and queued items (click to reopen)", columns=6, height=640,
+                                     allow_preview=False, format="png", elem_id="gallery")
+
+        # Hidden components behind the named API endpoints.
+        with gr.Row(visible=False):
+            api_image = gr.File(label="image", type="filepath")
+            api_mask = gr.File(label="mask", type="filepath")
+            api_cutout = gr.File(label="cut-out (RGBA PNG)")
+            api_alpha = gr.File(label="mask (8-bit PNG)")
+            api_stem = gr.Textbox(label="stem")
+            api_matte_button = gr.Button("matte")
+            api_save_button = gr.Button("save")
+
+        views = [shown, slider, download_rgba, download_mask]
+        shows = [item_state, editor, *views, progress]
+
+        def render_views(item: Item | None, choice: str, colour: str, clean: bool) -> list[Any]:
+            if item is None:
+                return [None, None, gr.update(value=None), gr.update(value=None)]
+            rgba = item.cutout(clean)
+            view = preview.view(rgba, choice, colour)
+            cut, mask = studio.downloads(item, clean)
+            return [view, (item.image, view), cut, mask]
+
+        def show(step: Step, current: Item | None, choice: str, colour: str, clean: bool) -> list[Any]:
+            """Outputs for ``shows``: the step's item (or the unchanged current one), with its toasts."""
+            for message in step.warnings:
+                gr.Warning(message)
+            if step.info:
+                gr.Info(step.info)
+            if step.item is None:
+                return [current, gr.skip(), *[gr.skip()] * len(views), studio.progress_line(current)]
+            return [step.item, editor_value(step.item), *render_views(step.item, choice, colour, clean),
+                    studio.progress_line(step.item)]
+
+        look = [background, custom, decontaminate]
+
+        @_friendly
+        def on_load(files, path, current, choice, colour, clean):
+            return show(studio.load(files, path), current, choice, colour, clean)
+
+        @_friendly
+        def on_resume(current, choice, colour, clean):
+            return show(studio.current() if current is None else Step(None), current, choice, colour, clean)
+
+        def on_move(action: str):
+            @_friendly
+            def handler(current, choice, colour, clean):
+                return show(studio.move(action), current, choice, colour, clean)
+            handler.__name__ = f"on_{action}"
+            return handler
+
+        @_friendly
+        def on_save_next(current, value, choice, colour, clean):
+            return show(studio.save_and_next(current, value), current, choice, colour, clean)
+
+        @_friendly
+        def on_save(current, value, choice, colour, clean):
+            item, stem = studio.save(current, value)
+            return show(Step(item, info=f"Saved {stem}."), current, choice, colour, clean)
+
+        def on_strokes(how: str):
+            @_friendly
+            def handler(current, value, choice, colour, clean):
+                item, painted = studio.apply(current, value, how)
+                if not painted:
+                    gr.Warning("Nothing is painted yet: pick a brush (F, B or E) and paint on the image first.")
+                    return show(Step(None), current, choice, colour, clean)
+                return show(Step(item), current, choice, colour, clean)
+            handler.__name__ = f"on_{how}"
+            return handler
+
+        @_friendly
+        def on_reset(current, choice, colour, clean):
+            if current is None:
+                raise ToonmatteError("There is no image to reset; load images first.")
+            return show(Step(current.with_alpha(current.predicted)), current, choice, colour, clean)
+
+        @_friendly
+        def on_look(current, choice, colour, clean):
+            return render_views(current, choice, colour, clean)
+
+        @_friendly
+        def on_browse(status):
+            entries, stems = studio.browse(status)
+            return entries, stems
+
+        @_friendly
+        def on_reopen(stems, current, choice, colour, clean, evt: gr.SelectData):
+            if evt.index is None or not 0 <= evt.index < len(stems):
+                raise ToonmatteError("That item is no longer listed; press Refresh.")
+            item = studio.reopen(stems[evt.index])
+            return [*show(Step(item), current, choice, colour, clean), gr.Tabs(selected="correct")]
+
+        private = {"api_visibility": "private"}
+        engine_calls = {"concurrency_id": ENGINE, "concurrency_limit": 1, **private}
+        load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls)
+        previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls)
+        skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls)
+        save_next.click(on_save_next, [item_state, editor, *look], shows, **engine_calls)
+        save.click(on_save, [item_state, editor, *look], shows, **private)
+        apply.click(on_strokes("apply"), [item_state, editor, *look], shows, **private)
+        snap.click(on_strokes("snap"), [item_state, editor, *look], shows, **private)
+        reset.click(on_reset, [item_state, *look], shows, **private)
+        for control in look:
+            control.change(on_look, [item_state, *look], views, **private)
+        refresh.click(on_browse, [status_filter], [gallery, stems_state], **private)
+        status_filter.change(on_browse, [status_filter], [gallery, stems_state], **private)
+        browse_tab.select(on_browse, [status_filter], [gallery, stems_state], **private)
+        gallery.select(on_reopen, [stems_state, item_state, *look], [*shows, tabs], **engine_calls)
+
+        api_matte_button.click(_friendly(studio.matte_endpoint), [api_image], [api_cutout, api_alpha],
+                               api_name="matte", concurrency_id=ENGINE, concurrency_limit=1,
+                               api_description="Matte an image file: returns the RGBA cut-out PNG and the 8-bit mask PNG.")
+        api_save_button.click(_friendly(studio.save_endpoint), [api_image, api_mask], [api_stem], api_name="save",
+                              api_description="Store an image file and its 8-bit mask (same size) as an im/gt/an "
+                                              "triple; returns the stem. Saving the same image again keeps the "
+                                              "previous version in the history.")
+
+        def on_page(current, choice, colour, clean):
+            text, warn = studio.engine.banner()
+            return [gr.Markdown(text, elem_classes=["fallback"] if warn else []), *on_resume(current, choice, colour, clean)]
+
+        demo.load(on_page, [item_state, *look], [banner, *shows], **engine_calls)
+    return demo
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """Page-level options that Gradio 6 takes in ``launch``: the stylesheet and the shortcut script."""
+    from annotate.shortcuts import head
+
+    return {"css": CSS, "head": head()}

@@ -1,0 +1,76 @@
+"""toonmatte studio: preview ToonOut mattes, correct them with brushes, save im/gt/an triples.
+
+``python app.py`` serves on http://127.0.0.1:7860 with the dataset in ``./dataset`` (or
+``$TOONMATTE_DATASET``); ``--help`` lists the options. This file is also the Hugging Face
+Space's ``app_file``. The model loads on a background thread, so the page is served at once;
+with no weights available it runs on the classical fallback and says so in a banner.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATASET = "dataset"
+MAX_FILE_SIZE = "200mb"
+"""Largest upload accepted (a zip of a folder of large PNGs fits; a single image is far smaller)."""
+DEFAULT_CONCURRENCY = 2
+"""Events without their own limit (applying strokes, saving, previews) run at most this many at once;
+events that may run the model are limited to one at a time (see annotate.ui.ENGINE)."""
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="app.py", description="toonmatte studio: correct anime mattes and grow an im/gt/an dataset.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port (default 7860)")
+    parser.add_argument("--dataset-root", default=os.environ.get("TOONMATTE_DATASET", DEFAULT_DATASET),
+                        help="dataset folder (default $TOONMATTE_DATASET or ./dataset)")
+    parser.add_argument("--split", default="train", help="split new items are saved under (default train)")
+    parser.add_argument("--generation", default=None,
+                        help="generation folder new items are saved under (default <today>_studio)")
+    parser.add_argument("--model", default="toonout", help="zoo model name, or 'fallback' for the classical engine (default toonout)")
+    parser.add_argument("--weights", default=None, help="path to a checkpoint (.pth or .safetensors) instead of the hub cache")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
+    parser.add_argument("--annotator", default=os.environ.get("TOONMATTE_ANNOTATOR"),
+                        help="name recorded with every save (default $TOONMATTE_ANNOTATOR)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from annotate.engine import Engine
+    from annotate.store import DatasetStore
+    from annotate.studio import Studio
+    from annotate.ui import build_app, launch_kwargs
+    from toonmatte.errors import ToonmatteError
+
+    try:
+        store = DatasetStore(Path(args.dataset_root), split=args.split, generation=args.generation)
+    except ToonmatteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    engine = Engine(args.model, args.weights, args.device)
+    local = args.host in LOOPBACK and not args.share
+    studio = Studio(store, engine, annotator=args.annotator, allow_server_paths=local)
+    demo = build_app(studio)
+    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY)
+    print(f"dataset: {store.root} (new items go to {store.split}/{store.generation})", flush=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE,
+                blocked_paths=[str(store.root)], show_error=True, prevent_thread_lock=True, **launch_kwargs())
+    engine.start()  # after the server is up: importing torch and loading weights must not delay serving
+    try:
+        demo.block_thread()
+    finally:
+        studio.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

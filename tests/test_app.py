@@ -1,0 +1,205 @@
+"""End to end: ``python app.py`` on a free port, driven through its named endpoints with gradio_client."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, draw_toon
+
+pytestmark = pytest.mark.timeout(300)
+
+GENERATION = "g1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(dataset: Path, hf_home: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
+    """Launch the studio offline on a free port; returns (process, url, log path) once it serves."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("TOONMATTE_WEIGHTS", None)
+    log = dataset.parent / f"app-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--dataset-root", str(dataset),
+         "--generation", GENERATION, *extra],
+        cwd=REPO, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return process, url, log
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"app.py did not serve within 120 s:\n{log.read_text()}")
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory):
+    """(url, dataset root, client) of a running studio."""
+    from gradio_client import Client
+
+    base = tmp_path_factory.mktemp("studio")
+    process, url, log = start_app(base / "dataset", base / "hf_home")
+    try:
+        yield url, base / "dataset", Client(url, verbose=False, download_files=str(base / "downloads"))
+    finally:
+        stop_app(process)
+        print(log.read_text()[-3000:])
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def read(path: Path | str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image).copy()
+
+
+def triple(root: Path, stem: str) -> dict[str, np.ndarray]:
+    return {kind: read(root / "train" / GENERATION / kind / f"{stem}.png") for kind in ("im", "gt", "an")}
+
+
+def test_help_lists_the_options() -> None:
+    result = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--dataset-root", "--split", "--generation", "--model", "--weights",
+                   "--device", "--share", "--annotator"):
+        assert option in result.stdout
+
+
+def test_only_matte_and_save_are_public_endpoints(studio) -> None:
+    _, _, client = studio
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/matte", "/save"}
+    assert [p["label"] for p in endpoints["/save"]["parameters"]] == ["image", "mask"]
+
+
+def test_matte_returns_cutout_and_mask(studio, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    _, _, client = studio
+    rgb, alpha = draw_toon(96, 80, seed=3)
+    source = write_png(tmp_path / "hero.png", rgb)
+    cut_path, mask_path = client.predict(handle_file(str(source)), api_name="/matte")
+    assert Path(mask_path).name == "hero_mask.png" and Path(cut_path).name == "hero.png"
+    with Image.open(mask_path) as mask_image, Image.open(cut_path) as cut_image:
+        assert mask_image.mode == "L" and mask_image.size == (80, 96)
+        assert cut_image.mode == "RGBA" and cut_image.size == (80, 96)
+        mask, cut = np.asarray(mask_image), np.asarray(cut_image)
+    assert np.array_equal(cut[..., 3], mask)
+    assert np.abs(mask.astype(int) - alpha).mean() < 10  # the classical fallback finds the flat-shaded toon
+
+
+def test_save_stores_the_triple_and_keeps_history(studio, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    _, root, client = studio
+    rgb, alpha = draw_toon(64, 48, seed=5)
+    source = write_png(tmp_path / "Scene 01.png", rgb)
+    first = alpha.copy()
+    first[:8, :8] = 255  # a deliberate correction
+    stem = client.predict(handle_file(str(source)), handle_file(str(write_png(tmp_path / "m1.png", first))),
+                          api_name="/save")
+    assert stem == "Scene_01"
+    saved = triple(root, stem)
+    assert np.array_equal(saved["im"], rgb)
+    assert saved["gt"].dtype == np.uint8 and np.array_equal(saved["gt"], first)
+    assert saved["an"].shape == (64, 48, 4) and np.array_equal(saved["an"][..., 3], first)
+
+    second = alpha.copy()
+    second[-4:, -4:] = 0
+    again = client.predict(handle_file(str(source)), handle_file(str(write_png(tmp_path / "m2.png", second))),
+                           api_name="/save")
+    assert again == stem  # the same source keeps its stem...
+    assert np.array_equal(triple(root, stem)["gt"], second)
+    history = sorted((root / ".history" / "train" / GENERATION / stem).iterdir())
+    assert len(history) == 1 and np.array_equal(read(history[0] / "gt.png"), first)  # ...and the old version
+
+
+def test_concurrent_saves_of_one_image_keep_both_versions(studio, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    url, root, _ = studio
+    rgb, alpha = draw_toon(48, 48, seed=8)
+    source = write_png(tmp_path / "race.png", rgb)
+    masks = [np.full_like(alpha, value) for value in (0, 255)]
+    paths = [write_png(tmp_path / f"mask{i}.png", mask) for i, mask in enumerate(masks)]
+    stems: list[str] = []
+
+    def save(mask_path: Path) -> None:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "dl"))
+        stems.append(client.predict(handle_file(str(source)), handle_file(str(mask_path)), api_name="/save"))
+
+    threads = [threading.Thread(target=save, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert stems == ["race", "race"]
+    current = triple(root, "race")
+    history = list((root / ".history" / "train" / GENERATION / "race").iterdir())
+    assert len(history) == 1
+    old = {kind: read(history[0] / f"{kind}.png") for kind in ("im", "gt", "an")}
+    gts = sorted(int(t["gt"][0, 0]) for t in (current, old))
+    assert gts == [0, 255]  # both versions, whole
+    for version in (current, old):
+        assert np.array_equal(version["im"], rgb)
+        assert np.array_equal(version["an"][..., 3], version["gt"])  # never a mix of two saves
+
+
+def test_bad_files_give_one_sentence_and_the_server_stays_usable(studio, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    _, _, client = studio
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not an image")
+    with pytest.raises(Exception) as caught:
+        client.predict(handle_file(str(junk)), api_name="/matte")
+    message = str(caught.value)
+    assert "junk.png" in message and "Traceback" not in message
+
+    rgb, alpha = draw_toon(40, 40, seed=1)
+    image = write_png(tmp_path / "ok.png", rgb)
+    small = write_png(tmp_path / "small.png", alpha[:20, :20])
+    with pytest.raises(Exception) as caught:
+        client.predict(handle_file(str(image)), handle_file(str(small)), api_name="/save")
+    assert "same size" in str(caught.value)
+    colour = write_png(tmp_path / "colour.png", rgb)
+    with pytest.raises(Exception) as caught:
+        client.predict(handle_file(str(image)), handle_file(str(colour)), api_name="/save")
+    assert "grayscale" in str(caught.value)
+
+    cut_path, mask_path = client.predict(handle_file(str(image)), api_name="/matte")
+    assert read(mask_path).shape == (40, 40)
+

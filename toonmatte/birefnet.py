@@ -65,7 +65,12 @@ class DeformableConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.offset_conv(x)
         mask = 2.0 * torch.sigmoid(self.modulator_conv(x))
-        return deform_conv2d(x, offset, self.regular_conv.weight, padding=self.padding, mask=mask)
+        if x.dtype == torch.float32:
+            return deform_conv2d(x, offset, self.regular_conv.weight, padding=self.padding, mask=mask)
+        # torchvision's CPU kernel has no half-precision version (its CUDA autocast wrapper also runs fp32).
+        out = deform_conv2d(x.float(), offset.float(), self.regular_conv.weight.float(), padding=self.padding,
+                            mask=mask.float())
+        return out.to(x.dtype)
 
 
 class DeformableBranch(nn.Module):

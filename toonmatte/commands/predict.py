@@ -6,6 +6,7 @@ file is reported in one line and the batch goes on; the exit status is 1 if any 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -52,14 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
     paths = collect_inputs(args.inputs, recursive=args.recursive)
     if not paths:
-        print("error: no images found in the given inputs; pass image files, folders or glob patterns.")
+        print("error: no images found in the given inputs; pass image files, folders or glob patterns.", file=sys.stderr)
         return 1
     jobs = list(zip(paths, unique_stems(paths)))
     if args.skip_existing:
         jobs = [(p, s) for p, s in jobs if not all(o.exists() for o in output_paths(args.out, s))]
     matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
-    if matter.is_fallback and args.model != "fallback":
-        print(f"warning: {matter.fallback_reason}")
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
     for path, stem in tqdm(jobs, desc=f"matting ({matter.title})", unit="image", disable=None):
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             matte = matter.predict(path)
         except BadImageError as error:
             failed += 1
-            tqdm.write(f"error: {error}")
+            tqdm.write(f"error: {error}", file=sys.stderr)
             continue
         alpha_path, rgba_path = output_paths(args.out, stem)
         write_png_atomic(alpha_path, matte.alpha)

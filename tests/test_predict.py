@@ -1,0 +1,104 @@
+"""``python -m toonmatte predict``: batches of files, folders and globs; bad files never stop a batch."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, draw_toon
+from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.cli import main
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("TOONMATTE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed in range(2):
+        Image.fromarray(draw_toon(96, 80, seed=seed)[0]).save(folder / f"toon{seed}.png")
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[16:48, 16:48] = (200, 40, 40, 255)
+    Image.fromarray(rgba, "RGBA").save(folder / "sticker.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image")
+    good = Image.new("RGB", (64, 64))
+    good.save(folder / "truncated.png")
+    data = (folder / "truncated.png").read_bytes()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def test_fallback_batch_reports_bad_files_and_finishes_the_rest(inputs, tmp_path, offline, capsys, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        status = main(["predict", str(inputs), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "TOONMATTE_WEIGHTS" in caplog.text and "fallback" in caplog.text
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and all("Traceback" not in line for line in errors)
+    for stem in ("toon0", "toon1", "sticker"):
+        alpha = np.asarray(Image.open(out / f"{stem}.png"))
+        rgba = Image.open(out / f"{stem}_rgba.png")
+        assert alpha.dtype == np.uint8 and alpha.ndim == 2
+        assert rgba.mode == "RGBA" and np.array_equal(np.asarray(rgba)[..., 3], alpha)
+    sticker = np.asarray(Image.open(out / "sticker.png"))
+    assert sticker[32, 32] > 200 and sticker[2, 2] < 50  # the opaque square is foreground, gray is background
+    assert not (out / "empty.png").exists() and not (out / "truncated_rgba.png").exists()
+
+
+def test_weights_given_by_path_are_used(inputs, tmp_path, offline, capsys):
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pth"
+    torch.save({f"module.{k}": v for k, v in build_model(BiRefNetConfig.tiny()).state_dict().items()}, weights)
+    out = tmp_path / "out"
+    status = main(["predict", str(inputs / "toon0.png"), str(inputs / "toon1.png"), "--out", str(out),
+                   "--weights", str(weights), "--device", "cpu", "--no-foreground"])
+    captured = capsys.readouterr()
+    assert status == 0, captured
+    assert "ToonOut" in captured.out and "fallback" not in captured.out
+    rgba = np.asarray(Image.open(out / "toon0_rgba.png"))
+    np.testing.assert_array_equal(rgba[..., :3], draw_toon(96, 80, seed=0)[0])  # --no-foreground keeps raw colours
+
+
+def test_skip_existing_and_globs(inputs, tmp_path, offline, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", str(inputs / "toon*.png"), "--out", str(out), "--model", "fallback"]) == 0
+    before = (out / "toon0.png").stat().st_mtime_ns
+    assert main(["predict", str(inputs / "toon*.png"), "--out", str(out), "--model", "fallback", "--skip-existing"]) == 0
+    assert (out / "toon0.png").stat().st_mtime_ns == before
+    assert "2 skipped" in capsys.readouterr().out
+
+
+def test_missing_input_and_duplicate_stems(tmp_path, offline, capsys):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(draw_toon(64, 64)[0]).save(tmp_path / sub / "same.png")
+    out = tmp_path / "out"
+    status = main(["predict", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "nope.png"),
+                   "--out", str(out), "--model", "fallback"])
+    assert status == 1
+    assert "nope.png" in capsys.readouterr().err
+    assert (out / "same.png").exists() and (out / "same_2.png").exists()
+
+
+def test_module_entry_point_runs_as_a_process(inputs, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "toonmatte", "predict", str(inputs / "empty.png"),
+                             "--out", str(tmp_path / "o"), "--model", "fallback"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "empty" in result.stderr

@@ -1,0 +1,275 @@
+"""Classical matting for characters on plain backgrounds, used when no model weights are available.
+
+The ToonOut domain is a drawn character on a plain (mostly gray) backdrop, often with a gentle
+gradient, a vignette or a floor shadow. The backdrop is smooth and the character is bounded by
+drawn outlines, so:
+
+1. Backdrop: the dominant colour of the image border (robust to a character touching the border),
+   fitted as a smooth colour surface, with its noise level.
+2. Segmentation at a working size: flood fill from the border pixels that show the backdrop,
+   following gradual colour changes but stopped by outlines; enclosed regions that show the local
+   backdrop colour (the gap between an arm and the body) are flooded too; specks are dropped.
+3. GrabCut seeded from that segmentation (probable near the outline, definite elsewhere) settles
+   the outline.
+4. Soft edges at full size: only a narrow band along the outline is re-solved, by known-background
+   matting: each band pixel is explained as ``alpha * F + (1 - alpha) * B``, with B the local
+   backdrop colour and F one of the solid foreground colours beside it (the one that reconstructs
+   the pixel best, preferring the lower alpha among equally good ones). That recovers the
+   anti-aliased coverage of drawn outlines without a global solve.
+
+Without a plain border (busy backgrounds) it degrades to GrabCut from a centred rectangle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from toonmatte.errors import BadImageError
+
+WORK_SIDE = 512  # long side of the working image for segmentation and GrabCut
+RING = 0.01  # border ring width, as a fraction of the long side
+MIN_AREA = 2e-4  # foreground components smaller than this fraction of the image are specks
+HOLE_AREA = 5e-5  # enclosed backdrop-coloured regions at least this large become holes
+PLAIN_COVERAGE = 0.3  # share of the border the backdrop colour must explain to count as plain
+SOLID = 2.5  # band pixels this many thresholds from the backdrop are candidate foreground colours
+
+
+@dataclass
+class Backdrop:
+    """The plain background's colour at every pixel of the working image and its noise level."""
+
+    colour: np.ndarray  # (H, W, 3) float32 smooth surface fitted to the border
+    noise: float  # 99th percentile colour distance of border backdrop pixels to ``colour``
+    step: int  # flood-fill tolerance: largest colour step between neighbouring backdrop pixels
+    plain: bool  # whether the border is dominated by one smoothly varying colour
+
+    @property
+    def threshold(self) -> float:
+        """Colour distance to the backdrop above which a pixel cannot be backdrop."""
+        return float(np.clip(2.0 * self.noise + 4.0, 10.0, 48.0))
+
+
+def _features(ys: np.ndarray, xs: np.ndarray, height: int, width: int) -> np.ndarray:
+    v = ys * (2.0 / max(height - 1, 1)) - 1.0
+    u = xs * (2.0 / max(width - 1, 1)) - 1.0
+    return np.stack([np.ones_like(u), u, v, u * u, v * v, u * v], axis=-1).astype(np.float32)
+
+
+def _fit_surface(features: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Least-squares quadratic colour surface (6x3 coefficients), lightly ridge-regularised."""
+    ridge = 1e-3 * len(features) * np.eye(features.shape[1], dtype=np.float32)
+    ridge[0, 0] = 0.0
+    return np.linalg.solve(features.T @ features + ridge, features.T @ colours)
+
+
+def _ring_mask(shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    ring = max(1, round(RING * max(h, w)))
+    mask = np.ones((h, w), bool)
+    mask[ring:h - ring, ring:w - ring] = False
+    return mask
+
+
+def _distance(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    diff = image.astype(np.float32) - colour
+    return np.sqrt(np.einsum("...c,...c->...", diff, diff))
+
+
+def estimate_backdrop(small: np.ndarray, smooth: np.ndarray) -> Backdrop:
+    """Fit the backdrop to the border ring: its mode colour, then a robust quadratic surface whose
+    tolerance starts wide (to take in gradients) and narrows to the noise."""
+    h, w = small.shape[:2]
+    ring = _ring_mask((h, w))
+    ys, xs = np.nonzero(ring)
+    colours = small[ys, xs].astype(np.float32)
+    keys = (colours // 16).astype(np.int32) @ np.array([256, 16, 1])
+    mode = colours[keys == np.bincount(keys).argmax()].mean(0)
+    features = _features(ys.astype(np.float32), xs.astype(np.float32), h, w)
+    coefficients = np.zeros((6, 3), np.float32)
+    coefficients[0] = mode
+    residual = np.linalg.norm(colours - mode, axis=1)
+    for tolerance in (48.0, 24.0, 12.0, 8.0):
+        inliers = residual < tolerance
+        if inliers.sum() < 12:
+            break
+        coefficients = _fit_surface(features[inliers], colours[inliers])
+        residual = np.linalg.norm(colours - features @ coefficients, axis=1)
+    inliers = residual < 8.0
+    noise = float(np.percentile(residual[inliers], 99)) if inliers.any() else 0.0
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    surface = (_features(gy, gx, h, w) @ coefficients).astype(np.float32)
+    # the colour step between neighbouring backdrop pixels, for the flood fill
+    calm = ring & (_distance(small, surface) < 8.0)
+    steps = [np.abs(np.diff(smooth.astype(np.int16), axis=axis)).max(2)[np.logical_and(
+        calm[1:] if axis == 0 else calm[:, 1:], calm[:-1] if axis == 0 else calm[:, :-1])] for axis in (0, 1)]
+    steps = np.concatenate(steps)
+    step = int(np.clip(np.percentile(steps, 95) + 2, 2, 6)) if steps.size else 3
+    return Backdrop(surface, noise, step, bool(inliers.mean() >= PLAIN_COVERAGE))
+
+
+def _flood(smooth: np.ndarray, filled: np.ndarray, seeds: tuple[np.ndarray, np.ndarray], step: int) -> None:
+    """Flood fill ``filled`` (an (H+2, W+2) uint8 OpenCV mask) from each seed not yet reached."""
+    flags = 4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+    for y, x in zip(*seeds):
+        if not filled[y + 1, x + 1]:
+            cv2.floodFill(smooth, filled, (int(x), int(y)), 0, (step,) * 3, (step,) * 3, flags)
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(4, MIN_AREA * mask.size)
+    keep[0] = False
+    return keep[labels]
+
+
+def local_backdrop(image: np.ndarray, backdrop: np.ndarray, fallback: np.ndarray, radius: int) -> np.ndarray:
+    """Mean colour of the backdrop pixels near each pixel (normalized box filter), else ``fallback``."""
+    weights = backdrop.astype(np.float32)
+    size = (2 * radius + 1, 2 * radius + 1)
+    total = cv2.blur(image.astype(np.float32) * weights[..., None], size)
+    coverage = cv2.blur(weights, size)[..., None]
+    return np.where(coverage > 0.02, total / np.maximum(coverage, 1e-6), fallback).astype(np.float32)
+
+
+def segment(small: np.ndarray, smooth: np.ndarray, backdrop: Backdrop) -> np.ndarray:
+    """Foreground mask at the working size: what the backdrop flood fill does not reach."""
+    h, w = small.shape[:2]
+    distance = _distance(small, backdrop.colour)
+    filled = np.zeros((h + 2, w + 2), np.uint8)
+    ring = _ring_mask((h, w)) & (distance < backdrop.threshold)
+    ys, xs = np.nonzero(ring)
+    order = np.argsort(distance[ys, xs], kind="stable")
+    _flood(smooth, filled, (ys[order], xs[order]), backdrop.step)
+    flooded = filled[1:-1, 1:-1] > 0
+    if flooded.any() and not flooded.all():
+        # enclosed regions showing the nearby backdrop colour: seed them and flood again
+        near = local_backdrop(smooth, flooded, backdrop.colour, max(8, max(h, w) // 16))
+        close = ~flooded & (_distance(smooth, near) < max(5.0, backdrop.noise + 2.0))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(close.astype(np.uint8), connectivity=4)
+        big = np.nonzero(stats[1:, cv2.CC_STAT_AREA] >= HOLE_AREA * h * w)[0] + 1
+        if big.size:
+            first = np.full(count, -1)
+            flat = labels.ravel()
+            positions = np.nonzero(np.isin(flat, big))[0]
+            first[flat[positions[::-1]]] = positions[::-1]  # one seed pixel per hole
+            seeds = np.unravel_index(first[big], (h, w))
+            _flood(smooth, filled, seeds, backdrop.step)
+            flooded = filled[1:-1, 1:-1] > 0
+    return _drop_specks(~flooded)
+
+
+def _grabcut(small: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    foreground = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    if foreground.all() or not foreground.any():
+        return foreground
+    models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(small, seeds, None, *models, 2, cv2.GC_INIT_WITH_MASK)
+    return np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD))
+
+
+def refine_outline(small: np.ndarray, mask: np.ndarray, band: int = 2) -> np.ndarray:
+    """GrabCut on the working image, left free only within ``band`` pixels of the outline."""
+    mask8 = mask.astype(np.uint8)
+    kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+    free = cv2.dilate(mask8, kernel) != cv2.erode(mask8, kernel)
+    seeds = np.where(mask, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
+    seeds[free & mask] = cv2.GC_PR_FGD
+    seeds[free & ~mask] = cv2.GC_PR_BGD
+    return _drop_specks(_grabcut(small, seeds))
+
+
+def soft_edges(image: np.ndarray, hard: np.ndarray, background: np.ndarray, threshold: float,
+               noise: float, half_width: int) -> np.ndarray:
+    """Alpha in [0, 1]: ``hard`` away from the outline, known-background matting within
+    ``half_width`` pixels of it. ``background`` is the backdrop colour at every pixel."""
+    alpha = hard.astype(np.float32)
+    hard8 = hard.astype(np.uint8)
+    kernel = np.ones((2 * half_width + 1, 2 * half_width + 1), np.uint8)
+    band = cv2.dilate(hard8, kernel) != cv2.erode(hard8, kernel)
+    by, bx = np.nonzero(band)
+    if by.size == 0:
+        return alpha
+    r = min(3, max(2, half_width - 1))  # candidate window radius
+    h, w = hard.shape
+    # solid foreground colours: inside the outline and clearly not backdrop (well above the threshold:
+    # JPEG chroma subsampling leaves faint colour fringes just outside saturated outlines)
+    solid = hard & (_distance(image, background) >= SOLID * threshold)
+    colours = cv2.copyMakeBorder(image, r, r, r, r, cv2.BORDER_REPLICATE).reshape(-1, 3).astype(np.float32)
+    solid = cv2.copyMakeBorder(solid.astype(np.uint8), r, r, r, r, cv2.BORDER_CONSTANT, value=0).ravel() > 0
+    stride = w + 2 * r
+    index = (by + r) * stride + (bx + r)
+    back = background[by, bx]
+    pixel = colours[index] - back  # I - B
+    pixel_sq = np.einsum("nc,nc->n", pixel, pixel)
+    margin = max(noise, 2.0)  # colour deviations this small are noise, not coverage
+    offsets = [dy * stride + dx for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+    alphas = np.empty((len(offsets), by.size), np.float32)
+    errors = np.full((len(offsets), by.size), np.inf, np.float32)
+    for k, offset in enumerate(offsets):
+        neighbour = index + offset
+        towards = colours[neighbour] - back  # F - B
+        reach_sq = np.einsum("nc,nc->n", towards, towards)
+        reach = np.sqrt(reach_sq)
+        along = np.einsum("nc,nc->n", pixel, towards)  # (I - B).(F - B)
+        a = np.clip((along / np.maximum(reach, 1e-6) - margin) / np.maximum(reach - 2.0 * margin, 1e-6), 0.0, 1.0)
+        alphas[k] = a
+        usable = solid[neighbour]
+        # |(I - B) - a (F - B)|^2, expanded
+        errors[k, usable] = (pixel_sq - 2.0 * a * along + a * a * reach_sq)[usable]
+    errors = np.sqrt(np.maximum(errors, 0.0))
+    # among the candidates that explain the pixel about as well as the best one, the lowest alpha:
+    # a mixed pixel is also "explained" by a solid neighbour of its own mixed colour with alpha 1
+    good = errors <= errors.min(0) + max(2.0 * noise, 3.0)
+    best = np.where(good, alphas, np.inf).min(0)
+    unexplained = ~np.isfinite(best)
+    best[unexplained] = alpha[by, bx][unexplained]
+    alpha[by, bx] = best
+    # a band pixel may not stand out above all of its eight neighbours (isolated specks)
+    ring = np.ones((3, 3), np.uint8)
+    ring[1, 1] = 0
+    alpha[by, bx] = np.minimum(best, cv2.dilate(alpha, ring)[by, bx])
+    return alpha
+
+
+def _check(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise BadImageError(f"The image must be a non-empty uint8 HxWx3 RGB array, got {image.dtype} {image.shape}.")
+    return np.ascontiguousarray(image)
+
+
+def _rectangle_grabcut(small: np.ndarray) -> np.ndarray:
+    """No plain backdrop: GrabCut from a centred rectangle, the usual guess for a subject in frame."""
+    h, w = small.shape[:2]
+    seeds = np.full((h, w), cv2.GC_BGD, np.uint8)
+    my, mx = max(1, h // 20), max(1, w // 20)
+    seeds[my:h - my, mx:w - mx] = cv2.GC_PR_FGD
+    return _drop_specks(_grabcut(small, seeds))
+
+
+def fallback_alpha(image: np.ndarray) -> np.ndarray:
+    """Alpha matte (uint8 HxW) of the subject of an RGB uint8 image, without a neural network."""
+    image = _check(image)
+    h, w = image.shape[:2]
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    smooth = cv2.GaussianBlur(small, (3, 3), 0)
+    backdrop = estimate_backdrop(small, smooth)
+    if not backdrop.plain:
+        mask = _rectangle_grabcut(small) if min(h, w) >= 8 else np.zeros(small.shape[:2], bool)
+        return cv2.resize(np.where(mask, 255, 0).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = segment(small, smooth, backdrop)
+    if min(small.shape[:2]) >= 8:
+        mask = refine_outline(small, mask)
+    if not mask.any():
+        return np.zeros((h, w), np.uint8)
+    clear = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0  # backdrop off the outline
+    near = local_backdrop(small, clear, backdrop.colour, max(4, max(small.shape[:2]) // 32))
+    if scale < 1:
+        mask = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+        near = cv2.resize(near, (w, h), interpolation=cv2.INTER_LINEAR)
+    half_width = max(2, int(np.ceil(1.0 / scale)) + 1)
+    alpha = soft_edges(image, mask, near, backdrop.threshold, backdrop.noise, half_width)
+    return np.rint(alpha * 255.0).astype(np.uint8)

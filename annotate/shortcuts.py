@@ -5,6 +5,9 @@ import json
 from pathlib import Path
 
 EDITOR_ID = "editor"
+BRUSH_BUTTONS = {"__FG__": "brush-fg", "__BG__": "brush-bg", "__EDGE__": "brush-edge",
+                 "__BIGGER__": "brush-bigger", "__SMALLER__": "brush-smaller"}
+"""Placeholders in shortcuts.js -> elem_id of the brush buttons it wires up (they have no Gradio events)."""
 
 # (key, elem_id of the button it clicks, what it does); the ids are the buttons' elem_id in annotate/ui.py.
 SHORTCUTS: tuple[tuple[str, str, str], ...] = (
@@ -26,6 +29,8 @@ def head() -> str:
     source = (Path(__file__).with_name("shortcuts.js").read_text(encoding="utf-8")
               .replace("__KEYS__", json.dumps({key: elem_id for key, elem_id, _ in SHORTCUTS}))
               .replace("__EDITOR__", EDITOR_ID))
+    for placeholder, elem_id in BRUSH_BUTTONS.items():
+        source = source.replace(placeholder, elem_id)
     return f"<script>\n{source}</script>"
 
 

@@ -73,17 +73,12 @@ def build_app(studio: Studio) -> gr.Blocks:
                             brush=gr.Brush(colors=[FOREGROUND_HEX, BACKGROUND_HEX, EDGE_HEX], color_mode="fixed"),
                             layers=gr.LayerOptions(allow_additional_layers=False, layers=["strokes"]),
                         )
-                        with gr.Row():
-                            gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm").click(
-                                None, js="() => window.toonmatte && window.toonmatte.pickBrush(0)")
-                            gr.Button("Background (B)", elem_id="brush-bg", elem_classes="brush-bg", size="sm").click(
-                                None, js="() => window.toonmatte && window.toonmatte.pickBrush(1)")
-                            gr.Button("Edge (E)", elem_id="brush-edge", elem_classes="brush-edge", size="sm").click(
-                                None, js="() => window.toonmatte && window.toonmatte.pickBrush(2)")
-                            gr.Button("Smaller ([)", elem_id="brush-smaller", size="sm").click(
-                                None, js="() => window.toonmatte && window.toonmatte.resizeBrush(0.67)")
-                            gr.Button("Bigger (])", elem_id="brush-bigger", size="sm").click(
-                                None, js="() => window.toonmatte && window.toonmatte.resizeBrush(1.5)")
+                        with gr.Row():  # wired in the browser by annotate/shortcuts.js (they drive the editor's toolbar)
+                            gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm")
+                            gr.Button("Background (B)", elem_id="brush-bg", elem_classes="brush-bg", size="sm")
+                            gr.Button("Edge (E)", elem_id="brush-edge", elem_classes="brush-edge", size="sm")
+                            gr.Button("Smaller ([)", elem_id="brush-smaller", size="sm")
+                            gr.Button("Bigger (])", elem_id="brush-bigger", size="sm")
                         with gr.Row():
                             apply = gr.Button("Apply strokes (A)", elem_id="apply")
                             snap = gr.Button("Snap (G)", elem_id="snap")

@@ -1,0 +1,160 @@
+"""Real browser: Debian's Chromium driven by Playwright paints on the studio's editor and saves.
+
+Upload an image, paint one foreground stroke over the backdrop and one background stroke over
+the character (brushes picked with the keyboard shortcuts), save, and check that the saved ``gt``
+changed where the strokes were painted and nowhere else. Screenshots go to the test's temp folder
+(and to ``$TOONMATTE_SHOTS`` when set, for looking at them while developing).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import draw_toon
+from studio_server import GENERATION, start_app, stop_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.timeout(300)
+
+if not os.environ.get("CI"):  # in CI both are installed (.ci/run) and the test must run
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); CI installs it and runs this test",
+                    allow_module_level=True)
+    pytest.importorskip("playwright", reason="Playwright is not installed (pip install -r requirements-dev.txt)")
+from playwright import sync_api  # noqa: E402
+
+SIZE = 160
+TOLERANCE = 2
+"""Pixels of slack around a painted stroke: the screen-to-image mapping comes from the editor's
+rounded zoom percentage, and the brush disc is rasterized by the browser."""
+
+
+def capsule(shape: tuple[int, int], start: tuple[float, float], end: tuple[float, float], radius: float) -> np.ndarray:
+    """Boolean mask of the pixels within ``radius`` of the segment start-end ((x, y) image coordinates)."""
+    ys, xs = np.mgrid[:shape[0], :shape[1]].astype(np.float64) + 0.5
+    (x0, y0), (x1, y1) = start, end
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+    return np.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy)) <= radius
+
+
+def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    rgb, _ = draw_toon(SIZE, SIZE, seed=2)
+    source = tmp_path / "upload" / "painted.png"
+    source.parent.mkdir()
+    Image.fromarray(rgb).save(source)
+    dataset = tmp_path / "dataset"
+    process, url, log = start_app(dataset, tmp_path / "hf_home")
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "dl"))
+        _, mask_path = client.predict(handle_file(str(source)), api_name="/matte")
+        with Image.open(mask_path) as mask_image:
+            predicted = np.asarray(mask_image).copy()  # the classical engine is deterministic
+
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1300})
+                page.goto(url)
+                page.wait_for_selector("#load-queue")
+                page.wait_for_function("() => document.querySelector('#engine-banner').innerText.includes('Engine')",
+                                       timeout=120_000)
+                page.locator("#uploads input[type=file]").set_input_files(str(source))
+                page.wait_for_selector("#uploads >> text=painted.png", timeout=120_000)
+                page.click("#load-queue")
+                page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Image 1 of 1')",
+                                       timeout=120_000)
+                page.wait_for_timeout(1000)  # the editor draws its canvas after the value arrives
+                page.screenshot(path=str(shots / "1-loaded.png"), full_page=True)
+
+                canvas = page.locator("#editor .pixi-target canvas").bounding_box()
+                zoom = float(re.sub(r"[^0-9.]", "", page.locator("#editor .zoom-number span").inner_text())) / 100
+                centre = (canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2)
+
+                def to_screen(x: float, y: float) -> tuple[float, float]:
+                    return centre[0] + (x - SIZE / 2) * zoom, centre[1] + (y - SIZE / 2) * zoom
+
+                def paint(start: tuple[float, float], end: tuple[float, float]) -> None:
+                    page.mouse.move(*to_screen(*start))
+                    page.mouse.down()
+                    for step in range(1, 21):
+                        t = step / 20
+                        page.mouse.move(*to_screen(start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t))
+                    page.mouse.up()
+
+                def brush_radius() -> float:
+                    """The editor's brush radius in image pixels, read off its size slider."""
+                    page.locator("#editor button[aria-label='Brush Size']").click()
+                    value = float(page.locator("#editor input[type=range]").input_value())
+                    page.evaluate("document.body.dispatchEvent(new MouseEvent('mousedown', {bubbles: true}))")
+                    page.wait_for_function("() => !document.querySelector('#editor input[type=range]')", timeout=60_000)
+                    return value
+
+                def use(key: str, colour: str | None = None) -> None:
+                    """Press a shortcut and wait until the editor's toolbar has done it (and its pop-ups closed)."""
+                    page.keyboard.press(key)
+                    page.wait_for_function(
+                        "() => !window.toonmatte.busy() && !document.querySelector('#editor menu.swatch')"
+                        " && !document.querySelector('#editor input[type=range]')", timeout=60_000)
+                    if colour:
+                        assert page.locator("#editor button[aria-label='Color']").get_attribute("style").startswith(
+                            f"color: {colour};")
+
+                page.locator("h1").click()  # keyboard focus on the page, not in a text field
+                start_radius = brush_radius()
+                for key in "[[]":  # smaller, smaller, bigger: through the shortcuts
+                    use(key)
+                radius = brush_radius()
+                assert 4 <= radius < start_radius
+
+                fg_stroke = ((12.0, 14.0), (50.0, 20.0))  # over the plain backdrop (top left)
+                bg_stroke = ((70.0, 140.0), (92.0, 140.0))  # across the character's body
+                use("f", "rgb(0, 255, 0)")
+                paint(*fg_stroke)
+                use("b", "rgb(255, 0, 0)")
+                paint(*bg_stroke)
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(shots / "2-painted.png"), full_page=True)
+
+                page.keyboard.press("s")  # save and next
+                saved = dataset / "train" / GENERATION / "gt" / "painted.png"
+                page.wait_for_function("() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')",
+                                       timeout=120_000)
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(shots / "3-saved.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        stop_app(process)
+        if os.environ.get("TOONMATTE_SHOTS"):
+            shutil.copytree(shots, os.environ["TOONMATTE_SHOTS"], dirs_exist_ok=True)
+
+    with Image.open(saved) as gt_image:
+        gt = np.asarray(gt_image).copy()
+    shape = predicted.shape
+    fg_core = capsule(shape, *fg_stroke, radius - TOLERANCE)
+    bg_core = capsule(shape, *bg_stroke, radius - TOLERANCE)
+    fg_reach = capsule(shape, *fg_stroke, radius + TOLERANCE)
+    bg_reach = capsule(shape, *bg_stroke, radius + TOLERANCE)
+    assert (predicted[fg_core] == 0).all() and (predicted[bg_core] == 255).all(), "strokes must cross a real change"
+    assert (gt[fg_core] == 255).all(), "the foreground stroke did not set alpha 255 where it was painted"
+    assert (gt[bg_core] == 0).all(), "the background stroke did not set alpha 0 where it was painted"
+    changed = gt != predicted
+    assert not (changed & ~(fg_reach | bg_reach)).any(), "pixels changed outside the painted strokes"
+    assert (gt[changed & fg_reach] == 255).all() and (gt[changed & bg_reach] == 0).all()
+    im = np.asarray(Image.open(dataset / "train" / GENERATION / "im" / "painted.png"))
+    assert np.array_equal(im, rgb)
+    assert "Traceback" not in log.read_text()

@@ -11,7 +11,8 @@ drawn outlines, so:
    backdrop colour (the gap between an arm and the body) are flooded too; specks are dropped.
 3. GrabCut seeded from that segmentation (probable near the outline, definite elsewhere) settles
    the outline.
-4. Soft edges at full size: only a narrow band along the outline is re-solved, by known-background
+4. Soft edges at full size: only a narrow band along the outline (plus the fine details where a
+   full-size flood fill disagrees with the working-size mask) is re-solved, by known-background
    matting: each band pixel is explained as ``alpha * F + (1 - alpha) * B``, with B the local
    backdrop colour and F one of the solid foreground colours beside it (the one that reconstructs
    the pixel best, preferring the lower alpha among equally good ones). That recovers the
@@ -33,6 +34,7 @@ RING = 0.01  # border ring width, as a fraction of the long side
 MIN_AREA = 2e-4  # foreground components smaller than this fraction of the image are specks
 HOLE_AREA = 5e-5  # enclosed backdrop-coloured regions at least this large become holes
 PLAIN_COVERAGE = 0.3  # share of the border the backdrop colour must explain to count as plain
+MIN_GRABCUT_SIDE = 32  # smaller working images skip GrabCut (too few pixels for its colour models)
 SOLID = 2.5  # band pixels this many thresholds from the backdrop are candidate foreground colours
 
 
@@ -78,8 +80,8 @@ def _distance(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
 
 
 def estimate_backdrop(small: np.ndarray, smooth: np.ndarray) -> Backdrop:
-    """Fit the backdrop to the border ring: its mode colour, then a robust quadratic surface whose
-    tolerance starts wide (to take in gradients) and narrows to the noise."""
+    """Fit the backdrop to the border ring: its mode colour, then a quadratic surface grown from the
+    pixels near that colour to those near the fit, so gradients are followed and characters left out."""
     h, w = small.shape[:2]
     ring = _ring_mask((h, w))
     ys, xs = np.nonzero(ring)
@@ -90,23 +92,32 @@ def estimate_backdrop(small: np.ndarray, smooth: np.ndarray) -> Backdrop:
     coefficients = np.zeros((6, 3), np.float32)
     coefficients[0] = mode
     residual = np.linalg.norm(colours - mode, axis=1)
-    for tolerance in (48.0, 24.0, 12.0, 8.0):
-        inliers = residual < tolerance
+    inliers = residual < 12.0
+    for _ in range(10):  # grow along gradients from the mode; a character's jump in colour stays out
         if inliers.sum() < 12:
             break
         coefficients = _fit_surface(features[inliers], colours[inliers])
         residual = np.linalg.norm(colours - features @ coefficients, axis=1)
+        grown = residual < max(8.0, 3.0 * 1.4826 * float(np.median(residual[inliers])))
+        if (grown == inliers).all():
+            break
+        inliers = grown
     inliers = residual < 8.0
     noise = float(np.percentile(residual[inliers], 99)) if inliers.any() else 0.0
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     surface = (_features(gy, gx, h, w) @ coefficients).astype(np.float32)
-    # the colour step between neighbouring backdrop pixels, for the flood fill
-    calm = ring & (_distance(small, surface) < 8.0)
-    steps = [np.abs(np.diff(smooth.astype(np.int16), axis=axis)).max(2)[np.logical_and(
-        calm[1:] if axis == 0 else calm[:, 1:], calm[:-1] if axis == 0 else calm[:, :-1])] for axis in (0, 1)]
-    steps = np.concatenate(steps)
-    step = int(np.clip(np.percentile(steps, 95) + 2, 2, 6)) if steps.size else 3
+    step = _flood_step(smooth, ring & (_distance(small, surface) < 8.0))
     return Backdrop(surface, noise, step, bool(inliers.mean() >= PLAIN_COVERAGE))
+
+
+def _flood_step(smooth: np.ndarray, calm: np.ndarray) -> int:
+    """Flood-fill tolerance: the usual colour step between neighbouring ``calm`` backdrop pixels."""
+    signed = smooth.astype(np.int16)
+    steps = np.concatenate([
+        np.abs(signed[1:] - signed[:-1]).max(2)[calm[1:] & calm[:-1]],
+        np.abs(signed[:, 1:] - signed[:, :-1]).max(2)[calm[:, 1:] & calm[:, :-1]],
+    ])
+    return int(np.clip(np.percentile(steps, 95) + 2, 2, 6)) if steps.size else 3
 
 
 def _flood(smooth: np.ndarray, filled: np.ndarray, seeds: tuple[np.ndarray, np.ndarray], step: int) -> None:
@@ -150,14 +161,27 @@ def segment(small: np.ndarray, smooth: np.ndarray, backdrop: Backdrop) -> np.nda
         count, labels, stats, _ = cv2.connectedComponentsWithStats(close.astype(np.uint8), connectivity=4)
         big = np.nonzero(stats[1:, cv2.CC_STAT_AREA] >= HOLE_AREA * h * w)[0] + 1
         if big.size:
-            first = np.full(count, -1)
-            flat = labels.ravel()
-            positions = np.nonzero(np.isin(flat, big))[0]
-            first[flat[positions[::-1]]] = positions[::-1]  # one seed pixel per hole
-            seeds = np.unravel_index(first[big], (h, w))
-            _flood(smooth, filled, seeds, backdrop.step)
+            first = np.unique(labels.ravel(), return_index=True)[1]  # one seed pixel per region
+            _flood(smooth, filled, np.unravel_index(first[big], (h, w)), backdrop.step)
             flooded = filled[1:-1, 1:-1] > 0
     return _drop_specks(~flooded)
+
+
+def fine_foreground(image: np.ndarray, coarse: np.ndarray, background: np.ndarray, threshold: float) -> np.ndarray:
+    """Full-size foreground by flood fill from the backdrop well away from the coarse mask."""
+    h, w = coarse.shape
+    smooth = cv2.GaussianBlur(image, (3, 3), 0)
+    margin = max(3, round(max(h, w) / WORK_SIDE) * 2 + 1)
+    calm = (cv2.dilate(coarse.astype(np.uint8), np.ones((margin, margin), np.uint8)) == 0) & (
+        _distance(smooth, background) < threshold)
+    grid = np.zeros_like(calm)
+    grid[::8, ::8] = True
+    seeds = np.nonzero(calm & grid)
+    if seeds[0].size == 0:
+        return coarse
+    filled = np.zeros((h + 2, w + 2), np.uint8)
+    _flood(smooth, filled, seeds, _flood_step(smooth, calm))
+    return _drop_specks(filled[1:-1, 1:-1] == 0)
 
 
 def _grabcut(small: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -181,21 +205,24 @@ def refine_outline(small: np.ndarray, mask: np.ndarray, band: int = 2) -> np.nda
 
 
 def soft_edges(image: np.ndarray, hard: np.ndarray, background: np.ndarray, threshold: float,
-               noise: float, half_width: int) -> np.ndarray:
+               noise: float, half_width: int, unsure: np.ndarray | None = None) -> np.ndarray:
     """Alpha in [0, 1]: ``hard`` away from the outline, known-background matting within
-    ``half_width`` pixels of it. ``background`` is the backdrop colour at every pixel."""
+    ``half_width`` pixels of it and around ``unsure`` pixels. ``background`` is the backdrop colour
+    at every pixel."""
     alpha = hard.astype(np.float32)
     hard8 = hard.astype(np.uint8)
     kernel = np.ones((2 * half_width + 1, 2 * half_width + 1), np.uint8)
     band = cv2.dilate(hard8, kernel) != cv2.erode(hard8, kernel)
+    if unsure is not None and unsure.sum() <= band.sum():  # small details only, not a failed flood
+        band |= cv2.dilate(unsure.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     by, bx = np.nonzero(band)
     if by.size == 0:
         return alpha
     r = min(3, max(2, half_width - 1))  # candidate window radius
     h, w = hard.shape
-    # solid foreground colours: inside the outline and clearly not backdrop (well above the threshold:
-    # JPEG chroma subsampling leaves faint colour fringes just outside saturated outlines)
-    solid = hard & (_distance(image, background) >= SOLID * threshold)
+    # solid foreground colours: clearly not backdrop (well above the threshold: JPEG chroma
+    # subsampling leaves faint colour fringes just outside saturated outlines)
+    solid = _distance(image, background) >= SOLID * threshold
     colours = cv2.copyMakeBorder(image, r, r, r, r, cv2.BORDER_REPLICATE).reshape(-1, 3).astype(np.float32)
     solid = cv2.copyMakeBorder(solid.astype(np.uint8), r, r, r, r, cv2.BORDER_CONSTANT, value=0).ravel() > 0
     stride = w + 2 * r
@@ -244,8 +271,7 @@ def _rectangle_grabcut(small: np.ndarray) -> np.ndarray:
     """No plain backdrop: GrabCut from a centred rectangle, the usual guess for a subject in frame."""
     h, w = small.shape[:2]
     seeds = np.full((h, w), cv2.GC_BGD, np.uint8)
-    my, mx = max(1, h // 20), max(1, w // 20)
-    seeds[my:h - my, mx:w - mx] = cv2.GC_PR_FGD
+    seeds[h // 20:h - h // 20, w // 20:w - w // 20] = cv2.GC_PR_FGD
     return _drop_specks(_grabcut(small, seeds))
 
 
@@ -257,19 +283,23 @@ def fallback_alpha(image: np.ndarray) -> np.ndarray:
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     smooth = cv2.GaussianBlur(small, (3, 3), 0)
     backdrop = estimate_backdrop(small, smooth)
+    grabcut = min(small.shape[:2]) >= MIN_GRABCUT_SIDE
     if not backdrop.plain:
-        mask = _rectangle_grabcut(small) if min(h, w) >= 8 else np.zeros(small.shape[:2], bool)
+        mask = _rectangle_grabcut(small) if grabcut else np.zeros(small.shape[:2], bool)
         return cv2.resize(np.where(mask, 255, 0).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
     mask = segment(small, smooth, backdrop)
-    if min(small.shape[:2]) >= 8:
+    if grabcut:
         mask = refine_outline(small, mask)
     if not mask.any():
         return np.zeros((h, w), np.uint8)
     clear = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) == 0  # backdrop off the outline
     near = local_backdrop(small, clear, backdrop.colour, max(4, max(small.shape[:2]) // 32))
+    unsure = None
     if scale < 1:
         mask = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
         near = cv2.resize(near, (w, h), interpolation=cv2.INTER_LINEAR)
+        # details finer than the working size (fingers, strands): where a full-size flood disagrees
+        unsure = fine_foreground(image, mask, near, backdrop.threshold) != mask
     half_width = max(2, int(np.ceil(1.0 / scale)) + 1)
-    alpha = soft_edges(image, mask, near, backdrop.threshold, backdrop.noise, half_width)
+    alpha = soft_edges(image, mask, near, backdrop.threshold, backdrop.noise, half_width, unsure)
     return np.rint(alpha * 255.0).astype(np.uint8)

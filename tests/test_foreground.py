@@ -94,6 +94,16 @@ def test_torch_version_agrees_with_numpy_within_one_level():
         assert np.abs(got - estimate_foreground(image, alpha)).max() <= 1
 
 
+def test_torch_version_computes_in_float32_for_half_inputs():
+    image, alpha = draw_toon(48, 40, background=200, seed=2)
+    images = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    alphas = torch.from_numpy(alpha)[None, None].float() / 255
+    full = estimate_foreground_torch(images, alphas)
+    half = estimate_foreground_torch(images.to(torch.bfloat16), alphas.to(torch.bfloat16))
+    assert half.dtype == torch.float32
+    assert (half - full).abs().max() < 0.02  # only the bf16 rounding of the inputs differs
+
+
 def test_torch_version_rejects_bad_shapes():
     with pytest.raises(BadImageError):
         estimate_foreground_torch(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 9))

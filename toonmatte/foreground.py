@@ -177,21 +177,23 @@ def box_blur_torch(x: "torch.Tensor", r: int) -> "torch.Tensor":
 def estimate_foreground_torch(image: "torch.Tensor", alpha: "torch.Tensor") -> "torch.Tensor":
     """Blur fusion on tensors (any device): image (B,3,H,W) and alpha (B,1,H,W) floats in [0, 1].
 
-    Returns the foreground (B,3,H,W) float in [0, 1]; ``(F * 255).to(torch.uint8)`` matches
-    ``estimate_foreground`` within one level.
+    Returns the foreground (B,3,H,W) as float32 in [0, 1] (computed in float32 whatever the input
+    precision); ``(F * 255).to(torch.uint8)`` matches ``estimate_foreground`` within one level.
     """
+    import torch
+
     if image.ndim != 4 or image.shape[1] != 3:
         raise BadImageError(f"The image tensor must be shaped (B, 3, H, W), got {tuple(image.shape)}.")
     if alpha.ndim != 4 or alpha.shape[1] != 1 or alpha.shape[0] != image.shape[0] or alpha.shape[2:] != image.shape[2:]:
         raise BadImageError(f"The alpha tensor must be shaped (B, 1, H, W) like the image, got {tuple(alpha.shape)}.")
-    a = alpha.to(image.dtype)
+    image, a = image.float(), alpha.float()
     fg, bg = image, image
-    for r in RADII:
-        blurred = box_blur_torch(a, r)
-        f_ = box_blur_torch(fg * a, r) / (blurred + _EPS)
-        b_ = box_blur_torch(bg * (1 - a), r) / ((1 - blurred) + _EPS)
-        fg = (f_ + a * (image - a * f_ - (1 - a) * b_)).clamp(0, 1)
-        bg = b_
+    for r in RADII:  # the seven planes of a pass are blurred in one call
+        blurred = box_blur_torch(torch.cat([a, fg * a, bg * (1 - a)], dim=1), r)
+        ba, fa, bb = blurred[:, :1], blurred[:, 1:4], blurred[:, 4:]
+        f_ = fa / (ba + _EPS)
+        bg = bb / ((1 - ba) + _EPS)
+        fg = (f_ + a * (image - a * f_ - (1 - a) * bg)).clamp(0, 1)
     return fg
 
 

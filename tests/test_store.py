@@ -1,0 +1,331 @@
+"""The dataset store: round trips, history, stem sanitizing, crash recovery, concurrent writers, index, state."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annotate import store as store_module
+from annotate.store import STATUSES, DatasetStore, sanitize_stem
+from toonmatte.errors import ToonmatteError
+
+FAULT_STEPS = ("temps-written", "history-staged", "journal-written", "renamed-im", "renamed-gt", "renamed-an",
+               "history-committed", "indexed")
+FORK = multiprocessing.get_context("fork")
+
+
+def _uniform(value: int, size: tuple[int, int] = (12, 16)) -> tuple[np.ndarray, np.ndarray]:
+    """An image and alpha filled with ``value``, so every file of a triple says which save wrote it."""
+    return np.full((*size, 3), value, np.uint8), np.full(size, value, np.uint8)
+
+
+def _save_uniform(store: DatasetStore, stem: str, value: int) -> str:
+    image, alpha = _uniform(value)
+    return store.save_triple(stem, image, alpha, foreground=image)
+
+
+def _value_of(folder_or_files: dict[str, Path]) -> int:
+    """The single value a triple's three files hold; fails if they disagree (a mixed triple)."""
+    values = set()
+    for path in folder_or_files.values():
+        values.update(np.unique(store_module._read_png(path)).tolist())
+    assert len(values) == 1, f"mixed triple: {values}"
+    return values.pop()
+
+
+def _history_values(store: DatasetStore, stem: str) -> list[int]:
+    return [_value_of({k: folder / f"{k}.png" for k in ("im", "gt", "an")}) for folder in store.history(stem)]
+
+
+def _leftovers(root: Path) -> list[Path]:
+    """Temp files, journals and staged history folders anywhere under the root."""
+    found = [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+    found += list((root / ".toonmatte" / "journal").iterdir())
+    found += list((root / ".history" / ".staging").iterdir())
+    return found
+
+
+def _random_images(seed: int, size: tuple[int, int] = (37, 53)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (*size, 3), dtype=np.uint8), rng.integers(0, 256, size, dtype=np.uint8),
+            rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+
+
+def test_round_trip_is_exact_and_uses_toonout_layout(tmp_path):
+    store = DatasetStore(tmp_path / "root", split="train", generation="2025-01-01_studio")
+    image, alpha, foreground = _random_images(0)
+    stem = store.save_triple("shots/frame 001.png", image, alpha, foreground=foreground, model="toonout",
+                             model_version="v1", annotator="ana")
+    assert stem == "frame_001"
+    folder = tmp_path / "root" / "train" / "2025-01-01_studio"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == [
+        "an/frame_001.png", "gt/frame_001.png", "im/frame_001.png"]
+    assert sorted(p.name for p in (tmp_path / "root").iterdir() if not p.name.startswith(".")) == ["train"]
+    im, gt, an = store.load_triple(stem)
+    assert np.array_equal(im, image) and np.array_equal(gt, alpha)
+    assert an.shape == (37, 53, 4) and np.array_equal(an[..., :3], foreground) and np.array_equal(an[..., 3], alpha)
+    gt_file = store_module.cv2.imread(str(folder / "gt" / "frame_001.png"), store_module.cv2.IMREAD_UNCHANGED)
+    assert gt_file.ndim == 2 and gt_file.dtype == np.uint8
+    record = store.get(stem)
+    assert (record.status, record.model, record.model_version, record.annotator, record.versions) == (
+        "corrected", "toonout", "v1", "ana", 1)
+    assert record.changed_fraction is None and store.history(stem) == []
+
+
+def test_resave_keeps_previous_versions_in_history(tmp_path):
+    store = DatasetStore(tmp_path, generation="g")
+    first, second, third = _random_images(1), _random_images(2), _random_images(3)
+    for image, alpha, fg in (first, second, third):
+        store.save_triple("item", image, alpha, foreground=fg)
+    folders = store.history("item")
+    assert len(folders) == 2 and all(f.parent == tmp_path / ".history" / "train" / "g" / "item" for f in folders)
+    for folder, (image, alpha, fg) in zip(folders, (first, second)):
+        assert np.array_equal(store_module._read_png(folder / "im.png"), image)
+        assert np.array_equal(store_module._read_png(folder / "gt.png"), alpha)
+        assert np.array_equal(store_module._read_png(folder / "an.png")[..., :3], fg)
+    assert np.array_equal(store.load_triple("item")[1], third[1])
+    assert store.get("item").versions == 3
+
+
+def test_change_stats_and_source_hash_are_recorded(tmp_path):
+    store = DatasetStore(tmp_path / "root")
+    source = tmp_path / "pic.png"
+    source.write_bytes(b"not really a png but bytes to hash")
+    image, alpha = _uniform(200)
+    predicted = alpha.copy()
+    predicted[:3] = 100  # 3 of 12 rows differ by 100
+    store.save_triple("pic", image, alpha, foreground=image, predicted_alpha=predicted, source_path=str(source))
+    record = store.get("pic")
+    assert record.changed_fraction == pytest.approx(0.25) and record.mean_abs_delta == pytest.approx(25.0)
+    assert record.source_path == str(source)
+    assert record.source_hash == store_module.hash_file(source) and len(record.source_hash) == 64
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/passwd", "passwd"),
+    ("a/b\\c.png", "c"),
+    ("..", "untitled"),
+    ("", "untitled"),
+    (".hidden.png", "hidden"),
+    ("v1.2.png", "v1_2"),
+    ("CON.png", "_CON"),
+])
+def test_sanitize_stem(name, expected):
+    assert sanitize_stem(name) == expected
+
+
+def test_sanitize_stem_unicode_and_long_names_stay_distinct_and_bounded():
+    cat, dog = sanitize_stem("ねこ.png"), sanitize_stem("いぬ.png")
+    assert cat != dog and cat.isascii() and dog.isascii()
+    assert sanitize_stem("café.png").startswith("cafe-")
+    long_a, long_b = sanitize_stem("a" * 500 + "1.png"), sanitize_stem("a" * 500 + "2.png")
+    assert long_a != long_b and len(long_a) <= store_module.MAX_STEM_LENGTH
+    for name in ("../../etc/passwd", "a/b\\c.png", "ねこ.png", "..", "", "x" * 400, "-rf", "a:b*c?.png"):
+        stem = sanitize_stem(name)
+        assert stem and sanitize_stem(stem) == stem
+        assert all(c.isalnum() and c.isascii() or c in "_-" for c in stem) and not stem.startswith("-")
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b\\c.png", "ねこ.png", "", "..", "/" * 3, "x" * 1000])
+def test_nothing_is_written_outside_the_root(tmp_path, name):
+    root = tmp_path / "root"
+    store = DatasetStore(root)
+    stem = _save_uniform(store, name, 7)
+    _save_uniform(store, name, 8)
+    assert [p.name for p in tmp_path.iterdir()] == ["root"]
+    for path in root.rglob("*"):
+        assert path.resolve().is_relative_to(root.resolve())
+    assert _value_of(store.triple_paths(stem)) == 8 and _history_values(store, stem) == [7]
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    ({"alpha": np.zeros((12, 16, 1), np.uint8)}, "2-D uint8"),
+    ({"alpha": np.zeros((12, 16), np.float32)}, "2-D uint8"),
+    ({"alpha": np.zeros((16, 12), np.uint8)}, "image's size"),
+    ({"image": np.zeros((12, 16, 4), np.uint8)}, "8-bit RGB"),
+    ({"image": np.zeros((12, 16, 3), np.uint16)}, "8-bit RGB"),
+    ({"foreground": np.zeros((12, 16), np.uint8)}, "foreground"),
+    ({"predicted_alpha": np.zeros((3, 3), np.uint8)}, "predicted alpha"),
+    ({"status": "done"}, "Unknown status"),
+])
+def test_bad_input_raises_one_sentence(tmp_path, kwargs, phrase):
+    store = DatasetStore(tmp_path)
+    image, alpha = _uniform(5)
+    args = {"image": image, "alpha": alpha, "foreground": image, **kwargs}
+    with pytest.raises(ToonmatteError, match=phrase) as caught:
+        store.save_triple("x", args.pop("image"), args.pop("alpha"), **args)
+    assert "\n" not in str(caught.value)
+    assert store.get("x") is None and not list(tmp_path.glob("train/*/*/*"))
+
+
+def test_bad_split_and_generation_names_are_refused(tmp_path):
+    for kwargs in ({"split": "../x"}, {"generation": "a/b"}, {"split": ".hidden"}):
+        with pytest.raises(ToonmatteError, match="not allowed"):
+            DatasetStore(tmp_path, **kwargs)
+    with pytest.raises(ToonmatteError, match="No saved triple"):
+        DatasetStore(tmp_path).load_triple("missing")
+
+
+def _save_paused(root: Path, stem: str, value: int, step: str, marker: Path) -> None:
+    """Child process: save, stopping for good at ``step`` (the parent kills it there)."""
+    def pause(name: str) -> None:
+        if name == step:
+            marker.touch()
+            time.sleep(120)
+
+    store_module._fault_point = pause
+    _save_uniform(DatasetStore(root, generation="g"), stem, value)
+
+
+def _kill_when(process, marker: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.is_alive() and time.monotonic() < deadline, "the writer never reached its pause"
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+
+
+@pytest.mark.parametrize("step", FAULT_STEPS)
+def test_writer_killed_mid_save_leaves_old_or_new_triple(tmp_path, step):
+    store = DatasetStore(tmp_path, generation="g")
+    _save_uniform(store, "item", 10)
+    marker = tmp_path / "paused"
+    writer = FORK.Process(target=_save_paused, args=(tmp_path, "item", 20, step, marker))
+    writer.start()
+    _kill_when(writer, marker)
+    paths = store.triple_paths("item")
+    if step == "renamed-im":  # the crash really left a mix on disk before recovery
+        assert _value_of({"im": paths["im"]}) == 20 and _value_of({"gt": paths["gt"]}) == 10
+    assert _leftovers(tmp_path)  # and something to clean up
+
+    reopened = DatasetStore(tmp_path, generation="g")
+    committed = FAULT_STEPS.index(step) >= FAULT_STEPS.index("journal-written")
+    assert _value_of(reopened.triple_paths("item")) == (20 if committed else 10)
+    assert _history_values(reopened, "item") == ([10] if committed else [])
+    assert reopened.get("item").versions == (2 if committed else 1)
+    assert _leftovers(tmp_path) == []
+    _save_uniform(reopened, "item", 30)  # the store stays usable
+    assert _history_values(reopened, "item") == ([10, 20] if committed else [10])
+
+
+def _save_forever(root: Path, stem: str, start: int) -> None:
+    store = DatasetStore(root, generation="g")
+    value = start
+    while True:
+        _save_uniform(store, stem, value)
+        value = value % 250 + 1
+
+
+def test_writer_killed_at_random_moments(tmp_path):
+    rng = np.random.default_rng(0)
+    DatasetStore(tmp_path, generation="g")
+    for round_ in range(4):
+        writer = FORK.Process(target=_save_forever, args=(tmp_path, "loop", 1 + 60 * round_))
+        writer.start()
+        time.sleep(float(rng.uniform(0.3, 0.8)))
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join()
+        store = DatasetStore(tmp_path, generation="g")
+        if store.get("loop") is None:
+            continue
+        _value_of(store.triple_paths("loop"))  # consistent
+        history = _history_values(store, "loop")  # each version consistent
+        assert store.get("loop").versions == len(history) + 1
+        assert _leftovers(tmp_path) == []
+
+
+def _save_values(root: Path, stem: str, values: list[int]) -> None:
+    store = DatasetStore(root, generation="g")
+    for value in values:
+        _save_uniform(store, stem, value)
+
+
+def test_concurrent_writers_threads_and_processes_same_stem(tmp_path):
+    store = DatasetStore(tmp_path, generation="g")
+    thread_values = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    process_values = [[11, 12, 13], [14, 15, 16]]
+    # processes fork before any thread starts (forking a process with running threads can deadlock it)
+    workers = [FORK.Process(target=_save_values, args=(tmp_path, "same", v)) for v in process_values]
+    workers += [threading.Thread(target=lambda v=v: [_save_uniform(store, "same", x) for x in v]) for v in thread_values]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(w.exitcode == 0 for w in workers if isinstance(w, multiprocessing.process.BaseProcess))
+    everything = [x for v in thread_values + process_values for x in v]
+    final = _value_of(store.triple_paths("same"))
+    assert sorted(_history_values(store, "same") + [final]) == sorted(everything)
+    assert store.get("same").versions == len(everything)
+    for values in thread_values + process_values:  # each writer's saves stay in its own order
+        history = _history_values(store, "same") + [final]
+        assert [history.index(x) for x in values] == sorted(history.index(x) for x in values)
+    assert _leftovers(tmp_path) == []
+
+
+def test_concurrent_writers_different_stems(tmp_path):
+    store = DatasetStore(tmp_path, generation="g")
+    threads = [threading.Thread(target=lambda i=i: [_save_uniform(store, f"s{i}", 10 * i + k) for k in range(3)])
+               for i in range(1, 5)]
+    process = FORK.Process(target=_save_values, args=(tmp_path, "s9", [90, 91, 92]))
+    process.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    process.join()
+    for i in (1, 2, 3, 4, 9):
+        assert _value_of(store.triple_paths(f"s{i}")) == 10 * i + 2
+        assert _history_values(store, f"s{i}") == [10 * i, 10 * i + 1]
+    assert store.progress()["corrected"] == 5
+
+
+def test_resume_state_persists_across_instances(tmp_path):
+    first = DatasetStore(tmp_path)
+    assert first.get_state("queue", default={"index": 0}) == {"index": 0}
+    first.set_state("queue", {"sources": ["a.png", "b.png"], "index": 1})
+    first.set_state("queue", {"sources": ["a.png", "b.png"], "index": 2})
+    first.close()
+    second = DatasetStore(tmp_path, generation="another_day")
+    assert second.get_state("queue") == {"sources": ["a.png", "b.png"], "index": 2}
+    with pytest.raises(ToonmatteError, match="JSON"):
+        second.set_state("bad", object())
+
+
+def test_progress_items_and_record(tmp_path):
+    store = DatasetStore(tmp_path, generation="g")
+    assert store.progress() == {status: 0 for status in STATUSES}
+    for name in ("a", "b", "c", "d"):
+        store.record(name, status="todo", source_path=f"/in/{name}.png")
+    store.record("b", status="predicted", model="toonout", model_version="1")
+    store.record("c", status="skipped")
+    _save_uniform(store, "d", 3)
+    assert store.progress() == {"todo": 1, "predicted": 1, "corrected": 1, "skipped": 1, "reviewed": 0}
+    assert [r.stem for r in store.items()] == ["d", "c", "b", "a"]  # newest first
+    assert [r.stem for r in store.items("todo")] == ["a"]
+    b = store.get("b")
+    assert (b.status, b.model, b.source_path, b.versions) == ("predicted", "toonout", "/in/b.png", 0)
+    assert store.get("d").versions == 1 and store.get("d").source_path == "/in/d.png"
+    with pytest.raises(ToonmatteError, match="Unknown status"):
+        store.record("a", status="finished")
+
+
+def test_an_item_keeps_its_place_and_stem_for_deduplicates(tmp_path):
+    old = DatasetStore(tmp_path, generation="day1")
+    _save_uniform(old, "item", 1)
+    new = DatasetStore(tmp_path, generation="day2")
+    _save_uniform(new, "item", 2)
+    assert not (tmp_path / "train" / "day2").exists()
+    assert _value_of(new.triple_paths("item")) == 2 and _history_values(new, "item") == [1]
+
+    new.record("pic", status="todo", source_hash="aaaa1111")
+    assert new.stem_for("/x/pic.png", "aaaa1111") == "pic"
+    assert new.stem_for("/y/pic.png", "bbbb2222") == "pic-bbbb2222"
+    assert new.stem_for("/y/other.png", "aaaa1111") == "pic"  # same bytes, same item
+    assert new.stem_for("fresh.png", "cccc") == "fresh"

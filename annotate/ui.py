@@ -103,7 +103,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     status_filter = gr.Dropdown(["all", *STATUSES], value="all", label="Status", elem_id="status-filter")
                     refresh = gr.Button("Refresh", elem_id="refresh")
                 gallery = gr.Gallery(label="Saved and queued items (click to reopen)", columns=6, height=640,
-                                     allow_preview=False, format="png", elem_id="gallery")
+                                     object_fit="contain", allow_preview=False, format="png", elem_id="gallery")
 
         # Hidden components behind the named API endpoints.
         with gr.Row(visible=False):

@@ -73,7 +73,7 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                 page.wait_for_function("() => document.querySelector('#engine-banner').innerText.includes('Engine')",
                                        timeout=120_000)
                 page.locator("#uploads input[type=file]").set_input_files(str(source))
-                page.wait_for_selector("#uploads >> text=painted.png", timeout=120_000)
+                page.wait_for_selector("#uploads td.filename[aria-label='painted.png']", timeout=120_000)
                 page.click("#load-queue")
                 page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Image 1 of 1')",
                                        timeout=120_000)

@@ -1,0 +1,239 @@
+"""The studio's logic without a browser: load, edit with strokes, save, resume, browse, reopen, previews, endpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotate import editing, preview
+from annotate.api import read_mask
+from annotate.engine import Engine
+from annotate.store import DatasetStore
+from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR
+from annotate.studio import Studio
+from conftest import draw_toon
+from toonmatte.errors import BadImageError, ToonmatteError
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    """The classical engine, on purpose: deterministic and fast, no weights needed."""
+    return Engine(model="fallback").start()
+
+
+def write_toons(folder: Path, count: int, size: int = 64) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"toon{i}.png"
+        Image.fromarray(draw_toon(size, size, seed=i)[0]).save(path)
+        paths.append(path)
+    return paths
+
+
+def make_studio(root: Path, engine: Engine, **kwargs) -> Studio:
+    return Studio(DatasetStore(root, generation="g1"), engine, annotator="tester", **kwargs)
+
+
+def layer_with(shape: tuple[int, int], box: tuple[slice, slice], colour: tuple[int, int, int]) -> np.ndarray:
+    layer = np.zeros((*shape, 4), np.uint8)
+    layer[box] = (*colour, 255)
+    return layer
+
+
+def test_load_paint_save_next_and_resume(tmp_path: Path, engine: Engine) -> None:
+    uploads = tmp_path / "uploads"
+    junk = uploads / "broken.png"
+    paths = write_toons(uploads, 2)
+    junk.write_bytes(b"not a png at all")
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        step = studio.load([junk, *paths], None)
+        assert step.item is not None and step.item.stem == "toon0"
+        assert len(step.warnings) == 1 and "broken.png" in step.warnings[0]  # skipped, queue still usable
+        assert studio.store.get("broken").status == "skipped"
+        assert "Image 2 of 3" in studio.progress_line(step.item)
+        item = step.item
+        assert np.array_equal(item.alpha, item.predicted) and item.engine == "fallback"
+
+        fg_box = (slice(0, 6), slice(0, 10))  # backdrop corner -> subject
+        bg_box = (slice(50, 58), slice(28, 36))  # the body -> backdrop
+        assert (item.predicted[fg_box] == 0).all() and (item.predicted[bg_box] == 255).all()
+        layers = [layer_with(item.alpha.shape, fg_box, FOREGROUND_COLOR), layer_with(item.alpha.shape, bg_box, BACKGROUND_COLOR)]
+        step = studio.save_and_next(item, {"background": None, "layers": layers, "composite": None})
+        assert step.item is not None and step.item.stem == "toon1" and step.info == "Saved toon0."
+
+        im, gt, an = studio.store.load_triple("toon0")
+        expected = item.predicted.copy()
+        expected[fg_box] = 255
+        expected[bg_box] = 0
+        assert np.array_equal(gt, expected)  # painted pixels changed, every other pixel kept bit for bit
+        assert np.array_equal(im, item.image) and np.array_equal(an[..., 3], gt)
+        record = studio.store.get("toon0")
+        assert record.status == "corrected" and record.annotator == "tester" and record.model == "fallback"
+        assert record.changed_fraction == pytest.approx((60 + 64) / gt.size)
+        assert studio.queue.progress() == (1, 3)
+    finally:
+        studio.close()
+
+    resumed = make_studio(tmp_path / "dataset", engine)
+    try:
+        step = resumed.current()
+        assert step.item is not None and step.item.stem == "toon1"  # where the last session left off
+        back = resumed.move("previous")
+        assert back.item.stem == "toon0"
+        assert np.array_equal(back.item.alpha, expected)  # a saved item reopens with its saved alpha...
+        assert not np.array_equal(back.item.predicted, expected)  # ...and the model's prediction to reset to
+        assert resumed.move("previous").item.stem == "toon0"  # the unreadable first item is skipped again
+    finally:
+        resumed.close()
+
+
+def test_apply_snap_reset_and_empty_strokes(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        item = studio.load(write_toons(tmp_path / "in", 1), None).item
+        same, painted = studio.apply(item, {"background": None, "layers": [], "composite": None}, "apply")
+        assert not painted and same is item
+        box = (slice(0, 5), slice(0, 5))
+        layer = layer_with(item.alpha.shape, box, FOREGROUND_COLOR)
+        applied, painted = studio.apply(item, {"layers": [layer]}, "apply")
+        assert painted and (applied.alpha[box] == 255).all() and applied.changed
+        snapped, painted = studio.apply(item, {"layers": [layer]}, "snap")
+        assert painted and (snapped.alpha[box] == 255).all()
+        reset = applied.with_alpha(applied.predicted)
+        assert not reset.changed and np.array_equal(reset.cutout()[..., 3], item.predicted)
+        with pytest.raises(ToonmatteError):
+            studio.apply(None, {"layers": [layer]}, "apply")
+        value = editing.editor_value(applied)
+        assert value["layers"] == [] and value["background"].shape == (*item.alpha.shape, 3)
+        # the tint marks the backdrop: pixels made foreground show the image itself
+        assert np.array_equal(value["background"][box], item.image[box])
+    finally:
+        studio.close()
+
+
+def test_queue_end_and_start_messages(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        with pytest.raises(ToonmatteError, match="No images are loaded"):
+            studio.move("next")
+        studio.load(write_toons(tmp_path / "in", 2), None)
+        assert studio.move("previous").info == "This is the first image."
+        assert studio.move("skip").item.stem == "toon1"
+        end = studio.move("next")
+        assert end.item is None and "last image" in end.info
+        assert studio.store.get("toon0").status == "skipped"
+    finally:
+        studio.close()
+
+
+def test_server_folders_and_empty_loads(tmp_path: Path, engine: Engine) -> None:
+    write_toons(tmp_path / "folder", 2)
+    local = make_studio(tmp_path / "dataset", engine)
+    try:
+        assert local.load(None, str(tmp_path / "folder")).item.stem == "toon0"
+        with pytest.raises(ToonmatteError, match="Choose images"):
+            local.load([], "  ")
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(BadImageError, match="no image files"):
+            local.load(None, str(tmp_path / "empty"))
+        assert local.queue is not None and len(local.queue) == 2  # a failed load keeps the old queue
+    finally:
+        local.close()
+    shared = make_studio(tmp_path / "dataset2", engine, allow_server_paths=False)
+    try:
+        with pytest.raises(ToonmatteError, match="disabled"):
+            shared.load(None, str(tmp_path / "folder"))
+    finally:
+        shared.close()
+
+
+def test_browse_filter_and_reopen(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        item = studio.load(write_toons(tmp_path / "in", 3), None).item
+        edited = item.with_alpha(np.full_like(item.alpha, 255))
+        studio.save(edited, None)
+        entries, stems = studio.browse("all")
+        assert set(stems) == {"toon0", "toon1", "toon2"}
+        assert all(thumb.ndim == 3 and thumb.shape[2] == 3 for thumb, _ in entries)
+        corrected, stems = studio.browse("corrected")
+        assert stems == ["toon0"] and corrected[0][1] == "toon0 · corrected"
+        with pytest.raises(ToonmatteError, match="Unknown status"):
+            studio.browse("done")
+        studio.move("next")
+        reopened = studio.reopen("toon0")
+        assert np.array_equal(reopened.alpha, edited.alpha) and np.array_equal(reopened.predicted, item.predicted)
+        assert "editing saved item **toon0**" in studio.progress_line(reopened)
+        step = studio.save_and_next(reopened, None)  # saving a reopened item returns to the queue
+        assert step.item.stem == "toon1" and len(studio.store.history("toon0")) == 1
+        assert studio.reopen("toon2").stem == "toon2"  # never saved: opened from the queue
+        with pytest.raises(ToonmatteError, match="not in the dataset index"):
+            studio.reopen("ghost")
+    finally:
+        studio.close()
+
+
+def test_endpoints(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        rgb, alpha = draw_toon(48, 40, seed=4)
+        source = tmp_path / "shot.png"
+        Image.fromarray(rgb).save(source)
+        cut, mask = studio.matte_endpoint(str(source))
+        assert Path(cut).name == "shot.png" and Path(mask).name == "shot_mask.png"
+        mask_path = tmp_path / "mask.png"
+        Image.fromarray(alpha).save(mask_path)
+        assert studio.save_endpoint(str(source), str(mask_path)) == "shot"
+        assert np.array_equal(studio.store.load_triple("shot")[1], alpha)
+        assert studio.store.get("shot").annotator == "tester"
+        with pytest.raises(BadImageError):
+            studio.matte_endpoint(None)
+        with pytest.raises(BadImageError):
+            studio.save_endpoint(str(source), None)
+    finally:
+        studio.close()
+
+
+def test_read_mask_accepts_gray_only(tmp_path: Path) -> None:
+    alpha = draw_toon(32, 24)[1]
+    Image.fromarray(alpha).save(tmp_path / "l.png")
+    Image.fromarray(np.dstack([alpha] * 3)).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([alpha, alpha // 2, alpha])).save(tmp_path / "colour.png")
+    Image.fromarray(alpha > 127).save(tmp_path / "bits.png")
+    assert np.array_equal(read_mask(tmp_path / "l.png", (32, 24)), alpha)
+    assert np.array_equal(read_mask(tmp_path / "rgb.png", (32, 24)), alpha)
+    assert set(np.unique(read_mask(tmp_path / "bits.png", (32, 24)))) <= {0, 255}
+    with pytest.raises(BadImageError, match="colour"):
+        read_mask(tmp_path / "colour.png", (32, 24))
+    with pytest.raises(BadImageError, match="same size"):
+        read_mask(tmp_path / "l.png", (24, 32))
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    with pytest.raises(BadImageError, match="could not be read"):
+        read_mask(tmp_path / "junk.png", (32, 24))
+
+
+def test_preview_views(toon) -> None:
+    rgb, alpha = toon
+    rgba = preview.cutout_rgba(rgb, alpha, decontaminate=False)
+    assert np.array_equal(rgba[..., :3], rgb) and np.array_equal(rgba[..., 3], alpha)
+    views = {choice: preview.view(rgba, choice, "#ff0000") for choice in preview.BACKGROUNDS}
+    assert all(view.shape == rgb.shape and view.dtype == np.uint8 for view in views.values())
+    clear, solid = alpha == 0, alpha == 255
+    assert (views[preview.WHITE][clear] == 255).all() and (views[preview.BLACK][clear] == 0).all()
+    assert (views[preview.GRAY][clear] == 128).all()
+    assert (views[preview.CUSTOM][clear] == (255, 0, 0)).all()
+    assert np.array_equal(views[preview.ALPHA][..., 0], alpha)
+    assert all(np.array_equal(views[c][solid], rgb[solid]) for c in (preview.WHITE, preview.BLACK, preview.CHECKERBOARD))
+    board = preview.checkerboard(*alpha.shape)
+    assert set(np.unique(board)) == {preview.CHECKER_DARK, preview.CHECKER_LIGHT}
+    assert np.array_equal(views[preview.CHECKERBOARD][clear], board[clear])
+    decontaminated = preview.cutout_rgba(rgb, alpha, decontaminate=True)
+    edge = (alpha > 0) & (alpha < 255)
+    assert np.array_equal(decontaminated[..., 3], alpha) and not np.array_equal(decontaminated[edge], rgba[edge])
+    assert preview.thumbnail(rgb, 64).shape == (64, 64, 3)
+    with pytest.raises(ValueError):
+        preview.view(rgba, "plaid")

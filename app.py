@@ -25,15 +25,19 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="app.py", description="toonmatte studio: correct anime mattes and grow an im/gt/an dataset.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port (default 7860)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to serve on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all interfaces)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--dataset-root", default=os.environ.get("TOONMATTE_DATASET", DEFAULT_DATASET),
                         help="dataset folder (default $TOONMATTE_DATASET or ./dataset)")
     parser.add_argument("--split", default="train", help="split new items are saved under (default train)")
     parser.add_argument("--generation", default=None,
                         help="generation folder new items are saved under (default <today>_studio)")
-    parser.add_argument("--model", default="toonout", help="zoo model name, or 'fallback' for the classical engine (default toonout)")
-    parser.add_argument("--weights", default=None, help="path to a checkpoint (.pth or .safetensors) instead of the hub cache")
+    parser.add_argument("--model", default="toonout",
+                        help="zoo model name, or 'fallback' for the classical engine (default toonout)")
+    parser.add_argument("--weights", default=None,
+                        help="path to a checkpoint (.pth or .safetensors) instead of the hub cache")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
     parser.add_argument("--annotator", default=os.environ.get("TOONMATTE_ANNOTATOR"),

@@ -47,10 +47,6 @@ class Item:
             self._cutouts[decontaminate] = preview.cutout_rgba(self.image, self.alpha, decontaminate)
         return self._cutouts[decontaminate]
 
-    @property
-    def changed(self) -> bool:
-        return not np.array_equal(self.alpha, self.predicted)
-
 
 def from_prediction(store: DatasetStore, prediction: Prediction) -> Item:
     """The item for a queue prediction; if the stem already has a saved triple of the same image,

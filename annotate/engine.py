@@ -72,10 +72,6 @@ class Engine:
             raise self._error
         return self._matter
 
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
     def banner(self) -> tuple[str, bool]:
         """(markdown naming the engine, whether it is a warning to show prominently); waits for the load."""
         try:

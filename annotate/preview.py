@@ -5,6 +5,8 @@ then a cheap composite of that RGBA, so switching the preview background costs n
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from toonmatte.foreground import cutout, parse_colour
@@ -43,6 +45,15 @@ def over(rgba: np.ndarray, background: np.ndarray | str | tuple[int, int, int]) 
                   background=background, foreground=False)
 
 
+def custom_colour(text: str | None) -> tuple[int, int, int]:
+    """The colour picker's value as (r, g, b): '#rrggbb', '#rgb', or CSS 'rgb(r, g, b)' / 'rgba(r, g, b, a)'."""
+    text = (text or GRAY).strip()
+    match = re.fullmatch(r"rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*[\d.]+\s*)?\)", text)
+    if match:
+        return tuple(min(255, round(float(v))) for v in match.groups())  # type: ignore[return-value]
+    return parse_colour(text)
+
+
 def view(rgba: np.ndarray, choice: str, custom: str | None = None) -> np.ndarray:
     """The preview for one of ``BACKGROUNDS`` (``custom`` is the '#rrggbb' for CUSTOM).
 
@@ -54,7 +65,7 @@ def view(rgba: np.ndarray, choice: str, custom: str | None = None) -> np.ndarray
     if choice == CHECKERBOARD:
         return over(rgba, checkerboard(*alpha.shape))
     if choice == CUSTOM:
-        return over(rgba, parse_colour(custom or GRAY))
+        return over(rgba, custom_colour(custom))
     if choice in _PLAIN:
         return over(rgba, _PLAIN[choice])
     raise ValueError(f"unknown preview background {choice!r}; use one of {', '.join(BACKGROUNDS)}")

@@ -5,6 +5,7 @@ every layer after each stroke): strokes reach the server only when a button is p
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import gradio as gr
@@ -30,14 +31,16 @@ CSS = """
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ``ToonmatteError`` into a ``gr.Error`` with its one sentence (no traceback), keeping the page usable."""
+    """Turn a ``ToonmatteError`` into a ``gr.Error`` with its one sentence (no traceback), keeping the page usable.
+
+    ``functools.wraps`` keeps the signature visible, so Gradio still injects ``gr.SelectData`` and the like.
+    """
+    @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ToonmatteError as error:
             raise gr.Error(str(error), print_exception=False) from None
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
     return wrapper
 
 

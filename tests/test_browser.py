@@ -135,6 +135,15 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                                        timeout=120_000)
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(shots / "3-saved.png"), full_page=True)
+
+                page.locator("button[role=tab] >> text=Browse").click()  # the saved item is in the gallery...
+                page.locator("#gallery >> text=painted · corrected").click(timeout=120_000)
+                page.wait_for_function(  # ...and clicking it reopens it in the editor tab
+                    "() => document.querySelector('button[role=tab][aria-selected=true]').innerText.includes('Correct')",
+                    timeout=120_000)
+                page.wait_for_function("() => !document.querySelector('.pending')", timeout=120_000)
+                page.screenshot(path=str(shots / "4-reopened.png"), full_page=True)
+                assert not page.locator(".toast-body.error").count(), "reopening showed an error"
             finally:
                 browser.close()
     finally:

@@ -100,11 +100,11 @@ def test_apply_snap_reset_and_empty_strokes(tmp_path: Path, engine: Engine) -> N
         box = (slice(0, 5), slice(0, 5))
         layer = layer_with(item.alpha.shape, box, FOREGROUND_COLOR)
         applied, painted = studio.apply(item, {"layers": [layer]}, "apply")
-        assert painted and (applied.alpha[box] == 255).all() and applied.changed
+        assert painted and (applied.alpha[box] == 255).all() and not np.array_equal(applied.alpha, item.alpha)
         snapped, painted = studio.apply(item, {"layers": [layer]}, "snap")
         assert painted and (snapped.alpha[box] == 255).all()
         reset = applied.with_alpha(applied.predicted)
-        assert not reset.changed and np.array_equal(reset.cutout()[..., 3], item.predicted)
+        assert np.array_equal(reset.alpha, item.predicted) and np.array_equal(reset.cutout()[..., 3], item.predicted)
         with pytest.raises(ToonmatteError):
             studio.apply(None, {"layers": [layer]}, "apply")
         value = editing.editor_value(applied)
@@ -226,6 +226,7 @@ def test_preview_views(toon) -> None:
     assert (views[preview.WHITE][clear] == 255).all() and (views[preview.BLACK][clear] == 0).all()
     assert (views[preview.GRAY][clear] == 128).all()
     assert (views[preview.CUSTOM][clear] == (255, 0, 0)).all()
+    assert preview.custom_colour("rgba(58, 123, 213, 1)") == preview.custom_colour("#3a7bd5") == (58, 123, 213)
     assert np.array_equal(views[preview.ALPHA][..., 0], alpha)
     assert all(np.array_equal(views[c][solid], rgb[solid]) for c in (preview.WHITE, preview.BLACK, preview.CHECKERBOARD))
     board = preview.checkerboard(*alpha.shape)

@@ -166,44 +166,63 @@ def apply_strokes(image: np.ndarray, alpha: np.ndarray, strokes: Strokes) -> np.
         crop[strokes.foreground[box]] = 255
         crop[strokes.background[box]] = 0
     if strokes.edge.any():
-        _solve_edge(image, out, strokes)
+        _solve_edge(image, out, strokes.edge, strokes)
     return out
 
 
-def _solve_edge(image: np.ndarray, out: np.ndarray, strokes: Strokes) -> None:
-    """Re-solve ``out`` in place on the edge band, tile by tile."""
-    from pymatting import estimate_alpha_cf
-
-    box = _bbox(strokes.edge)
-    assert box is not None
+def _solve_edge(image: np.ndarray, out: np.ndarray, band: np.ndarray, strokes: Strokes) -> None:
+    """Re-solve ``out`` in place on ``band`` with closed-form matting, tile by tile."""
+    box = _bbox(band)
+    if box is None:
+        return
     h, w = out.shape
     for top in range(box[0].start, box[0].stop, EDGE_TILE):
         for left in range(box[1].start, box[1].stop, EDGE_TILE):
             core = (slice(top, min(top + EDGE_TILE, box[0].stop)), slice(left, min(left + EDGE_TILE, box[1].stop)))
-            band_core = strokes.edge[core]
+            band_core = band[core]
             if not band_core.any():
                 continue
             crop = (slice(max(core[0].start - EDGE_MARGIN, 0), min(core[0].stop + EDGE_MARGIN, h)),
                     slice(max(core[1].start - EDGE_MARGIN, 0), min(core[1].stop + EDGE_MARGIN, w)))
-            band = strokes.edge[crop]
-            current = out[crop]
-            known_fg = ((current >= KNOWN_FOREGROUND) | strokes.foreground[crop]) & ~band
-            known_bg = ((current <= KNOWN_BACKGROUND) | strokes.background[crop]) & ~band
-            if not (known_fg.any() or known_bg.any()):
-                continue  # nothing to solve from: leave the band as it is
-            if not known_bg.any() or not known_fg.any():
-                solved = np.full(band.shape, 1.0 if known_fg.any() else 0.0)
-            else:
-                trimap = np.full(band.shape, 0.5)
-                trimap[known_fg] = 1.0
-                trimap[known_bg] = 0.0
-                solved = estimate_alpha_cf(image[crop].astype(np.float64) / 255.0, trimap)
-            # write back only the band pixels inside this tile's core
+            solved = _solve_crop(image[crop], out[crop], band[crop], strokes.foreground[crop], strokes.background[crop])
+            if solved is None:
+                continue  # nothing known around this part of the band: leave it as it is
             inner = (slice(core[0].start - crop[0].start, core[0].stop - crop[0].start),
                      slice(core[1].start - crop[1].start, core[1].stop - crop[1].start))
-            values = np.clip(np.rint(solved[inner] * 255.0), 0, 255).astype(np.uint8)
             target = out[core]
-            target[band_core] = values[band_core]
+            target[band_core] = solved[inner][band_core]
+
+
+def _solve_crop(image: np.ndarray, current: np.ndarray, band: np.ndarray, painted_fg: np.ndarray,
+                painted_bg: np.ndarray) -> np.ndarray | None:
+    """Closed-form alpha (uint8) of one crop, the band and any soft current alpha being unknown."""
+    known_fg = ((current >= KNOWN_FOREGROUND) | painted_fg) & ~band
+    known_bg = ((current <= KNOWN_BACKGROUND) | painted_bg) & ~band
+    if not known_fg.any() and not known_bg.any():
+        return None
+    if not known_fg.any() or not known_bg.any():  # one side only: the band is all of it
+        return np.full(band.shape, 255 if known_fg.any() else 0, np.uint8)
+    from pymatting import estimate_alpha_cf
+
+    trimap = np.full(band.shape, 0.5)
+    trimap[known_fg] = 1.0
+    trimap[known_bg] = 0.0
+    alpha = estimate_alpha_cf(image.astype(np.float64) / 255.0, trimap, preconditioner=_preconditioner)
+    return np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+
+
+_ICHOL_SHIFTS = (1e-3, 1e-2, 0.1, 0.5, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+
+
+def _preconditioner(matrix: Any) -> Any:
+    """pymatting's incomplete Cholesky, started at a small diagonal shift (an unshifted attempt on a
+    matting Laplacian often fails and prints a warning to stdout), else Jacobi."""
+    from pymatting import ichol, jacobi
+
+    try:
+        return ichol(matrix, shifts=list(_ICHOL_SHIFTS))
+    except ValueError:
+        return jacobi(matrix)
 
 
 def snap(image: np.ndarray, alpha: np.ndarray, strokes: Strokes, iterations: int = 4) -> np.ndarray:
@@ -230,6 +249,10 @@ def snap(image: np.ndarray, alpha: np.ndarray, strokes: Strokes, iterations: int
     mask[fg] = cv2.GC_FGD
     mask[bg] = cv2.GC_BGD
     decided = _grabcut(img, mask, iterations)
+    # GrabCut leaves thin background cracks where an anti-aliased seam between two foreground
+    # colours looks like the background (dark hair + light skin ~ gray): close them
+    decided = cv2.morphologyEx(decided.astype(np.uint8), cv2.MORPH_CLOSE, _CLOSE_KERNEL) > 0
+    decided[bg] = False
     flipped = decided != inside
     flipped[fg | bg] = False
     # keep only flipped regions connected to a stroke
@@ -244,11 +267,16 @@ def snap(image: np.ndarray, alpha: np.ndarray, strokes: Strokes, iterations: int
     crop[flipped & ~decided] = 0
     crop[fg] = 255
     crop[bg] = 0
-    if strokes.edge.any():
-        _solve_edge(image, out, strokes)
+    # the new region's outline gets soft values from the matting solver, like an edge stroke
+    seam = np.zeros_like(strokes.edge)
+    seam[box] = (cv2.morphologyEx((crop >= 128).astype(np.uint8), cv2.MORPH_GRADIENT, _SEAM_KERNEL) > 0) \
+        & (cv2.dilate(flipped.astype(np.uint8), _SEAM_KERNEL) > 0) & ~(fg | bg)
+    _solve_edge(image, out, seam | strokes.edge, strokes)
     return out
 
 
+_CLOSE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_SEAM_KERNEL = np.ones((3, 3), np.uint8)
 SNAP_MAX_SIDE = 640
 """GrabCut runs at most at this resolution (longest side of the crop); its decision is scaled back."""
 
@@ -268,10 +296,10 @@ def _grabcut(image: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray
         decided = is_fg
     else:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(np.ascontiguousarray(small_img[..., ::-1]), small, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(np.ascontiguousarray(small_img), small, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
         decided = (small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)
     if scale < 1.0:
-        decided = cv2.resize(decided.astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR) > 0
+        decided = cv2.resize(decided.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
         decided[mask == cv2.GC_FGD] = True
         decided[mask == cv2.GC_BGD] = False
     return decided

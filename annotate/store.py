@@ -445,7 +445,10 @@ class DatasetStore:
             if match["tmp"]:  # the journal itself was never committed
                 path.unlink(missing_ok=True)
                 continue
-            journal = json.loads(path.read_text())
+            try:
+                journal = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise ToonmatteError(f"The save journal {path} is damaged ({error}); move it out of the dataset and restart.") from error
             self._roll_forward(journal)
             committed.add(journal["txid"])
             path.unlink()

@@ -3,8 +3,8 @@
 The person paints on an editor layer with three brushes whose colours are pure saturated
 primaries, far apart in RGB, so the meaning of every painted pixel is recoverable exactly even
 when the browser anti-aliases stroke edges: a pixel counts only when its layer alpha is at
-least ``MIN_ALPHA`` and its colour lies within ``MAX_COLOR_DISTANCE`` of one brush colour
-(blends of two brush colours, or of a colour with transparency below half coverage, are ignored).
+least ``MIN_ALPHA`` and every channel lies within ``COLOR_TOLERANCE`` of one brush colour
+(blends of two brush colours, and stroke edges less than half covered, are ignored).
 
 Every operation works on a bounding-box crop of the painted pixels, and every pixel that was
 not painted keeps its alpha bit for bit.
@@ -29,9 +29,9 @@ EDGE_HEX = "#0000ff"
 
 MIN_ALPHA = 128
 """Layer pixels more transparent than this (less than half covered by a stroke) are not painted."""
-MAX_COLOR_DISTANCE = 150.0
-"""Euclidean RGB distance within which a pixel takes a brush's meaning; the brush colours are
-about 360 apart, so a 50/50 blend of two of them (about 180 from both) is never misread."""
+COLOR_TOLERANCE = 100
+"""Per-channel distance within which a painted pixel takes a brush's meaning: the boxes around the
+three primaries are far apart, so a 50/50 blend of two brushes (127 off in two channels) is in none."""
 
 KNOWN_FOREGROUND = 250
 KNOWN_BACKGROUND = 5
@@ -110,28 +110,27 @@ def decode_strokes(layers: list[np.ndarray] | np.ndarray, size: tuple[int, int])
     if isinstance(layers, np.ndarray) and layers.ndim == 3:
         layers = [layers]
     h, w = size
-    label = np.zeros((h, w), np.uint8)  # 0 = not painted, 1..3 = foreground, background, edge
-    palette = np.array([FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR], np.int32)
+    masks: list[np.ndarray] | None = None
     for raw in layers:
         layer = _as_layer(raw)
         if layer is None:
             continue
         if layer.shape[:2] != (h, w):
             layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_NEAREST)
-        covered = layer[..., 3] >= MIN_ALPHA
-        box = _bbox(covered)
-        if box is None:
-            continue
-        covered = covered[box]
-        rgb = layer[box][covered][:, :3].astype(np.int32)
-        d2 = ((rgb[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
-        nearest = d2.argmin(axis=1)
-        close = d2[np.arange(nearest.size), nearest] <= MAX_COLOR_DISTANCE ** 2
-        crop = label[box]
-        values = crop[covered]
-        values[close] = nearest[close] + 1
-        crop[covered] = values
-    return Strokes(label == 1, label == 2, label == 3)
+        painted = [_brush_pixels(layer, color) for color in (FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR)]
+        if masks is None:
+            masks = painted
+        else:
+            covered = painted[0] | painted[1] | painted[2]
+            masks = [(mask & ~covered) | new for mask, new in zip(masks, painted)]
+    return Strokes(*masks) if masks is not None else Strokes.empty(size)
+
+
+def _brush_pixels(layer: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    """Pixels of an RGBA layer painted with the brush of ``color`` (bool HxW)."""
+    lower = np.array([*(max(c - COLOR_TOLERANCE, 0) for c in color), MIN_ALPHA], np.float64)
+    upper = np.array([*(min(c + COLOR_TOLERANCE, 255) for c in color), 255], np.float64)
+    return cv2.inRange(layer, lower, upper) > 0
 
 
 def strokes_from_editor(value: dict | None, size: tuple[int, int]) -> Strokes:
@@ -307,6 +306,8 @@ def _grabcut(image: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray
 
 def tint(image: np.ndarray, alpha: np.ndarray, color: Iterable[int] = (255, 0, 255), opacity: float = 0.45) -> np.ndarray:
     """RGB preview: the background (1 - alpha) tinted with ``color`` at ``opacity``."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ToonmatteError(f"The image must be 8-bit RGB (HxWx3 uint8), not {image.dtype} {image.shape}.")
     if alpha.shape != image.shape[:2]:
         raise ToonmatteError(f"The alpha {alpha.shape} must be the size of the image {image.shape[:2]}.")
     weight = (255 - alpha).astype(np.float32)
@@ -314,6 +315,19 @@ def tint(image: np.ndarray, alpha: np.ndarray, color: Iterable[int] = (255, 0, 2
     solid = np.empty_like(image)
     solid[...] = np.asarray(tuple(color), np.uint8)
     return cv2.blendLinear(np.ascontiguousarray(image), solid, 1.0 - weight, weight)
+
+
+def retint(preview: np.ndarray, image: np.ndarray, before: np.ndarray, after: np.ndarray,
+           color: Iterable[int] = (255, 0, 255), opacity: float = 0.45) -> np.ndarray:
+    """``tint(image, after)`` computed from ``preview`` = ``tint(image, before)`` by re-tinting only
+    the bounding box of the pixels whose alpha changed (a new array; ``preview`` is not modified)."""
+    if not (preview.shape == image.shape and before.shape == after.shape == image.shape[:2]):
+        raise ToonmatteError("The preview, image and mattes must all have the same size to update the tint.")
+    out = preview.copy()
+    box = _bbox(cv2.compare(before, after, cv2.CMP_NE) > 0)
+    if box is not None:
+        out[box] = tint(image[box], after[box], color, opacity)
+    return out
 
 
 def change_stats(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:

@@ -78,6 +78,23 @@ def test_round_trip_is_exact_and_uses_toonout_layout(tmp_path):
     assert record.changed_fraction is None and store.history(stem) == []
 
 
+def test_an_gets_decontaminated_foreground_by_default(tmp_path):
+    from toonmatte.foreground import estimate_foreground
+
+    store = DatasetStore(tmp_path)
+    image, alpha, _ = _random_images(4)
+    store.save_triple("plain", image, alpha)
+    an = store.load_triple("plain")[2]
+    assert np.array_equal(an[..., :3], estimate_foreground(image, alpha)) and np.array_equal(an[..., 3], alpha)
+
+
+def test_damaged_journal_is_reported_in_one_sentence(tmp_path):
+    DatasetStore(tmp_path)
+    (tmp_path / ".toonmatte" / "journal" / f"item.{'0' * 32}.json").write_text("{not json")
+    with pytest.raises(ToonmatteError, match="journal .* is damaged"):
+        DatasetStore(tmp_path)
+
+
 def test_resave_keeps_previous_versions_in_history(tmp_path):
     store = DatasetStore(tmp_path, generation="g")
     first, second, third = _random_images(1), _random_images(2), _random_images(3)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from annotate.strokes import (BACKGROUND_COLOR, BACKGROUND_HEX, EDGE_COLOR, EDGE_HEX, FOREGROUND_COLOR, FOREGROUND_HEX,
-                              Strokes, apply_strokes, change_stats, decode_strokes, snap, strokes_from_editor, tint)
+                              Strokes, apply_strokes, change_stats, decode_strokes, retint, snap, strokes_from_editor,
+                              tint)
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
 
@@ -49,8 +50,8 @@ def test_decode_exact_colours():
 
 
 def test_decode_anti_aliased_stroke_edges():
-    """Stroke edges come back either unpremultiplied (colour exact, partial alpha) or as a blend of
-    the colour with transparent black; both decode where at least half covered, else are ignored."""
+    """Stroke edges come back unpremultiplied (colour exact, partial alpha: decoded where at least
+    half covered) or as a blend of the colour with transparent black (decoded or ignored, never misread)."""
     coverage = np.zeros((*SIZE, 1), np.float64)
     cv2.circle(coverage, (40, 32), 20, 1.0, -1, lineType=cv2.LINE_AA, shift=0)
     coverage = cv2.GaussianBlur(coverage, (0, 0), 1.5)[..., None]
@@ -59,10 +60,13 @@ def test_decode_anti_aliased_stroke_edges():
     assert 0 < expected.sum() < (a[..., 0] > 0).sum()  # there really are soft pixels
     straight = np.dstack([np.broadcast_to(np.array(FOREGROUND_COLOR, np.uint8), (*SIZE, 3)), a])
     premultiplied = np.dstack([np.rint(coverage * np.array(FOREGROUND_COLOR)).astype(np.uint8), a])
-    for layer in (straight, premultiplied):
-        strokes = decode_strokes(layer, SIZE)
-        assert np.array_equal(strokes.foreground, expected)
-        assert not strokes.background.any() and not strokes.edge.any()
+    strokes = decode_strokes(straight, SIZE)
+    assert np.array_equal(strokes.foreground, expected)
+    assert not strokes.background.any() and not strokes.edge.any()
+    strokes = decode_strokes(premultiplied, SIZE)
+    assert np.array_equal(strokes.foreground & ~expected, np.zeros(SIZE, bool))
+    assert np.array_equal(strokes.foreground | (a[..., 0] < 192), np.ones(SIZE, bool))  # mostly covered: decoded
+    assert not strokes.background.any() and not strokes.edge.any()
 
 
 def test_decode_ignores_blends_of_two_brushes_and_upper_layer_wins():
@@ -192,6 +196,17 @@ def test_tint_marks_background_only():
     assert out.shape == (4, 6, 3) and out.dtype == np.uint8
     assert np.array_equal(out[:, :3], image[:, :3])
     assert np.abs(out[:, 3:].astype(int) - [178, 50, 178]).max() <= 1
+
+
+def test_retint_equals_a_full_tint(toon):
+    image, alpha = toon
+    after = alpha.copy()
+    after[100:120, 30:90] = 255
+    after[5:9, 200:210] = 0
+    preview = tint(image, alpha, (0, 255, 255), 0.3)
+    updated = retint(preview, image, alpha, after, (0, 255, 255), 0.3)
+    assert np.array_equal(updated, tint(image, after, (0, 255, 255), 0.3))
+    assert not np.array_equal(updated, preview) and np.array_equal(preview, tint(image, alpha, (0, 255, 255), 0.3))
 
 
 def test_change_stats():

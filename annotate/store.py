@@ -26,6 +26,13 @@ complete, so step 4 is replayed (each step is idempotent: a temp that is gone wa
 index row carries the transaction id so a replay does not count a version twice); without a journal,
 leftover temp files and staging folders are deleted (the old triple was never touched). Recovery
 of a stem happens under its lock, so a save running in another process is never disturbed.
+
+Notes on the API beyond the studio's contract: ``sanitize_stem`` also turns dots into ``_`` (so that
+sanitizing a stem again never strips a second "extension"); ``get``/``items``/``progress`` and the
+session state cover the whole root, whatever split or generation the store writes new items to;
+added are ``hash_file``, ``ItemRecord.created_at``, ``DatasetStore.triple_paths``, ``stem_for``
+(a stem for a source that reuses the item of identical bytes and avoids taking another source's
+stem), ``find_by_hash`` and ``close`` (the store is also a context manager).
 """
 from __future__ import annotations
 

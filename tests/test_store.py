@@ -17,7 +17,10 @@ from toonmatte.errors import ToonmatteError
 
 FAULT_STEPS = ("temps-written", "history-staged", "journal-written", "renamed-im", "renamed-gt", "renamed-an",
                "history-committed", "indexed")
-FORK = multiprocessing.get_context("fork")
+# Writer processes come from a fork server: a clean single-threaded process, so that forking never
+# copies a lock held by some other thread of the test run (which could deadlock the child).
+FORK = multiprocessing.get_context("forkserver")
+FORK.set_forkserver_preload(["numpy", "cv2", "annotate.store", "annotate.strokes"])
 
 
 def _uniform(value: int, size: tuple[int, int] = (12, 16)) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +271,6 @@ def test_concurrent_writers_threads_and_processes_same_stem(tmp_path):
     store = DatasetStore(tmp_path, generation="g")
     thread_values = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     process_values = [[11, 12, 13], [14, 15, 16]]
-    # processes fork before any thread starts (forking a process with running threads can deadlock it)
     workers = [FORK.Process(target=_save_values, args=(tmp_path, "same", v)) for v in process_values]
     workers += [threading.Thread(target=lambda v=v: [_save_uniform(store, "same", x) for x in v]) for v in thread_values]
     for worker in workers:

@@ -6,8 +6,9 @@ when the browser anti-aliases stroke edges: a pixel counts only when its layer a
 least ``MIN_ALPHA`` and every channel lies within ``COLOR_TOLERANCE`` of one brush colour
 (blends of two brush colours, and stroke edges less than half covered, are ignored).
 
-Every operation works on a bounding-box crop of the painted pixels, and every pixel that was
-not painted keeps its alpha bit for bit.
+Every operation works on bounding-box crops: ``apply_strokes`` changes only painted pixels (all
+others keep their alpha bit for bit), ``snap`` only the region its strokes reach, and ``retint``
+updates the tinted preview only where the matte changed.
 """
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ from toonmatte.imageio import load_image
 
 log = logging.getLogger(__name__)
 
-WORK_DIR = ".toonmatte/uploads"
-"""Uploaded images and extracted zips live here, under the dataset root (hidden, not part of the dataset)."""
+WORK_DIR = ".uploads"
+"""Uploaded images and extracted zips live here, under the dataset root (hidden, so not part of the dataset),
+so that a queue of uploads survives a restart."""
 BROWSE_LIMIT = 200
 """The browse gallery shows at most this many items, newest first."""
 

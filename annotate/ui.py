@@ -146,10 +146,6 @@ def build_app(studio: Studio) -> gr.Blocks:
         def on_load(files, path, current, choice, colour, clean):
             return show(studio.load(files, path), current, choice, colour, clean)
 
-        @_friendly
-        def on_resume(current, choice, colour, clean):
-            return show(studio.current() if current is None else Step(None), current, choice, colour, clean)
-
         def on_move(action: str):
             @_friendly
             def handler(current, choice, colour, clean):
@@ -225,8 +221,14 @@ def build_app(studio: Studio) -> gr.Blocks:
                                               "previous version in the history.")
 
         def on_page(current, choice, colour, clean):
+            """Show which engine runs (or why none does), then resume the queue where it was left."""
             text, warn = studio.engine.banner()
-            return [gr.Markdown(text, elem_classes=["fallback"] if warn else []), *on_resume(current, choice, colour, clean)]
+            try:
+                shown_now = show(studio.current() if current is None else Step(None), current, choice, colour, clean)
+            except ToonmatteError as error:
+                gr.Warning(str(error))
+                shown_now = show(Step(None), current, choice, colour, clean)
+            return [gr.Markdown(text, elem_classes=["fallback"] if warn else []), *shown_now]
 
         demo.load(on_page, [item_state, *look], [banner, *shows], **engine_calls)
     return demo

@@ -148,6 +148,7 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                 browser.close()
     finally:
         stop_app(process)
+        print(log.read_text()[-4000:])  # shown by pytest when the test fails
         if os.environ.get("TOONMATTE_SHOTS"):
             shutil.copytree(shots, os.environ["TOONMATTE_SHOTS"], dirs_exist_ok=True)
 

@@ -209,8 +209,8 @@ class WorkQueue:
     """Items to correct and a cursor, persisted in the store, with one-ahead background prediction.
 
     ``predictor`` turns an item into a :class:`Prediction` and raises ``BadImageError`` for an
-    unreadable file; it runs on the caller's thread for the current item and on a single
-    background thread for the next one. All methods are thread-safe.
+    unreadable file; every prediction runs on one background thread (so predictions never overlap),
+    and ``current`` waits for its item's. All methods are thread-safe.
     """
 
     def __init__(self, store: DatasetStore, predictor: Predictor, items: list[QueueItem],

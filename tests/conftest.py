@@ -62,3 +62,15 @@ def draw_toon(height: int = 256, width: int = 256, background: int = 128, seed: 
 @pytest.fixture
 def toon() -> tuple[np.ndarray, np.ndarray]:
     return draw_toon()
+
+
+@pytest.fixture(autouse=True)
+def offline_hub(tmp_path_factory, monkeypatch):
+    """No test may reach the Hugging Face Hub or the user's caches: offline, with empty temporary caches."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf" / "hub"))
+    monkeypatch.setenv("TOONMATTE_CACHE", str(home / "toonmatte"))
+    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
+    return home

@@ -26,14 +26,6 @@ def tiny_checkpoint(tmp_path_factory):
     return path, model
 
 
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("TOONMATTE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
-
 
 def test_preprocess_resizes_with_opencv_bilinear_and_normalizes():
     rgb = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
@@ -51,7 +43,7 @@ def test_postprocess_is_sigmoid_resized_back_to_8_bit():
     assert postprocess(logits, (5, 7)).shape == (5, 7)
 
 
-def test_loads_prefixed_checkpoint_by_path_and_matches_manual_inference(tiny_checkpoint, offline_hub):
+def test_loads_prefixed_checkpoint_by_path_and_matches_manual_inference(tiny_checkpoint):
     path, model = tiny_checkpoint
     matter = Matter(weights=path, device="cpu")
     assert matter.engine == "toonout" and not matter.is_fallback and matter.fallback_reason is None
@@ -64,7 +56,7 @@ def test_loads_prefixed_checkpoint_by_path_and_matches_manual_inference(tiny_che
     np.testing.assert_array_equal(matte.alpha, postprocess(logits, (90, 120)))
 
 
-def test_rgba_input_is_composited_onto_gray_before_inference(tiny_checkpoint, offline_hub):
+def test_rgba_input_is_composited_onto_gray_before_inference(tiny_checkpoint):
     matter = Matter(weights=tiny_checkpoint[0], device="cpu")
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[..., 0] = 255  # red everywhere, opaque only in the centre
@@ -75,7 +67,7 @@ def test_rgba_input_is_composited_onto_gray_before_inference(tiny_checkpoint, of
     np.testing.assert_array_equal(matte.alpha, matter.predict(matte.image).alpha)
 
 
-def test_dynamic_model_runs_at_the_image_size_rounded_to_32(tiny_checkpoint, offline_hub, monkeypatch):
+def test_dynamic_model_runs_at_the_image_size_rounded_to_32(tiny_checkpoint, monkeypatch):
     matter = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu")
     seen = []
     original = matter.forward
@@ -85,7 +77,7 @@ def test_dynamic_model_runs_at_the_image_size_rounded_to_32(tiny_checkpoint, off
 
 
 # The dynamic model runs at the image's own size, which keeps the tests below fast.
-def test_batched_prediction_equals_one_by_one(tiny_checkpoint, offline_hub):
+def test_batched_prediction_equals_one_by_one(tiny_checkpoint):
     matter = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu")
     images = [draw_toon(64, 64, seed=s)[0] for s in range(3)] + [draw_toon(48, 80)[0]]
     batched = matter.predict_batch(images, batch_size=3)
@@ -93,7 +85,7 @@ def test_batched_prediction_equals_one_by_one(tiny_checkpoint, offline_hub):
         np.testing.assert_allclose(matte.alpha.astype(int), matter.predict(image).alpha.astype(int), atol=1)
 
 
-def test_concurrent_callers_get_their_own_results(tiny_checkpoint, offline_hub):
+def test_concurrent_callers_get_their_own_results(tiny_checkpoint):
     matter = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu")
     images = [draw_toon(64, 64, seed=s)[0] for s in range(4)]
     expected = [matter.predict(image).alpha for image in images]
@@ -108,7 +100,7 @@ def test_concurrent_callers_get_their_own_results(tiny_checkpoint, offline_hub):
         np.testing.assert_array_equal(results[i], expected[i])
 
 
-def test_half_precision_nan_is_recomputed_in_fp32(tiny_checkpoint, offline_hub, monkeypatch, caplog):
+def test_half_precision_nan_is_recomputed_in_fp32(tiny_checkpoint, monkeypatch, caplog):
     matter = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu", precision="bf16")
     reference = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu", precision="fp32")
     original = matter._run
@@ -125,14 +117,14 @@ def test_half_precision_nan_is_recomputed_in_fp32(tiny_checkpoint, offline_hub, 
     np.testing.assert_array_equal(alpha, reference.predict(rgb).alpha)
 
 
-def test_bf16_on_cpu_is_close_to_fp32(tiny_checkpoint, offline_hub):
+def test_bf16_on_cpu_is_close_to_fp32(tiny_checkpoint):
     rgb, _ = draw_toon(64, 64)
     fp32 = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu", precision="fp32").predict(rgb).alpha
     bf16 = Matter("birefnet-dynamic", weights=tiny_checkpoint[0], device="cpu", precision="bf16").predict(rgb).alpha
     assert np.abs(fp32.astype(int) - bf16.astype(int)).mean() < 3
 
 
-def test_missing_weights_offline_fall_back_with_a_reason(offline_hub, caplog):
+def test_missing_weights_offline_fall_back_with_a_reason(caplog):
     with caplog.at_level(logging.WARNING):
         matter = Matter(device="cpu")
     assert matter.is_fallback and matter.engine == "fallback"
@@ -143,14 +135,14 @@ def test_missing_weights_offline_fall_back_with_a_reason(offline_hub, caplog):
     assert matte.engine == "fallback" and matte.alpha.shape == alpha.shape
 
 
-def test_missing_weights_without_fallback_raise(offline_hub, tmp_path):
+def test_missing_weights_without_fallback_raise(tmp_path):
     with pytest.raises(WeightsError):
         Matter(device="cpu", allow_fallback=False)
     with pytest.raises(WeightsError, match="missing.pth"):
         Matter(weights=tmp_path / "missing.pth", device="cpu", allow_fallback=False)
 
 
-def test_a_checkpoint_of_another_architecture_is_refused(offline_hub, tmp_path):
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.bias": torch.zeros(10)}, path)
     with pytest.raises(WeightsError, match="not a BiRefNet checkpoint"):

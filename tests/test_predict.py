@@ -15,14 +15,6 @@ from toonmatte.birefnet import BiRefNetConfig, build_model
 from toonmatte.cli import main
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setenv("TOONMATTE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
-
 
 @pytest.fixture
 def inputs(tmp_path):
@@ -42,7 +34,7 @@ def inputs(tmp_path):
     return folder
 
 
-def test_fallback_batch_reports_bad_files_and_finishes_the_rest(inputs, tmp_path, offline, capsys, caplog):
+def test_fallback_batch_reports_bad_files_and_finishes_the_rest(inputs, tmp_path, capsys, caplog):
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
         status = main(["predict", str(inputs), "--out", str(out)])
@@ -61,7 +53,7 @@ def test_fallback_batch_reports_bad_files_and_finishes_the_rest(inputs, tmp_path
     assert not (out / "empty.png").exists() and not (out / "truncated_rgba.png").exists()
 
 
-def test_weights_given_by_path_are_used(inputs, tmp_path, offline, capsys):
+def test_weights_given_by_path_are_used(inputs, tmp_path, capsys):
     torch.manual_seed(0)
     weights = tmp_path / "tiny.pth"
     torch.save({f"module.{k}": v for k, v in build_model(BiRefNetConfig.tiny()).state_dict().items()}, weights)
@@ -75,7 +67,7 @@ def test_weights_given_by_path_are_used(inputs, tmp_path, offline, capsys):
     np.testing.assert_array_equal(rgba[..., :3], draw_toon(96, 80, seed=0)[0])  # --no-foreground keeps raw colours
 
 
-def test_skip_existing_and_globs(inputs, tmp_path, offline, capsys):
+def test_skip_existing_and_globs(inputs, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(inputs / "toon*.png"), "--out", str(out), "--model", "fallback"]) == 0
     before = (out / "toon0.png").stat().st_mtime_ns
@@ -84,7 +76,7 @@ def test_skip_existing_and_globs(inputs, tmp_path, offline, capsys):
     assert "2 skipped" in capsys.readouterr().out
 
 
-def test_missing_input_and_duplicate_stems(tmp_path, offline, capsys):
+def test_missing_input_and_duplicate_stems(tmp_path, capsys):
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
         Image.fromarray(draw_toon(64, 64)[0]).save(tmp_path / sub / "same.png")

@@ -1,0 +1,287 @@
+"""``python -m annotate.bench``: how responsive the studio is on this machine (issue 5, target 5).
+
+Times, on a procedurally drawn 2048x2048 toon image:
+
+- **Apply strokes**: the UI's "Apply strokes" handler as Gradio calls it (decode the painted layer,
+  apply the strokes, re-tint the editor background, render the preview views), and separately
+  Gradio's own server-side work around it (decoding the editor's PNGs before the handler, encoding
+  and caching the returned images after it);
+- **Save**: storing the triple (``editing.save``: foreground estimation when no cached cut-out
+  exists, three PNGs, fsync'd atomic commit), and the whole Save button handler;
+- **Start**: ``python app.py`` with no weights (offline, empty Hugging Face cache) until ``/``
+  answers HTTP 200.
+
+Each time is the median of ``--repeats`` runs after a warm-up. Targets: apply + preview under
+100 ms, save under 500 ms, start under 5 s. The engine's own benchmarks are ``python -m toonmatte bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+APPLY_TARGET_MS = 100.0
+SAVE_TARGET_MS = 500.0
+START_TARGET_MS = 5000.0
+
+
+@dataclass
+class Row:
+    step: str
+    ms: float
+    target_ms: float | None = None
+
+    def line(self) -> str:
+        target = "" if self.target_ms is None else f"< {self.target_ms:.0f}"
+        met = "" if self.target_ms is None else ("yes" if self.ms < self.target_ms else "NO")
+        return f"| {self.step:<58} | {self.ms:>9.1f} | {target:>7} | {met:>4} |"
+
+
+def draw_scene(size: int = 2048, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A flat-shaded toon character with loose hair strands on a plain gray backdrop: (rgb, alpha).
+
+    Drawn at twice the size and shrunk with area averaging, so edges and thin strands get soft
+    alpha as in real cel art.
+    """
+    rng = np.random.default_rng(seed)
+    big = 2 * size
+    mask = np.zeros((big, big), np.uint8)
+    colour = np.full((big, big, 3), 128, np.uint8)
+    c = big // 2
+
+    def paint(draw: Callable[[np.ndarray], Any], rgb: tuple[int, int, int]) -> None:
+        layer = np.zeros_like(mask)
+        draw(layer)
+        colour[layer > 0] = rgb
+        mask[layer > 0] = 255
+
+    paint(lambda m: cv2.ellipse(m, (c, int(big * 0.95)), (int(big * 0.3), int(big * 0.4)), 0, 180, 360, 255, -1),
+          (60, 90, 170))
+    paint(lambda m: cv2.circle(m, (c, int(big * 0.4)), int(big * 0.18), 255, -1), (250, 215, 185))
+    paint(lambda m: cv2.ellipse(m, (c, int(big * 0.33)), (int(big * 0.21), int(big * 0.15)), 0, 180, 360, 255, -1),
+          (120, 60, 40))
+    for _ in range(60):  # loose hair strands: thin lines that end up as soft alpha
+        x0, y0 = c + int(rng.integers(-big // 5, big // 5)), int(big * 0.22) + int(rng.integers(0, big // 10))
+        x1, y1 = x0 + int(rng.integers(-big // 6, big // 6)), y0 - int(rng.integers(big // 20, big // 7))
+        width = int(rng.integers(1, 4))
+        paint(lambda m, p=(x0, y0, x1, y1), w=width: cv2.line(m, p[:2], p[2:], 255, w), (120, 60, 40))
+    outline = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8))
+    colour[outline > 0] = (25, 20, 30)
+    rgb = cv2.resize(colour, (size, size), interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+    return rgb, alpha
+
+
+def stroke_layer(size: int) -> np.ndarray:
+    """An editor "strokes" layer (RGBA) as the browser sends it: one foreground and one background
+    brush stroke of radius size/100 and about a sixth of the image long, anti-aliased."""
+    from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR
+
+    layer = np.zeros((size, size, 4), np.uint8)
+    radius = max(2, size // 100)
+    cv2.line(layer, (size // 10, size // 10), (size // 4, size // 6), (*FOREGROUND_COLOR, 255), 2 * radius, cv2.LINE_AA)
+    cv2.line(layer, (size // 2 - size // 12, int(size * 0.8)), (size // 2 + size // 12, int(size * 0.85)),
+             (*BACKGROUND_COLOR, 255), 2 * radius, cv2.LINE_AA)
+    return layer
+
+
+def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall time in ms of ``repeats`` calls after one warm-up call, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times), result
+
+
+def _write_png(path: Path, array: np.ndarray) -> str:
+    """A PNG like the browser's canvas export (zlib's default level)."""
+    from PIL import Image
+
+    Image.fromarray(array).save(path, format="PNG", compress_level=6)
+    return str(path)
+
+
+class _StudioHarness:
+    """A Studio with its Blocks built (not launched), to call the real event handlers and
+    Gradio's pre- and post-processing for them."""
+
+    def __init__(self, folder: Path) -> None:
+        from annotate.engine import Engine
+        from annotate.store import DatasetStore
+        from annotate.studio import Studio
+        from annotate.ui import build_app
+
+        self.folder = folder
+        self.studio = Studio(DatasetStore(folder / "dataset", generation="bench"), Engine(model="fallback"),
+                             annotator="bench")
+        self.demo = build_app(self.studio)
+
+    def handler(self, name: str) -> Any:
+        for block_fn in self.demo.fns.values():
+            if block_fn.name == name:
+                return block_fn
+        raise LookupError(f"the studio has no event handler named {name}")
+
+    def editor_payload(self, shown: np.ndarray, layer: np.ndarray) -> dict[str, Any]:
+        """The editor's data as the browser uploads it: the background it was given (``shown``, RGB),
+        the strokes layer, and their composite."""
+        background = np.dstack([shown, np.full(shown.shape[:2], 255, np.uint8)])
+        painted = layer[..., 3:4].astype(np.float32) / 255.0
+        composite = background.copy()
+        composite[..., :3] = (layer[..., :3] * painted + shown * (1 - painted)).astype(np.uint8)
+        files = {name: _write_png(self.folder / f"{name}.png", array)
+                 for name, array in (("background", background), ("layer", layer), ("composite", composite))}
+
+        def data(name: str) -> dict[str, Any]:
+            return {"path": files[name], "meta": {"_type": "gradio.FileData"}}
+
+        return {"background": data("background"), "layers": [data("layer")], "composite": data("composite"), "id": None}
+
+    def preprocess(self, block_fn: Any, inputs: list[Any]) -> list[Any]:
+        from gradio.state_holder import SessionState
+
+        return asyncio.run(self.demo.preprocess_data(block_fn, list(inputs), SessionState(self.demo)))
+
+    def postprocess(self, block_fn: Any, outputs: list[Any]) -> list[Any]:
+        from gradio.state_holder import SessionState
+
+        return asyncio.run(self.demo.postprocess_data(block_fn, outputs, SessionState(self.demo)))
+
+    def close(self) -> None:
+        self.studio.close()
+
+
+def bench_editing(size: int, repeats: int) -> list[Row]:
+    """Apply strokes and Save through the studio's real handlers."""
+    from annotate import editing, preview
+    from annotate.editing import Item
+    from annotate.strokes import strokes_from_editor
+
+    rgb, truth = draw_scene(size)
+    predicted = truth.copy()
+    predicted[: size // 5, : size // 3] = 0  # a prediction with mistakes for the strokes to fix
+    item = Item("bench", rgb, predicted, predicted.copy(), "fallback", "bench")
+    layer = stroke_layer(size)
+    look = [preview.CHECKERBOARD, "#3a7bd5", True]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="toonmatte-bench-") as tmp:
+        harness = _StudioHarness(Path(tmp))
+        try:
+            apply_fn = harness.handler("on_apply")
+            payload = harness.editor_payload(editing.editor_value(item)["background"], layer)
+            inputs = [None, payload, *look]
+            pre_ms, processed = median_ms(lambda: harness.preprocess(apply_fn, inputs), repeats)
+            value = processed[1]
+
+            def apply() -> list[Any]:
+                fresh = Item(item.stem, item.image, item.predicted, item.alpha, item.engine, item.version)
+                return apply_fn.fn(fresh, value, *look)
+
+            apply_ms, outputs = median_ms(apply, repeats)
+            post_ms, _ = median_ms(lambda: harness.postprocess(apply_fn, outputs), repeats)
+            rows.append(Row(f"apply strokes + preview, handler ({size}x{size})", apply_ms, APPLY_TARGET_MS))
+            decode_ms, strokes = median_ms(lambda: strokes_from_editor(value, item.alpha.shape), repeats)
+            rows.append(Row("  of which: decode strokes", decode_ms))
+            rows.append(Row("  Gradio: decode editor PNGs (before the handler)", pre_ms))
+            rows.append(Row("  Gradio: encode + cache returned images (after)", post_ms))
+            rows.append(Row("apply strokes, all server-side work", pre_ms + apply_ms + post_ms))
+
+            applied = outputs[0]
+
+            def save_cold() -> str:
+                fresh = Item(applied.stem, applied.image, applied.predicted, applied.alpha, applied.engine,
+                             applied.version)
+                return editing.save(harness.studio.store, fresh, "bench")
+
+            cold_ms, _ = median_ms(save_cold, repeats)
+            rows.append(Row("save triple, nothing cached (editing.save)", cold_ms, SAVE_TARGET_MS))
+            save_fn = harness.handler("on_save")
+            empty = {"background": None, "layers": [], "composite": None}
+            handler_ms, _ = median_ms(lambda: save_fn.fn(applied, empty, *look), repeats)
+            rows.append(Row("save triple after Apply, Save handler", handler_ms, SAVE_TARGET_MS))
+        finally:
+            harness.close()
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_start(timeout: float = 120.0) -> Row:
+    """Seconds from spawning ``python app.py`` (offline, no weights) to HTTP 200 on ``/``."""
+    with tempfile.TemporaryDirectory(prefix="toonmatte-bench-start-") as tmp:
+        port = _free_port()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(Path(tmp) / "hf"),
+               "HF_HUB_CACHE": str(Path(tmp) / "hf" / "hub"), "TOONMATTE_CACHE": str(Path(tmp) / "cache"),
+               "GRADIO_ANALYTICS_ENABLED": "False"}
+        env.pop("TOONMATTE_WEIGHTS", None)
+        log = Path(tmp) / "app.log"
+        start = time.perf_counter()
+        with open(log, "wb") as out:
+            process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--dataset-root",
+                                        str(Path(tmp) / "dataset")], cwd=REPO, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT)
+        try:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"app.py exited with {process.returncode}:\n{log.read_text()}")
+                if time.perf_counter() - start > timeout:
+                    raise RuntimeError(f"app.py did not serve within {timeout:.0f} s:\n{log.read_text()}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.02)
+            elapsed = (time.perf_counter() - start) * 1000.0
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    return Row("app start, no weights (spawn -> HTTP 200 on /)", elapsed, START_TARGET_MS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m annotate.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=2048, help="image side (default 2048)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per step after one warm-up (default 5)")
+    parser.add_argument("--skip-start", action="store_true", help="do not time the app start")
+    args = parser.parse_args(argv)
+    print(f"studio bench on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"median of {args.repeats} runs")
+    rows = bench_editing(args.size, args.repeats)
+    if not args.skip_start:
+        rows.append(bench_start())
+    print(f"| {'step':<58} | {'ms':>9} | {'target':>7} | {'met':>4} |")
+    print(f"|{'-' * 60}|{'-' * 11}|{'-' * 9}|{'-' * 6}|")
+    for row in rows:
+        print(row.line())
+    return 0 if all(row.target_ms is None or row.ms < row.target_ms for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,9 @@
 Layout (as ToonOut): ``<root>/<split>/<generation>/{im,gt,an}/<stem>.png`` with ``im`` the original
 8-bit RGB, ``gt`` the 8-bit single-channel alpha and ``an`` the RGBA cut-out with decontaminated
 foreground colours. Hidden folders are not part of the dataset: ``.toonmatte/`` holds the index
-(``index.sqlite``), the commit journals and the per-stem lock files, and ``.history/`` keeps every
-replaced version as ``.history/<split>/<generation>/<stem>/<UTC timestamp>/{im,gt,an}.png``.
+(``index.sqlite``), the commit journals, the per-stem lock files and the model's predicted alphas
+(``predictions/<stem>.<txid>.png``, see below), and ``.history/`` keeps every replaced version as
+``.history/<split>/<generation>/<stem>/<UTC timestamp>/{im,gt,an}.png``.
 
 An item lives in one place: the first save puts a stem under the store's split and generation,
 and later saves of that stem (from any store on the same root) replace it there, so the dataset
@@ -21,6 +22,13 @@ Atomicity. A save first encodes the three PNGs, then, holding the stem's lock (`
 4. renames the temps over the targets, moves the staged history folder to its timestamped place,
    upserts the index row, and deletes the journal.
 
+Predicted alphas. A save given the model's ``predicted_alpha`` (the matte the person corrected) also
+writes it in step 1 as ``.toonmatte/predictions/<stem>.<txid>.png``, named by the save's transaction
+id; the index row's transaction id (set at the commit point) says which file belongs to the current
+version, so a prediction can never be paired with another version's ``gt``. After the commit, and
+when recovering a stem, the stem's other prediction files are deleted; a version saved without a
+prediction has none.
+
 Opening a store recovers from a crash at any moment: a journal present means every temp file is
 complete, so step 4 is replayed (each step is idempotent: a temp that is gone was renamed, and the
 index row carries the transaction id so a replay does not count a version twice); without a journal,
@@ -32,7 +40,8 @@ sanitizing a stem again never strips a second "extension"); ``get``/``items``/``
 session state cover the whole root, whatever split or generation the store writes new items to;
 added are ``hash_file``, ``ItemRecord.created_at``, ``DatasetStore.triple_paths``, ``stem_for``
 (a stem for a source that reuses the item of identical bytes and avoids taking another source's
-stem), ``find_by_hash`` and ``close`` (the store is also a context manager).
+stem), ``find_by_hash``, ``close`` (the store is also a context manager) and ``prediction_pair``
+(the current version's predicted alpha and ``gt``, for the studio's quality view).
 """
 from __future__ import annotations
 
@@ -61,12 +70,14 @@ STATUSES = ("todo", "predicted", "corrected", "skipped", "reviewed")
 KINDS = ("im", "gt", "an")
 MAX_STEM_LENGTH = 120
 INDEX_DIR = ".toonmatte"
+PREDICTIONS_DIR = "predictions"
 HISTORY_DIR = ".history"
 _STAGING = ".staging"
 _TXID = r"[0-9a-f]{32}"
 _TEMP_FILE = re.compile(rf"^\.(?P<stem>.+)\.png\.(?P<txid>{_TXID})\.tmp$")
 _JOURNAL = re.compile(rf"^(?P<stem>.+)\.(?P<txid>{_TXID})\.json(?P<tmp>\.tmp)?$")
 _STAGED = re.compile(rf"^(?P<stem>.+)\.(?P<txid>{_TXID})$")
+_PREDICTION = re.compile(rf"^(?P<stem>.+)\.(?P<txid>{_TXID})\.png$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
@@ -260,8 +271,9 @@ class DatasetStore:
         self._journal_dir = meta / "journal"
         self._lock_dir = meta / "locks"
         self._staging_dir = self.root / HISTORY_DIR / _STAGING
+        self._prediction_dir = meta / PREDICTIONS_DIR
         try:
-            for folder in (self._journal_dir, self._lock_dir, self._staging_dir):
+            for folder in (self._journal_dir, self._lock_dir, self._staging_dir, self._prediction_dir):
                 _mkdirs(folder)
         except OSError as error:
             raise ToonmatteError(f"Cannot create the dataset folder {self.root} ({error.strerror}); choose a writable dataset root.") from error
@@ -323,14 +335,15 @@ class DatasetStore:
             source_hash = hash_file(source_path)
         payloads = {"im": _encode_png(image), "gt": _encode_png(alpha),
                     "an": _encode_png(np.dstack([foreground, alpha]))}
+        prediction = None if predicted_alpha is None else _encode_png(predicted_alpha)
         row = {"stem": stem, "status": status, "source_path": None if source_path is None else str(source_path),
                "source_hash": source_hash, "model": model, "model_version": model_version, "annotator": annotator,
                "changed_fraction": changed_fraction, "mean_abs_delta": mean_abs_delta}
         with self._stem_lock(stem):
-            self._commit(stem, payloads, row)
+            self._commit(stem, payloads, row, prediction)
         return stem
 
-    def _commit(self, stem: str, payloads: dict[str, bytes], row: dict[str, Any]) -> None:
+    def _commit(self, stem: str, payloads: dict[str, bytes], row: dict[str, Any], prediction: bytes | None) -> None:
         split, generation = self._place(stem)
         folder = self._folder(split, generation)
         txid = uuid.uuid4().hex
@@ -340,6 +353,9 @@ class DatasetStore:
             temp = folder / kind / f".{stem}.png.{txid}.tmp"
             _write_synced(temp, payloads[kind])
             renames.append((temp, folder / kind / f"{stem}.png"))
+        if prediction is not None:  # named by txid: it only counts once the index row carries this txid
+            _write_synced(self._prediction_dir / f"{stem}.{txid}.png", prediction)
+            _fsync_dir(self._prediction_dir)
         _fault_point("temps-written")
 
         history = None
@@ -373,8 +389,20 @@ class DatasetStore:
         _fsync_dir(self._journal_dir)
         _fault_point("journal-written")
         self._roll_forward(journal)
+        self._drop_stale_predictions(stem, keep=txid)  # before the journal goes: a crash here is redone on recovery
         path.unlink()
         _fsync_dir(self._journal_dir)
+
+    def _drop_stale_predictions(self, stem: str, keep: str | None) -> None:
+        """Delete ``stem``'s prediction files other than the one of transaction ``keep`` (the current version)."""
+        for path in self._prediction_dir.glob(f"{stem}.*.png"):
+            match = _PREDICTION.match(path.name)
+            if match and match["stem"] == stem and match["txid"] != keep:
+                path.unlink(missing_ok=True)
+
+    def _current_txid(self, stem: str) -> str | None:
+        rows = self._query("SELECT last_txid FROM items WHERE stem = ?", (stem,))
+        return rows[0][0] if rows else None
 
     @staticmethod
     def _history_name(parent: Path) -> str:
@@ -466,6 +494,7 @@ class DatasetStore:
             match = _STAGED.match(staged.name)
             if match and match["stem"] == stem:
                 shutil.rmtree(staged, ignore_errors=True)
+        self._drop_stale_predictions(stem, keep=self._current_txid(stem))
 
     # --------------------------------------------------------------------- index
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
@@ -576,6 +605,18 @@ class DatasetStore:
             if not all(path.exists() for path in paths.values()):
                 raise ToonmatteError(f"No saved triple for {stem!r} under {self.root}; save it first.")
             return tuple(_read_png(paths[kind]) for kind in KINDS)  # type: ignore[return-value]
+
+    def prediction_pair(self, stem: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(the model's predicted alpha saved with the current version of ``stem``, that version's ``gt``),
+        read as one consistent version; None when the stem has no saved triple or was saved without a prediction."""
+        stem = sanitize_stem(stem)
+        with self._stem_lock(stem, shared=True):
+            txid = self._current_txid(stem)
+            prediction = self._prediction_dir / f"{stem}.{txid}.png"
+            gt = self.triple_paths(stem)["gt"]
+            if txid is None or not prediction.exists() or not gt.exists():
+                return None
+            return _read_png(prediction), _read_png(gt)
 
     def history(self, stem: str) -> list[Path]:
         """Folders of the previous versions of ``stem`` (each with im.png, gt.png, an.png), oldest first."""

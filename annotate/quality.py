@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from annotate.store import DatasetStore, ItemRecord
@@ -80,7 +81,7 @@ class QualityRow:
     note: str = ""
 
 
-def score_pair(prediction, gt) -> dict[str, float]:
+def score_pair(prediction: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """The :data:`TABLE_METRICS` of one predicted alpha against its corrected ``gt`` (uint8 HxW each)."""
     return {name: float(metric(prediction, gt)) for name, metric in TABLE_METRICS.items()}
 

@@ -127,6 +127,7 @@ def test_scorer_rows_scores_saved_predictions_and_lists_the_rest_unscored(tmp_pa
     assert by_stem["bad"].scores["pixel_accuracy"] < by_stem["good"].scores["pixel_accuracy"] < 1.0
     assert [r.stem for r in sort_rows(rows, "changed_fraction")] == ["bad", "good", "api"]
     assert [r.stem for r in sort_rows(rows, "mae")][:2] == ["bad", "good"]  # higher MAE is worse
+    assert [r.stem for r in sort_rows(rows, "saved_at")] == ["api", "good", "bad"]  # newest first
 
 
 def test_scorer_sees_a_resave_and_reports_damaged_files(tmp_path):

@@ -1,6 +1,7 @@
 """The model's graph against the published checkpoint's keys and the reference implementation's logits."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN
-from toonmatte.birefnet import BiRefNetConfig, build_model, image_patches
+from toonmatte.birefnet import BiRefNetConfig, build_model, image_patches, optimize_for_inference
 from toonmatte.swin import relative_position_index, shift_region_labels
 
 
@@ -47,6 +48,39 @@ def test_logits_match_reference_implementation(toonout_model, height, width):
     reference = golden[f"logits_{height}x{width}"]
     assert logits.shape == reference.shape
     np.testing.assert_allclose(logits.numpy(), reference, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("height,width", [(256, 256), (384, 256)])
+def test_optimized_model_matches_reference_implementation(toonout_model, height, width):
+    optimized = optimize_for_inference(copy.deepcopy(toonout_model))
+    golden = np.load(GOLDEN / "forward.npz")
+    with torch.inference_mode():
+        logits = optimized(load_fill().golden_input(height, width))
+    np.testing.assert_allclose(logits.numpy(), golden[f"logits_{height}x{width}"], rtol=0, atol=1e-4)
+
+
+def test_batched_images_get_the_same_logits_as_single_ones():
+    # Two images in one batch exercise the per-batch window ordering of shifted blocks.
+    model = build_model(BiRefNetConfig.tiny())
+    x = torch.randn(2, 3, 96, 160)
+    with torch.inference_mode():
+        together = model(x)
+        apart = torch.cat([model(x[:1]), model(x[1:])])
+    torch.testing.assert_close(together, apart, rtol=0, atol=1e-5)
+
+
+def test_optimized_tiny_model_matches_and_drops_training_heads():
+    model = build_model(BiRefNetConfig.tiny())
+    for module in model.modules():  # non-trivial BatchNorm statistics, so folding them matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    optimized = optimize_for_inference(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in optimized.modules())
+    assert not hasattr(optimized.decoder, "conv_ms_spvn_4")
+    x = torch.randn(1, 3, 64, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(optimized(x), model(x), rtol=0, atol=1e-5)
 
 
 def test_tiny_variant_has_the_same_graph_and_output_shape():

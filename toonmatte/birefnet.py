@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
+from toonmatte.deform import deform_conv2d as deform_conv2d_inference
 from toonmatte.swin import SwinTransformer
 
 
@@ -44,12 +45,41 @@ def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
 
 
 def image_patches(x: torch.Tensor, height: int) -> torch.Tensor:
-    """Tile the image into a G x G grid (G = H / height) stacked as channels: b c (G h) (G w) -> b (c G G) h w."""
+    """Tile the image into a G x G grid (G = H / height) stacked as channels: b c (G h) (G w) -> b (c G G) h w.
+
+    The result is in channels-last memory, like every feature map of the decoder.
+    """
     b, c, h, w = x.shape
     grid = h // height
     ph, pw = h // grid, w // grid
-    x = x.view(b, c, grid, ph, grid, pw).permute(0, 1, 2, 4, 3, 5)
-    return x.reshape(b, c * grid * grid, ph, pw)
+    x = x.reshape(b, c, grid, ph, grid, pw).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(b, ph, pw, c * grid * grid).permute(0, 3, 1, 2)
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 convolution as one matrix multiply over channels-last pixels.
+
+    PyTorch's CPU convolution takes a slow im2col path for 1x1 kernels; this is a plain
+    GEMM, and returns channels-last memory.
+    """
+    return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
+
+
+class Conv1x1(nn.Conv2d):
+    """``nn.Conv2d`` with a 1x1 kernel (same parameters), computed by :func:`pointwise`."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = True) -> None:
+        super().__init__(cin, cout, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise(x, self.weight, self.bias)
+
+
+def conv2d(cin: int, cout: int, kernel: int, bias: bool = True) -> nn.Conv2d:
+    """A same-size convolution: :class:`Conv1x1` for 1x1 kernels."""
+    if kernel == 1:
+        return Conv1x1(cin, cout, bias=bias)
+    return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias)
 
 
 class DeformableConv2d(nn.Module):
@@ -58,19 +88,19 @@ class DeformableConv2d(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int) -> None:
         super().__init__()
         self.padding = kernel // 2
-        self.offset_conv = nn.Conv2d(cin, 2 * kernel * kernel, kernel, padding=self.padding)
-        self.modulator_conv = nn.Conv2d(cin, kernel * kernel, kernel, padding=self.padding)
-        self.regular_conv = nn.Conv2d(cin, cout, kernel, padding=self.padding, bias=False)
+        self.offset_conv = conv2d(cin, 2 * kernel * kernel, kernel)
+        self.modulator_conv = conv2d(cin, kernel * kernel, kernel)
+        self.regular_conv = conv2d(cin, cout, kernel, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Without gradients, the faster and leaner :mod:`toonmatte.deform` (any dtype, under autocast too);
+        with them, torchvision's differentiable kernel."""
         offset = self.offset_conv(x)
         mask = 2.0 * torch.sigmoid(self.modulator_conv(x))
-        if x.dtype == torch.float32:
-            return deform_conv2d(x, offset, self.regular_conv.weight, padding=self.padding, mask=mask)
-        # torchvision's CPU kernel has no half-precision version (its CUDA autocast wrapper also runs fp32).
-        out = deform_conv2d(x.float(), offset.float(), self.regular_conv.weight.float(), padding=self.padding,
-                            mask=mask.float())
-        return out.to(x.dtype)
+        weight, bias = self.regular_conv.weight, self.regular_conv.bias
+        if not torch.is_grad_enabled():
+            return deform_conv2d_inference(x, offset, weight, mask, self.padding, bias)
+        return deform_conv2d(x, offset, weight, bias, padding=self.padding, mask=mask)
 
 
 class DeformableBranch(nn.Module):
@@ -89,15 +119,25 @@ class ASPPDeformable(nn.Module):
         self.aspp1 = DeformableBranch(channels, inner, 1)
         self.aspp_deforms = nn.ModuleList(DeformableBranch(channels, inner, k) for k in (1, 3, 7))
         self.global_avg_pool = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, inner, 1, bias=False), nn.BatchNorm2d(inner), nn.ReLU()
+            nn.AdaptiveAvgPool2d(1), Conv1x1(channels, inner, bias=False), nn.BatchNorm2d(inner), nn.ReLU()
         )
-        self.conv1 = nn.Conv2d(inner * 5, channels, 1, bias=False)
+        self.conv1 = Conv1x1(inner * 5, channels, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = [self.aspp1(x), *(branch(x) for branch in self.aspp_deforms)]
-        branches.append(resize(self.global_avg_pool(x), x.shape[-2:]))
-        return F.relu(self.bn1(self.conv1(torch.cat(branches, dim=1))))
+        """``conv1`` over the five branches concatenated, computed as the sum of its five slices
+        applied branch by branch (no concatenated copy; each branch is freed once added). The
+        pooled branch is constant over the image, so its slice adds a per-channel constant."""
+        weight = self.conv1.weight
+        inner = weight.shape[1] // 5
+        out = None
+        for i, branch in enumerate((self.aspp1, *self.aspp_deforms)):
+            term = pointwise(branch(x), weight[:, i * inner:(i + 1) * inner])
+            out = term if out is None else out.add_(term)
+        out = out.add_(pointwise(self.global_avg_pool(x), weight[:, 4 * inner:]))
+        if self.conv1.bias is not None:
+            out = out.add_(self.conv1.bias.view(1, -1, 1, 1))
+        return F.relu(self.bn1(out))
 
 
 class BasicDecBlk(nn.Module):
@@ -127,7 +167,7 @@ class SimpleConvs(nn.Module):
 class BasicLatBlk(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 1)
+        self.conv = Conv1x1(cin, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -138,7 +178,11 @@ def gradient_convs(cin: int, cout: int) -> nn.Sequential:
 
 
 class Decoder(nn.Module):
-    """Coarse-to-fine decoder; ``channels`` are the encoder's widths, deepest first."""
+    """Coarse-to-fine decoder; ``channels`` are the encoder's widths, deepest first.
+
+    Feature maps are kept in channels-last memory, where oneDNN's convolutions are
+    fastest on the CPU and 1x1 convolutions are plain matrix multiplies.
+    """
 
     PATCH_GRIDS = {5: 32, 4: 16, 3: 8, 2: 4}  # input tiling per patch-input block: G = H / level height
 
@@ -153,19 +197,20 @@ class Decoder(nn.Module):
         self.decoder_block3 = BasicDecBlk(c1 + ipt_out[4], c2, inner, aspp)
         self.decoder_block2 = BasicDecBlk(c2 + ipt_out[3], c3, inner, aspp)
         self.decoder_block1 = BasicDecBlk(c3 + ipt_out[2], c3 // 2, inner, aspp)
-        self.conv_out1 = nn.Sequential(nn.Conv2d(c3 // 2 + ipt_out[1], 1, 1))
+        self.conv_out1 = nn.Sequential(Conv1x1(c3 // 2 + ipt_out[1], 1))
         self.lateral_block4 = BasicLatBlk(c1, c1)
         self.lateral_block3 = BasicLatBlk(c2, c2)
         self.lateral_block2 = BasicLatBlk(c3, c3)
         # Deep-supervision heads: used only in training, present in the checkpoint.
         for s, c in zip((4, 3, 2), (c1, c2, c3)):
-            setattr(self, f"conv_ms_spvn_{s}", nn.Conv2d(c, 1, 1))
+            setattr(self, f"conv_ms_spvn_{s}", Conv1x1(c, 1))
         for s, c in zip((4, 3, 2), (c1, c2, c3)):
             setattr(self, f"gdt_convs_{s}", gradient_convs(c, gradient))
         for s in (4, 3, 2):
-            setattr(self, f"gdt_convs_pred_{s}", nn.Sequential(nn.Conv2d(gradient, 1, 1)))
+            setattr(self, f"gdt_convs_pred_{s}", nn.Sequential(Conv1x1(gradient, 1)))
         for s in (4, 3, 2):
-            setattr(self, f"gdt_convs_attn_{s}", nn.Sequential(nn.Conv2d(gradient, 1, 1)))
+            setattr(self, f"gdt_convs_attn_{s}", nn.Sequential(Conv1x1(gradient, 1)))
+        self.head_folded = False  # set by optimize_for_inference
 
     def gradient_attention(self, p: torch.Tensor, stage: int) -> torch.Tensor:
         g = getattr(self, f"gdt_convs_{stage}")(p)
@@ -186,8 +231,19 @@ class Decoder(nn.Module):
         p2 = self.gradient_attention(p2, 2)
         p1 = resize(p2, x1.shape[-2:]) + self.lateral_block2(x1)
         p1 = self.decoder_block1(torch.cat([p1, self.patch_input(x, 2, x1)], dim=1))
-        p1 = resize(p1, x.shape[-2:])
-        return self.conv_out1(torch.cat([p1, self.ipt_blk1(x)], dim=1))
+        return self.head(p1, x)
+
+    def head(self, p1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``conv_out1`` over [p1 upsampled to the input's size, ipt_blk1(x)], as the sum of its
+        two slices, the p1 one applied *before* upsampling: both are linear, and this resizes
+        one channel instead of 192 at full size."""
+        image = self.ipt_blk1(x.contiguous(memory_format=torch.channels_last))
+        if self.head_folded:  # both slices are composed into the convs before them
+            return resize(p1, x.shape[-2:]) + image
+        conv = self.conv_out1[0]
+        c = p1.shape[1]
+        logits = resize(pointwise(p1, conv.weight[:, :c]), x.shape[-2:])
+        return logits + pointwise(image, conv.weight[:, c:], conv.bias)
 
 
 class BiRefNet(nn.Module):
@@ -220,6 +276,66 @@ class BiRefNet(nn.Module):
 def build_model(config: BiRefNetConfig | None = None) -> BiRefNet:
     """A BiRefNet in eval mode (ToonOut's architecture by default), with untrained weights."""
     return BiRefNet(config).eval()
+
+
+def _fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Scale ``conv``'s filters and set its bias so that it computes ``bn(conv(x))`` (inference statistics)."""
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    conv.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double()).to(conv.weight.dtype))
+
+
+def _compose_1x1(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Conv2d:
+    """A conv computing ``conv2d(conv(x), weight, bias)`` for a 1x1 ``weight`` (O x conv.out_channels x 1 x 1)."""
+    mix = weight.double().flatten(1)  # O x M
+    composed = nn.Conv2d(conv.in_channels, mix.shape[0], conv.kernel_size, padding=conv.padding)
+    composed.weight = nn.Parameter(torch.einsum("om,mikl->oikl", mix, conv.weight.double()).to(conv.weight.dtype))
+    total = mix @ conv.bias.double() if conv.bias is not None else torch.zeros(mix.shape[0], dtype=torch.float64)
+    if bias is not None:
+        total = total + bias.double()
+    composed.bias = nn.Parameter(total.to(conv.weight.dtype))
+    return composed.to(conv.weight.device)
+
+
+@torch.no_grad()
+def optimize_for_inference(model: BiRefNet) -> BiRefNet:
+    """Rewrite a model whose weights are loaded, in place, for inference only; returns it.
+
+    Every BatchNorm is folded into the convolution before it; the output head's 1x1
+    convolution is composed into the two linear 3x3 convolutions that feed it (so
+    ``decoder_block1`` and ``ipt_blk1`` produce one channel instead of 192 and 48); the
+    training-only deep-supervision heads are dropped. The result computes the same logits
+    up to float rounding, but its state dict no longer matches the checkpoint and it cannot
+    be trained: load weights before calling this.
+    """
+    model.eval()
+    for module in list(model.modules()):
+        if isinstance(module, BasicDecBlk):
+            _fold_batch_norm(module.conv_in, module.bn_in)
+            _fold_batch_norm(module.conv_out, module.bn_out)
+            module.bn_in, module.bn_out = nn.Identity(), nn.Identity()
+        elif isinstance(module, DeformableBranch):
+            _fold_batch_norm(module.atrous_conv.regular_conv, module.bn)
+            module.bn = nn.Identity()
+        elif isinstance(module, ASPPDeformable):
+            _fold_batch_norm(module.conv1, module.bn1)
+            module.bn1 = nn.Identity()
+            _fold_batch_norm(module.global_avg_pool[1], module.global_avg_pool[2])
+            module.global_avg_pool[2] = nn.Identity()
+    decoder = model.decoder
+    for s in (4, 3, 2):
+        convs = getattr(decoder, f"gdt_convs_{s}")
+        _fold_batch_norm(convs[0], convs[1])
+        convs[1] = nn.Identity()
+        delattr(decoder, f"conv_ms_spvn_{s}")
+        delattr(decoder, f"gdt_convs_pred_{s}")
+    head = decoder.conv_out1[0]
+    c = decoder.decoder_block1.conv_out.out_channels
+    decoder.decoder_block1.conv_out = _compose_1x1(decoder.decoder_block1.conv_out, head.weight[:, :c])
+    decoder.ipt_blk1.conv_out = _compose_1x1(decoder.ipt_blk1.conv_out, head.weight[:, c:], head.bias)
+    decoder.head_folded = True
+    return model
 
 
 def config_from_state_dict(state: dict[str, torch.Tensor]) -> BiRefNetConfig:

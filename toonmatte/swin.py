@@ -7,11 +7,13 @@ before its patch merging and passed through its own LayerNorm (``norm0..3``), an
 shift mask is built on the padded grid.
 
 Attention runs through ``F.scaled_dot_product_attention`` with the relative position
-bias (and, in shifted blocks, the shift mask) folded into one additive mask.
+bias (and, in shifted blocks, the shift mask) folded into one additive mask. Padding,
+cyclic shift and window partition (and their inverse) are single precomputed gathers.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,13 +37,6 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     return x.reshape(-1, window * window, c)
 
 
-def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: (B * nW) x N x C -> B x H x W x C."""
-    c = windows.shape[-1]
-    x = windows.view(-1, h // window, w // window, window, window, c).transpose(2, 3)
-    return x.reshape(-1, h, w, c)
-
-
 def shift_region_labels(hp: int, wp: int, window: int, shift: int) -> torch.Tensor:
     """Label the 9 regions of a padded hp x wp grid that a cyclic shift brings together."""
     labels = torch.zeros(hp, wp, dtype=torch.int64)
@@ -55,12 +50,54 @@ def shift_region_labels(hp: int, wp: int, window: int, shift: int) -> torch.Tens
     return labels
 
 
-@functools.lru_cache(maxsize=32)
-def shift_mask(hp: int, wp: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
-    """nW x N x N boolean: True where a query and key of one window come from different regions."""
-    labels = shift_region_labels(hp, wp, window, shift).to(device)
-    labels = window_partition(labels[None, :, :, None], window).squeeze(-1)  # nW x N
-    return labels[:, None, :] != labels[:, :, None]
+@dataclass(frozen=True)
+class WindowLayout:
+    """Where every token goes for one block's window attention, precomputed per input size.
+
+    Padding to whole windows, the cyclic shift and the window partition are one gather
+    (``gather`` picks a row of the flattened B*H*W token matrix for every window slot;
+    ``padding`` lists the slots that must read zero); the way back, cropping included, is
+    one gather too (``scatter``: the window slot of every token). Windows are ordered so
+    that the ``interior`` ones, whose tokens all come from one region of the shifted grid,
+    come first: they need only the relative bias. The rest need ``blocked`` as well.
+    """
+
+    gather: torch.Tensor  # (B*nW*N,) int64
+    padding: torch.Tensor  # (P,) int64
+    scatter: torch.Tensor  # (B*H*W,) int64
+    interior: int
+    blocked: torch.Tensor | None  # (B*nW - interior) x 1 x N x N bool, None when unshifted
+
+
+@functools.lru_cache(maxsize=64)
+def window_layout(b: int, h: int, w: int, window: int, shift: int, device: torch.device) -> WindowLayout:
+    n = window * window
+    hp, wp = h + (-h) % window, w + (-w) % window
+    grid = torch.full((hp, wp), -1, dtype=torch.int64)
+    grid[:h, :w] = torch.arange(h * w).view(h, w)
+    grid = torch.roll(grid, shifts=(-shift, -shift), dims=(0, 1)) if shift else grid
+    slots = window_partition(grid[None, :, :, None], window).view(-1, n)  # nW x N token per slot, -1 = padding
+    if shift:
+        labels = window_partition(shift_region_labels(hp, wp, window, shift)[None, :, :, None], window).view(-1, n)
+        blocked = labels[:, None, :] != labels[:, :, None]  # nW x N x N
+        masked = blocked.flatten(1).any(1)
+    else:
+        blocked, masked = None, torch.zeros(slots.shape[0], dtype=torch.bool)
+    inner, outer = torch.nonzero(~masked).flatten(), torch.nonzero(masked).flatten()
+    images = torch.arange(b).view(b, 1, 1) * (h * w)
+    tokens = torch.cat([(slots[inner] + images).flatten(0, 1), (slots[outer] + images).flatten(0, 1)]).flatten()
+    pad = torch.cat([slots[inner].expand(b, -1, -1).flatten(), slots[outer].expand(b, -1, -1).flatten()]) < 0
+    scatter = torch.empty(b * h * w, dtype=torch.int64)
+    scatter[tokens[~pad]] = torch.nonzero(~pad).flatten()
+    if blocked is not None:
+        blocked = blocked[outer].repeat(b, 1, 1).unsqueeze(1).to(device)
+    return WindowLayout(
+        gather=tokens.masked_fill(pad, 0).to(device),
+        padding=torch.nonzero(pad).flatten().to(device),
+        scatter=scatter.to(device),
+        interior=b * len(inner),
+        blocked=blocked,
+    )
 
 
 class WindowAttention(nn.Module):
@@ -78,12 +115,29 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, self.heads).permute(2, 0, 1)  # heads x N x N
 
-    def forward(self, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """windows: (B*nW) x N x C; mask: additive, broadcastable to (B*nW) x heads x N x N."""
+    def forward(self, windows: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """(B*nW) x N x C windows -> (B*nW*N) x C attention output, *before* ``proj``.
+
+        The projection is per token, so the block applies it after cropping the padding.
+        SDPA gets a 4-D additive mask (a 3-D one sends it down its slow reference path on
+        the CPU): the bias alone, broadcast, for interior windows; bias plus shift mask for
+        the others.
+        """
         bw, n, c = windows.shape
         qkv = self.qkv(windows).view(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
-        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
+        q, k, v = qkv.unbind(0)
+        bias = self.relative_bias().to(q.dtype).unsqueeze(0)
+        i = layout.interior
+        parts = []
+        if i:
+            parts.append(F.scaled_dot_product_attention(q[:i], k[:i], v[:i], attn_mask=bias))
+        if i < bw:
+            mask = bias + layout.blocked.to(q.dtype) * SHIFT_MASK_VALUE
+            parts.append(F.scaled_dot_product_attention(q[i:], k[i:], v[i:], attn_mask=mask))
+        # SDPA's output is B x N x heads x d in memory: transposed back, it flattens without a copy.
+        parts = [part.transpose(1, 2) for part in parts]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return out.reshape(bw * n, c)
 
 
 class Mlp(nn.Module):
@@ -107,36 +161,14 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def attention_mask(self, b: int, hp: int, wp: int, like: torch.Tensor) -> torch.Tensor:
-        """The additive attention mask: relative bias, plus the shift mask in shifted blocks.
-
-        Unshifted blocks return heads x N x N, which broadcasts over windows without a copy;
-        shifted blocks need a per-window mask, (B*nW) x heads x N x N.
-        """
-        bias = self.attn.relative_bias().to(like.dtype)
-        if not self.shift:
-            return bias
-        blocked = shift_mask(hp, wp, self.window, self.shift, like.device)  # nW x N x N, bool
-        mask = bias.unsqueeze(0) + blocked.unsqueeze(1).to(like.dtype) * SHIFT_MASK_VALUE
-        return mask.repeat(b, 1, 1, 1) if b > 1 else mask
-
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         b, _, c = x.shape
-        shortcut = x
-        x = self.norm1(x).view(b, h, w, c)
-        pad_r, pad_b = (-w) % self.window, (-h) % self.window
-        if pad_r or pad_b:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        hp, wp = h + pad_b, w + pad_r
-        if self.shift:
-            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        windows = self.attn(window_partition(x, self.window), self.attention_mask(b, hp, wp, x))
-        x = window_reverse(windows, self.window, hp, wp)
-        if self.shift:
-            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
-        if pad_r or pad_b:
-            x = x[:, :h, :w, :]
-        x = shortcut + x.reshape(b, h * w, c)
+        layout = window_layout(b, h, w, self.window, self.shift, x.device)
+        windows = self.norm1(x).view(b * h * w, c).index_select(0, layout.gather)
+        if len(layout.padding):
+            windows.index_fill_(0, layout.padding, 0.0)
+        out = self.attn(windows.view(-1, self.window * self.window, c), layout)
+        x = x + self.attn.proj(out.index_select(0, layout.scatter).view(b, h * w, c))
         return x + self.mlp(self.norm2(x))
 
 
@@ -190,7 +222,7 @@ class PatchEmbed(nn.Module):
 
 
 class SwinTransformer(nn.Module):
-    """Returns the four stage outputs as NCHW maps at strides 4, 8, 16 and 32."""
+    """Returns the four stage outputs as B x C x H x W maps (channels-last memory) at strides 4, 8, 16 and 32."""
 
     def __init__(self, embed_dim: int, depths: tuple[int, ...], heads: tuple[int, ...], window: int,
                  mlp_ratio: float) -> None:
@@ -211,6 +243,6 @@ class SwinTransformer(nn.Module):
         for i, stage in enumerate(self.layers):
             out, x, next_h, next_w = stage(x, h, w)
             out = getattr(self, f"norm{i}")(out)
-            outs.append(out.view(-1, h, w, self.channels[i]).permute(0, 3, 1, 2).contiguous())
+            outs.append(out.view(-1, h, w, self.channels[i]).permute(0, 3, 1, 2))
             h, w = next_h, next_w
         return outs

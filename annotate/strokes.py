@@ -118,13 +118,31 @@ def decode_strokes(layers: list[np.ndarray] | np.ndarray, size: tuple[int, int])
             continue
         if layer.shape[:2] != (h, w):
             layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_NEAREST)
-        painted = [_brush_pixels(layer, color) for color in (FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR)]
+        painted = _brush_masks(layer)
         if masks is None:
             masks = painted
         else:
             covered = painted[0] | painted[1] | painted[2]
             masks = [(mask & ~covered) | new for mask, new in zip(masks, painted)]
     return Strokes(*masks) if masks is not None else Strokes.empty(size)
+
+
+def _brush_masks(layer: np.ndarray) -> list[np.ndarray]:
+    """What each brush painted on an RGBA layer (bool HxW masks: foreground, background, edge).
+
+    Strokes cover a small part of a large layer, so colours are decoded only in the boxes around
+    each run of rows holding pixels opaque enough to count.
+    """
+    masks = [np.zeros(layer.shape[:2], bool) for _ in range(3)]
+    opaque = cv2.compare(cv2.extractChannel(layer, 3), MIN_ALPHA, cv2.CMP_GE)
+    painted_rows = cv2.reduce(opaque, 1, cv2.REDUCE_MAX).ravel() > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], painted_rows, [False]])))
+    for top, bottom in zip(edges[::2], edges[1::2]):
+        cols = np.flatnonzero(cv2.reduce(opaque[top:bottom], 0, cv2.REDUCE_MAX).ravel())
+        box = slice(int(top), int(bottom)), slice(int(cols[0]), int(cols[-1]) + 1)
+        for mask, color in zip(masks, (FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR)):
+            mask[box] = _brush_pixels(layer[box], color)
+    return masks
 
 
 def _brush_pixels(layer: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:

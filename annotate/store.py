@@ -59,11 +59,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import cv2
 import numpy as np
 
+from annotate.png import BandedPng
 from toonmatte.errors import ToonmatteError
 
 STATUSES = ("todo", "predicted", "corrected", "skipped", "reviewed")
@@ -80,7 +81,6 @@ _STAGED = re.compile(rf"^(?P<stem>.+)\.(?P<txid>{_TXID})$")
 _PREDICTION = re.compile(rf"^(?P<stem>.+)\.(?P<txid>{_TXID})\.png$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
-_PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 
 # Test seam: called with the name of each step of a save ("temps-written", "history-staged",
 # "journal-written", "renamed-im", "renamed-gt", "renamed-an", "history-committed", "indexed")
@@ -202,13 +202,9 @@ def _describe(value: Any) -> str:
 
 
 def _encode_png(array: np.ndarray) -> bytes:
-    if array.ndim == 3:
-        code = cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        array = cv2.cvtColor(array, code)
-    ok, data = cv2.imencode(".png", array, _PNG_OPTIONS)
-    if not ok:
-        raise ToonmatteError("Could not encode a PNG for the dataset; check the image data.")
-    return data.tobytes()
+    """PNG bytes of a uint8 gray, RGB or RGBA array (``annotate.png``: zlib level 1 run-length, on a
+    few threads): on anime images about 3x faster than OpenCV at level 3 and 0-10 % larger."""
+    return BandedPng(array).tobytes()
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -317,12 +313,22 @@ class DatasetStore:
     def save_triple(self, stem: str, image: np.ndarray, alpha: np.ndarray, *, foreground: np.ndarray | None = None,
                     predicted_alpha: np.ndarray | None = None, source_path: str | None = None,
                     source_hash: str | None = None, model: str | None = None, model_version: str | None = None,
-                    annotator: str | None = None, status: str = "corrected") -> str:
-        """Store a triple atomically (keeping any previous version in history); returns the stored stem."""
+                    annotator: str | None = None, status: str = "corrected",
+                    encoded: Mapping[str, bytes] | None = None) -> str:
+        """Store a triple atomically (keeping any previous version in history); returns the stored stem.
+
+        ``encoded`` may give PNG bytes already made for "im", "gt", "an" or "prediction"; they are
+        stored as they are, so they must decode to exactly ``image``, ``alpha``, the RGBA cut-out
+        (``foreground`` with ``alpha``) and ``predicted_alpha`` (the studio keeps such PNGs of what
+        it shows, and saving then skips most of the encoding).
+        """
         _check_status(status)
         _check_images(image, alpha, foreground, predicted_alpha)
         stem = sanitize_stem(stem)
-        if foreground is None:
+        encoded = dict(encoded or {})
+        if not set(encoded) <= {*KINDS, "prediction"}:
+            raise ValueError(f"encoded PNGs can be given for {', '.join(KINDS)} and prediction, not {sorted(encoded)}")
+        if foreground is None and "an" not in encoded:
             from toonmatte.foreground import estimate_foreground
 
             foreground = estimate_foreground(image, alpha)
@@ -333,9 +339,11 @@ class DatasetStore:
             changed_fraction, mean_abs_delta = change_stats(predicted_alpha, alpha)
         if source_hash is None and source_path and Path(source_path).is_file():
             source_hash = hash_file(source_path)
-        payloads = {"im": _encode_png(image), "gt": _encode_png(alpha),
-                    "an": _encode_png(np.dstack([foreground, alpha]))}
-        prediction = None if predicted_alpha is None else _encode_png(predicted_alpha)
+        arrays = {"im": lambda: image, "gt": lambda: alpha, "an": lambda: np.dstack([foreground, alpha])}
+        if predicted_alpha is not None:
+            arrays["prediction"] = lambda: predicted_alpha
+        payloads = {kind: encoded[kind] if kind in encoded else _encode_png(array()) for kind, array in arrays.items()}
+        prediction = payloads.pop("prediction", None)
         row = {"stem": stem, "status": status, "source_path": None if source_path is None else str(source_path),
                "source_hash": source_hash, "model": model, "model_version": model_version, "annotator": annotator,
                "changed_fraction": changed_fraction, "mean_abs_delta": mean_abs_delta}

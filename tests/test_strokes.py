@@ -82,6 +82,25 @@ def test_decode_ignores_blends_of_two_brushes_and_upper_layer_wins():
     assert not (strokes.foreground & strokes.background).any()
 
 
+def test_decode_of_scattered_strokes_follows_the_per_pixel_rule():
+    """Decoding works on boxes around runs of painted rows; every pixel must still get the brush
+    whose colour box holds it (alpha >= 128, each channel within 100), wherever strokes lie."""
+    rng = np.random.default_rng(7)
+    layer = _layer((90, 70))
+    for _ in range(6):  # strokes in separate row runs and side by side in the same rows
+        top, left = int(rng.integers(0, 80)), int(rng.integers(0, 60))
+        _paint(layer, (slice(top, top + 8), slice(left, left + 9)),
+               [FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR][int(rng.integers(0, 3))], int(rng.integers(100, 256)))
+    ys, xs = rng.integers(0, 90, 300), rng.integers(0, 70, 300)
+    layer[ys, xs] = rng.integers(0, 256, (300, 4))  # noise: colours in and out of the boxes
+    strokes = decode_strokes([layer], (90, 70))
+    colour, opaque = layer[..., :3].astype(int), layer[..., 3] >= 128
+    for mask, brush in ((strokes.foreground, FOREGROUND_COLOR), (strokes.background, BACKGROUND_COLOR),
+                        (strokes.edge, EDGE_COLOR)):
+        assert np.array_equal(mask, opaque & (np.abs(colour - brush) <= 100).all(axis=2))
+    assert strokes.foreground.any() and strokes.background.any() and strokes.edge.any()
+
+
 def test_decode_layer_of_another_size_and_other_input_types(tmp_path):
     small = np.zeros((32, 40, 4), np.uint8)
     _paint(small, (slice(4, 8), slice(10, 20)), EDGE_COLOR)

@@ -3,19 +3,28 @@
 The editor's background is the image with the current matte tinted over it; the person paints
 on an empty "strokes" layer; strokes are decoded and applied only when they press Apply, Snap
 or Save, and the editor is then reset to the new matte with an empty layer again.
+
+An ``Item`` computes what the studio shows (the decontaminated foreground, the tinted editor
+background and its PNG, preview-sized planes) lazily and once; an item made by ``with_alpha``
+derives them from its predecessor's, redoing only the regions whose alpha changed, so that
+applying a stroke to a 2048x2048 image costs what the stroke touched.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 
 from annotate import preview
+from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
+from annotate.png import BandedPng
 from annotate.queue import Prediction
 from annotate.store import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint
 from toonmatte.errors import ToonmatteError
+from toonmatte.foreground import estimate_foreground
 
 TINT_COLOR = (255, 0, 255)
 TINT_OPACITY = 0.5
@@ -23,9 +32,50 @@ TINT_OPACITY = 0.5
 LAYER_NAME = "strokes"
 
 
+class _Source:
+    """What depends only on the image (shared by every alpha of one item)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.values: dict[Any, Any] = {}
+
+
+class _Renders:
+    """Values computed from (image, alpha), and the previous alpha's values to update them from.
+
+    ``basis`` maps a key to (value, the alpha it was computed for); a key computed here is
+    derived from its basis when there is one (see ``Item.derived``).
+    """
+
+    def __init__(self, source: _Source | None = None, basis: dict[str, tuple[Any, np.ndarray]] | None = None) -> None:
+        self.source = source or _Source()
+        self.basis = basis or {}
+        self.values: dict[Any, Any] = {}
+        self.lock = threading.RLock()
+        self._boxes: dict[tuple[int, int], list] = {}
+
+    def successor(self, alpha: np.ndarray) -> "_Renders":
+        """Renders for a new alpha, to be derived from these (computed for ``alpha``)."""
+        with self.lock:
+            basis = dict(self.basis)
+            basis.update({key: (value, alpha) for key, value in self.values.items() if key in INCREMENTAL})
+        return _Renders(self.source, basis)
+
+    def boxes(self, before: np.ndarray, after: np.ndarray, margin: int) -> list:
+        key = (id(before), margin)
+        if key not in self._boxes:
+            self._boxes[key] = changed_boxes(before, after, margin)
+        return self._boxes[key]
+
+
+INCREMENTAL = ("foreground", "tint", "tint_png", "cutout_png", "cutout_png_raw", "alpha_png")
+"""Keys whose values a successor item updates instead of recomputing."""
+
+
 @dataclass
 class Item:
-    """An image under correction: ``predicted`` is the model's alpha (the reset target), ``alpha`` the current one."""
+    """An image under correction: ``predicted`` is the model's alpha (the reset target), ``alpha`` the
+    current one, ``origin`` the alpha it was opened with or last saved (so ``unsaved`` can tell)."""
 
     stem: str
     image: np.ndarray
@@ -35,17 +85,109 @@ class Item:
     version: str
     source_path: str | None = None
     source_hash: str | None = None
-    _cutouts: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)
+    origin: np.ndarray | None = None
+    _renders: _Renders = field(default_factory=_Renders, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = self.alpha
 
     def with_alpha(self, alpha: np.ndarray) -> "Item":
-        """A copy with a new current alpha (and no cached cut-outs)."""
-        return replace(self, alpha=alpha, _cutouts={})
+        """A copy with a new current alpha; its renders are derived from this item's."""
+        return replace(self, alpha=alpha, _renders=self._renders.successor(self.alpha))
+
+    def saved(self) -> "Item":
+        """This item once its current alpha is stored (no unsaved changes)."""
+        return replace(self, origin=self.alpha)
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether the current alpha differs from the one opened or last saved."""
+        return self.origin is not self.alpha and not np.array_equal(self.origin, self.alpha)
+
+    # ------------------------------------------------------------ cached renders
+    def derived(self, key: str, full: Callable[[], Any], update: Callable[[Any, np.ndarray], Any]) -> Any:
+        """The value under ``key``: ``update(old value, old alpha)`` from the basis when there is one,
+        else ``full()``; computed once."""
+        renders = self._renders
+        with renders.lock:
+            if key not in renders.values:
+                if key in renders.basis:
+                    old, old_alpha = renders.basis.pop(key)
+                    renders.values[key] = update(old, old_alpha)
+                else:
+                    renders.values[key] = full()
+            return renders.values[key]
+
+    def cached(self, key: Any, compute: Callable[[], Any], *, per_image: bool = False,
+               valid: Callable[[Any], bool] | None = None) -> Any:
+        """A value computed once for this alpha (or, ``per_image``, once for the image); recomputed
+        when ``valid`` says the stored one is not (a file deleted since, say)."""
+        store = self._renders.source if per_image else self._renders
+        with store.lock:
+            if key not in store.values or (valid is not None and not valid(store.values[key])):
+                store.values[key] = compute()
+            return store.values[key]
+
+    def changed_rows(self, old_alpha: np.ndarray, reach: int = 0) -> list[slice]:
+        """Row spans where the alpha changed since ``old_alpha``, grown by ``reach``."""
+        return [rows for rows, _ in self._renders.boxes(old_alpha, self.alpha, reach)]
+
+    def foreground(self) -> np.ndarray:
+        """The decontaminated foreground colours (uint8 HxWx3) of the current alpha."""
+        return self.derived("foreground", lambda: estimate_foreground(self.image, self.alpha),
+                            lambda old, old_alpha: update_foreground(self.image, self.alpha, old, old_alpha))
+
+    def colours(self, decontaminate: bool = True) -> np.ndarray:
+        """The cut-out's colours: decontaminated, or the image's own."""
+        return self.foreground() if decontaminate else self.image
 
     def cutout(self, decontaminate: bool = True) -> np.ndarray:
-        """The RGBA cut-out of the current alpha, computed once per setting."""
-        if decontaminate not in self._cutouts:
-            self._cutouts[decontaminate] = preview.cutout_rgba(self.image, self.alpha, decontaminate)
-        return self._cutouts[decontaminate]
+        """The RGBA cut-out of the current alpha."""
+        return self.cached(("cutout", decontaminate), lambda: np.dstack([self.colours(decontaminate), self.alpha]))
+
+    def tint(self) -> np.ndarray:
+        """The editor's background: the image with the backdrop tinted."""
+        def update(old: np.ndarray, old_alpha: np.ndarray) -> np.ndarray:
+            out = old.copy()
+            for box in self._renders.boxes(old_alpha, self.alpha, 0):
+                out[box] = tint(self.image[box], self.alpha[box], TINT_COLOR, TINT_OPACITY)
+            return out
+        return self.derived("tint", lambda: tint(self.image, self.alpha, TINT_COLOR, TINT_OPACITY), update)
+
+    def png(self, key: str, array: Callable[[], np.ndarray], reach: int = 0) -> BandedPng:
+        """``array()`` as a ``BandedPng`` under ``key``, re-encoded only where the alpha changed (grown by ``reach``)."""
+        return self.derived(key, lambda: BandedPng(array()),
+                            lambda old, old_alpha: old.update(array(),
+                                                              self.changed_rows(old_alpha, reach)))
+
+    def tint_png(self) -> BandedPng:
+        return self.png("tint_png", self.tint)
+
+    def cutout_png(self, decontaminate: bool = True) -> BandedPng:
+        if decontaminate:
+            return self.png("cutout_png", lambda: self.cutout(True), FOREGROUND_REACH)
+        return self.png("cutout_png_raw", lambda: self.cutout(False))
+
+    def alpha_png(self) -> BandedPng:
+        return self.png("alpha_png", lambda: self.alpha)
+
+    def small_image(self) -> np.ndarray:
+        """The image at preview size."""
+        return self.cached("small_image", lambda: preview.thumbnail(self.image, preview.PREVIEW_SIDE), per_image=True)
+
+    def small_alpha(self) -> np.ndarray:
+        return self.cached("small_alpha", lambda: preview.thumbnail(self.alpha, preview.PREVIEW_SIDE))
+
+    def small_colours(self, decontaminate: bool = True) -> np.ndarray:
+        """The cut-out's colours at preview size."""
+        if not decontaminate:
+            return self.small_image()
+        return self.cached("small_foreground", lambda: preview.thumbnail(self.foreground(), preview.PREVIEW_SIDE))
+
+    def view(self, choice: str, colour: str | None, decontaminate: bool = True) -> np.ndarray:
+        """The preview image (RGB, preview size) for one of ``preview.BACKGROUNDS``."""
+        return preview.compose(self.small_colours(decontaminate), self.small_alpha(), choice, colour)
 
 
 def from_prediction(store: DatasetStore, prediction: Prediction) -> Item:
@@ -77,7 +219,7 @@ def editor_value(item: Item | None) -> dict | None:
     """The ``gr.ImageEditor`` value: the tinted image as background and no strokes."""
     if item is None:
         return None
-    return {"background": tint(item.image, item.alpha, TINT_COLOR, TINT_OPACITY), "layers": [], "composite": None}
+    return {"background": item.tint(), "layers": [], "composite": None}
 
 
 def apply_editor(item: Item, value: dict | None, how: str = "apply") -> tuple[Item, bool]:
@@ -98,8 +240,15 @@ def apply_editor(item: Item, value: dict | None, how: str = "apply") -> tuple[It
 
 
 def save(store: DatasetStore, item: Item, annotator: str | None = None) -> str:
-    """Store the item's triple (``an`` always decontaminated) with its prediction for change stats; returns the stem."""
-    return store.save_triple(item.stem, item.image, item.alpha, foreground=item.cutout(True)[..., :3],
+    """Store the item's triple (``an`` always decontaminated) with its prediction for change stats; returns the stem.
+
+    The PNGs come from the item's caches: the downloads already encoded ``an`` and ``gt`` (updated
+    where the matte changed), and ``im`` and the prediction are encoded once per image.
+    """
+    encoded = {"im": item.cached("image_png", lambda: BandedPng(item.image).tobytes(), per_image=True),
+               "prediction": item.cached("predicted_png", lambda: BandedPng(item.predicted).tobytes(), per_image=True),
+               "gt": item.alpha_png().tobytes(), "an": item.cutout_png(True).tobytes()}
+    return store.save_triple(item.stem, item.image, item.alpha, foreground=item.foreground(),
                              predicted_alpha=item.predicted, source_path=item.source_path,
                              source_hash=item.source_hash, model=item.engine, model_version=item.version,
-                             annotator=annotator, status="corrected")
+                             annotator=annotator, status="corrected", encoded=encoded)

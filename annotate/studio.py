@@ -7,8 +7,10 @@ raise ``ToonmatteError`` subclasses with one sentence.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -20,6 +22,7 @@ from annotate.api import OutputFolder, matte_file, save_file
 from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
+from annotate.render import Renderer
 from annotate.store import STATUSES, DatasetStore
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imageio import load_image
@@ -31,6 +34,16 @@ WORK_DIR = ".uploads"
 so that a queue of uploads survives a restart."""
 BROWSE_LIMIT = 200
 """The browse gallery shows at most this many items, newest first."""
+KEPT_EDITS = 32
+"""Applied but unsaved mattes kept in memory when the person moves on (the oldest are dropped)."""
+
+
+def _digest(image: np.ndarray) -> bytes:
+    """A fingerprint of an image's pixels (kept edits belong to the exact image they were made on)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.digest()
 
 
 @dataclass
@@ -46,20 +59,24 @@ class Studio:
     """The shared state of one running studio."""
 
     def __init__(self, store: DatasetStore, engine: Engine, annotator: str | None = None,
-                 allow_server_paths: bool = True, outputs: OutputFolder | None = None) -> None:
+                 allow_server_paths: bool = True, outputs: OutputFolder | None = None,
+                 renderer: Renderer | None = None) -> None:
         self.store = store
         self.engine = engine
         self.annotator = annotator
         self.allow_server_paths = allow_server_paths
         self.outputs = outputs or OutputFolder()
+        self.renderer = renderer or Renderer()
         self.work_dir = store.root / WORK_DIR
         self._lock = threading.RLock()
         self._thumbs: dict[tuple[str, str, int], np.ndarray] = {}
+        self._kept: OrderedDict[str, tuple[bytes, np.ndarray]] = OrderedDict()  # stem -> (image digest, alpha)
         self.queue: WorkQueue | None = WorkQueue.resume(store, engine.predict_item)
 
     # ------------------------------------------------------------------ queue
-    def load(self, uploads: Iterable[str] | None, folder: str | None) -> Step:
-        """Replace the work queue with uploaded files/zips and/or a server folder, and show its first image."""
+    def load(self, uploads: Iterable[str] | None, folder: str | None, current: Item | None = None) -> Step:
+        """Replace the work queue with uploaded files/zips and/or a server folder, and show its first image
+        (``current``, the item being left, keeps its applied changes: see ``leave``)."""
         uploads = [str(path) for path in (uploads or [])]
         folder = (folder or "").strip()
         if folder and not self.allow_server_paths:
@@ -78,12 +95,13 @@ class Studio:
         if not found.paths:
             raise BadImageError(" ".join(found.skipped) or "No images were found; upload PNG, JPEG or WebP files or a zip of them.")
         source = folder or ", ".join(Path(path).name for path in uploads[:3])
+        left = self.leave(current)
         with self._lock:
             if self.queue is not None:
                 self.queue.close()
             self.queue = WorkQueue.from_paths(self.store, self.engine.predict_item, found.paths, source)
         step = self.current()
-        step.warnings[:0] = found.skipped
+        step.warnings[:0] = left + found.skipped
         step.info = f"Loaded {len(self.queue)} images from {source}."
         return step
 
@@ -99,24 +117,53 @@ class Studio:
         prediction, warnings = skip_unreadable(self.queue, BadImageError)
         if prediction is None:
             return Step(None, warnings, "No readable image is left at the end of the queue; press Previous or load more images.")
-        return Step(editing.from_prediction(self.store, prediction), warnings)
+        item, restored = self._restore(editing.from_prediction(self.store, prediction))
+        return Step(item, warnings, restored)
 
-    def move(self, action: str) -> Step:
-        """``action`` is "next", "previous" or "skip"; returns the image now under the cursor."""
+    def move(self, action: str, current: Item | None = None) -> Step:
+        """``action`` is "next", "previous" or "skip"; returns the image now under the cursor.
+
+        ``current`` is the item being left: its applied, unsaved changes are kept (see ``leave``).
+        """
         queue = self._queue()
         if action == "previous":
             if queue.index == 0:
                 return Step(None, info="This is the first image.")
+            left = self.leave(current)
             queue.previous()
         elif action in ("next", "skip"):
             if queue.at_end():
                 if action == "skip":
                     queue.skip()
                 return Step(None, info=self.finished_line())
+            left = self.leave(current)
             queue.skip() if action == "skip" else queue.next()
         else:
             raise ValueError(f"unknown queue action {action!r}")
-        return self.current()
+        step = self.current()
+        step.warnings[:0] = left
+        return step
+
+    def leave(self, item: Item | None) -> list[str]:
+        """Keep ``item``'s applied but unsaved matte in memory, so that coming back to it restores it;
+        returns the warning to show (none when nothing is unsaved)."""
+        if item is None or not item.unsaved:
+            return []
+        with self._lock:
+            self._kept[item.stem] = (_digest(item.image), item.alpha)
+            self._kept.move_to_end(item.stem)
+            while len(self._kept) > KEPT_EDITS:
+                self._kept.popitem(last=False)
+        return [f"The changes applied to {item.stem} are not saved: they are kept until the studio stops; "
+                f"go back to it and press Save to store them."]
+
+    def _restore(self, item: Item) -> tuple[Item, str | None]:
+        """``item`` with the unsaved matte kept for it by ``leave``, if any (and a message saying so)."""
+        with self._lock:
+            kept = self._kept.get(item.stem)
+        if kept is None or kept[0] != _digest(item.image):
+            return item, None
+        return item.with_alpha(kept[1]), f"Restored the unsaved changes applied to {item.stem}."
 
     def finished_line(self) -> str:
         done, total = self._queue().progress()
@@ -142,8 +189,10 @@ class Studio:
         """Apply pending strokes, then store the triple; returns the saved item and its stem."""
         item, _ = self.apply(item, editor_value, "apply")
         stem = editing.save(self.store, item, self.annotator)
+        with self._lock:
+            self._kept.pop(item.stem, None)
         log.info("saved %s (changed %.4f of pixels)", stem, float(np.mean(item.alpha != item.predicted)))
-        return item, stem
+        return item.saved(), stem
 
     def save_and_next(self, item: Item | None, editor_value: dict | None) -> Step:
         """Save, then show the next queue image (or, after a reopened item, the queue's current one)."""
@@ -197,12 +246,13 @@ class Studio:
         return self._thumbs[key]
 
     def reopen(self, stem: str) -> Item:
-        """Open an item from the browse gallery: its saved triple, or its queue image if never saved."""
+        """Open an item from the browse gallery: its saved triple, or its queue image if never saved
+        (with the unsaved changes kept for it by ``leave``, if any)."""
         record = self.store.get(stem)
         if record is None:
             raise ToonmatteError(f"{stem} is not in the dataset index; refresh the gallery.")
         if record.versions > 0:
-            return editing.from_store(self.store, stem, self.engine.predict)
+            return self._restore(editing.from_store(self.store, stem, self.engine.predict))[0]
         queue = self._queue()
         index = queue.locate(stem)
         if index is None:
@@ -229,9 +279,7 @@ class Studio:
 
     def downloads(self, item: Item, decontaminate: bool) -> tuple[str, str]:
         """(RGBA cut-out PNG, mask PNG) files of the current alpha, for the download buttons."""
-        cut, mask = self.outputs.write({f"{item.stem}.png": item.cutout(decontaminate),
-                                        f"{item.stem}_mask.png": item.alpha})
-        return str(cut), str(mask)
+        return self.renderer.downloads(item, decontaminate)
 
     def close(self) -> None:
         if self.queue is not None:

@@ -2,6 +2,11 @@
 
 The image editor has no ``.change``/``.input`` listeners (they would make the browser re-upload
 every layer after each stroke): strokes reach the server only when a button is pressed.
+
+Handlers return files written by ``studio.renderer`` (the editor's PNG re-encoded only where the
+matte changed, previews at preview size), not arrays for Gradio to encode. The full-resolution
+download files are written by a step chained after each event, so the editor and the previews
+come back first; until that step is done the download buttons hold no file (never a stale one).
 """
 from __future__ import annotations
 
@@ -11,11 +16,12 @@ from typing import Any, Callable
 import gradio as gr
 
 from annotate import preview
-from annotate.editing import Item, editor_value
+from annotate.editing import Item
 from annotate.shortcuts import EDITOR_ID, help_markdown
 from annotate.store import STATUSES
 from annotate.strokes import BACKGROUND_HEX, EDGE_HEX, FOREGROUND_HEX
 from annotate.studio import Step, Studio
+from annotate.widgets import StrokesEditor
 from toonmatte.errors import ToonmatteError
 
 ENGINE = "engine"
@@ -69,7 +75,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         with gr.Accordion("Keyboard shortcuts", open=False):
                             gr.Markdown(help_markdown())
                     with gr.Column(scale=3):
-                        editor = gr.ImageEditor(
+                        editor = StrokesEditor(
                             label="Paint: green = subject, red = background, blue = soft edge to re-solve",
                             elem_id=EDITOR_ID, type="numpy", format="png", image_mode="RGBA", height=EDITOR_HEIGHT,
                             sources=[], transforms=[], interactive=True,
@@ -96,10 +102,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                         download_rgba = gr.DownloadButton("Download cut-out (RGBA PNG)", elem_id="download-rgba")
                         download_mask = gr.DownloadButton("Download mask (PNG)", elem_id="download-mask")
                     with gr.Column(scale=2):
-                        shown = gr.Image(label="Preview", type="numpy", format="png", interactive=False,
+                        shown = gr.Image(label="Preview", type="filepath", interactive=False,
                                          elem_id="preview", height=480)
                     with gr.Column(scale=2):
-                        slider = gr.ImageSlider(label="Before / after", type="numpy", format="png",
+                        slider = gr.ImageSlider(label="Before / after", type="filepath",
                                                 interactive=False, elem_id="before-after", max_height=480)
             with gr.Tab("Browse", id="browse") as browse_tab:
                 with gr.Row():
@@ -118,16 +124,22 @@ def build_app(studio: Studio) -> gr.Blocks:
             api_matte_button = gr.Button("matte")
             api_save_button = gr.Button("save")
 
-        views = [shown, slider, download_rgba, download_mask]
-        shows = [item_state, editor, *views, progress]
+        views = [shown, slider]
+        downloads = [download_rgba, download_mask]
+        shows = [item_state, editor, *views, *downloads, progress]
+        no_files = [gr.update(value=None), gr.update(value=None)]
 
         def render_views(item: Item | None, choice: str, colour: str, clean: bool) -> list[Any]:
             if item is None:
-                return [None, None, gr.update(value=None), gr.update(value=None)]
-            rgba = item.cutout(clean)
-            view = preview.view(rgba, choice, colour)
-            cut, mask = studio.downloads(item, clean)
-            return [view, (item.image, view), cut, mask]
+                return [None, None]
+            view, pair = studio.renderer.views(item, choice, colour, clean)
+            return [view, pair]
+
+        def on_downloads(item: Item | None, clean: bool) -> list[Any]:
+            """The download buttons' files for the current matte (chained after every event that shows one)."""
+            if item is None:
+                return no_files
+            return list(studio.downloads(item, clean))
 
         def show(step: Step, current: Item | None, choice: str, colour: str, clean: bool) -> list[Any]:
             """Outputs for ``shows``: the step's item (or the unchanged current one), with its toasts."""
@@ -136,20 +148,20 @@ def build_app(studio: Studio) -> gr.Blocks:
             if step.info:
                 gr.Info(step.info)
             if step.item is None:
-                return [current, gr.skip(), *[gr.skip()] * len(views), studio.progress_line(current)]
-            return [step.item, editor_value(step.item), *render_views(step.item, choice, colour, clean),
-                    studio.progress_line(step.item)]
+                return [current, gr.skip(), *[gr.skip()] * (len(views) + len(downloads)), studio.progress_line(current)]
+            return [step.item, studio.renderer.editor(step.item), *render_views(step.item, choice, colour, clean),
+                    *no_files, studio.progress_line(step.item)]
 
         look = [background, custom, decontaminate]
 
         @_friendly
         def on_load(files, path, current, choice, colour, clean):
-            return show(studio.load(files, path), current, choice, colour, clean)
+            return show(studio.load(files, path, current), current, choice, colour, clean)
 
         def on_move(action: str):
             @_friendly
             def handler(current, choice, colour, clean):
-                return show(studio.move(action), current, choice, colour, clean)
+                return show(studio.move(action, current), current, choice, colour, clean)
             handler.__name__ = f"on_{action}"
             return handler
 
@@ -184,6 +196,10 @@ def build_app(studio: Studio) -> gr.Blocks:
             return render_views(current, choice, colour, clean)
 
         @_friendly
+        def on_decontaminate(current, choice, colour, clean):
+            return [*render_views(current, choice, colour, clean), *no_files]
+
+        @_friendly
         def on_browse(status):
             entries, stems = studio.browse(status)
             return entries, stems
@@ -192,25 +208,33 @@ def build_app(studio: Studio) -> gr.Blocks:
         def on_reopen(stems, current, choice, colour, clean, evt: gr.SelectData):
             if evt.index is None or not 0 <= evt.index < len(stems):
                 raise ToonmatteError("That item is no longer listed; press Refresh.")
-            item = studio.reopen(stems[evt.index])
-            return [*show(Step(item), current, choice, colour, clean), gr.Tabs(selected="correct")]
+            stem = stems[evt.index]
+            left = studio.leave(current) if current is not None and current.stem != stem else []
+            item = studio.reopen(stem)
+            restored = f"Restored the unsaved changes applied to {item.stem}." if item.unsaved else None
+            return [*show(Step(item, left, restored), current, choice, colour, clean), gr.Tabs(selected="correct")]
 
         private = {"api_visibility": "private"}
         engine_calls = {"concurrency_id": ENGINE, "concurrency_limit": 1, **private}
-        load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls)
-        previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls)
-        skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls)
-        save_next.click(on_save_next, [item_state, editor, *look], shows, **engine_calls)
-        save.click(on_save, [item_state, editor, *look], shows, **private)
-        apply.click(on_strokes("apply"), [item_state, editor, *look], shows, **private)
-        snap.click(on_strokes("snap"), [item_state, editor, *look], shows, **private)
-        reset.click(on_reset, [item_state, *look], shows, **private)
-        for control in look:
+
+        def then_downloads(event: Any) -> None:
+            event.then(on_downloads, [item_state, decontaminate], downloads, **private)
+
+        then_downloads(load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls))
+        then_downloads(previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls))
+        then_downloads(skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls))
+        then_downloads(save_next.click(on_save_next, [item_state, editor, *look], shows, **engine_calls))
+        then_downloads(save.click(on_save, [item_state, editor, *look], shows, **private))
+        then_downloads(apply.click(on_strokes("apply"), [item_state, editor, *look], shows, **private))
+        then_downloads(snap.click(on_strokes("snap"), [item_state, editor, *look], shows, **private))
+        then_downloads(reset.click(on_reset, [item_state, *look], shows, **private))
+        for control in (background, custom):
             control.change(on_look, [item_state, *look], views, **private)
+        then_downloads(decontaminate.change(on_decontaminate, [item_state, *look], [*views, *downloads], **private))
         refresh.click(on_browse, [status_filter], [gallery, stems_state], **private)
         status_filter.change(on_browse, [status_filter], [gallery, stems_state], **private)
         browse_tab.select(on_browse, [status_filter], [gallery, stems_state], **private)
-        gallery.select(on_reopen, [stems_state, item_state, *look], [*shows, tabs], **engine_calls)
+        then_downloads(gallery.select(on_reopen, [stems_state, item_state, *look], [*shows, tabs], **engine_calls))
 
         api_matte_button.click(_friendly(studio.matte_endpoint), [api_image], [api_cutout, api_alpha],
                                api_name="matte", concurrency_id=ENGINE, concurrency_limit=1,
@@ -230,7 +254,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 shown_now = show(Step(None), current, choice, colour, clean)
             return [gr.Markdown(text, elem_classes=["fallback"] if warn else []), *shown_now]
 
-        demo.load(on_page, [item_state, *look], [banner, *shows], **engine_calls)
+        then_downloads(demo.load(on_page, [item_state, *look], [banner, *shows], **engine_calls))
     return demo
 
 

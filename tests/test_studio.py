@@ -238,3 +238,26 @@ def test_preview_views(toon) -> None:
     assert preview.thumbnail(rgb, 64).shape == (64, 64, 3)
     with pytest.raises(ValueError):
         preview.view(rgba, "plaid")
+
+
+def test_moving_on_keeps_applied_unsaved_changes(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        item = studio.load(write_toons(tmp_path / "in", 3), None).item
+        box = (slice(0, 5), slice(0, 5))
+        applied, _ = studio.apply(item, {"layers": [layer_with(item.alpha.shape, box, FOREGROUND_COLOR)]}, "apply")
+        assert applied.unsaved and studio.leave(item) == []  # nothing applied: nothing to keep
+        step = studio.move("next", applied)
+        assert step.item.stem == "toon1" and len(step.warnings) == 1 and "toon0" in step.warnings[0]
+        back = studio.move("previous", step.item)
+        assert back.warnings == [] and back.info == "Restored the unsaved changes applied to toon0."
+        assert np.array_equal(back.item.alpha, applied.alpha) and back.item.unsaved
+        assert np.array_equal(back.item.predicted, item.predicted)  # reset still goes to the prediction
+        saved, _ = studio.save(back.item, None)
+        assert not saved.unsaved
+        assert studio.move("next", saved).warnings == []  # saved: nothing to warn about or keep
+        assert studio.move("previous", None).info is None
+        reloaded = studio.load(write_toons(tmp_path / "in2", 1), None, applied)
+        assert any("toon0" in warning for warning in reloaded.warnings)
+    finally:
+        studio.close()

@@ -1,0 +1,122 @@
+"""What the studio shows: an item's cached renders (updated where the matte changed), the files the
+Renderer hands the browser, saving from those caches, and the editor that decodes only strokes."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio.components.image_editor import EditorData, EditorDataBlobs
+from gradio.data_classes import FileData
+from PIL import Image
+
+from annotate import editing, preview
+from annotate.editing import TINT_COLOR, TINT_OPACITY, Item
+from annotate.render import Renderer
+from annotate.store import DatasetStore
+from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, tint
+from annotate.widgets import StrokesEditor
+from conftest import draw_toon
+from toonmatte.foreground import estimate_foreground
+
+
+def read(path: str | Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image).copy()
+
+
+def png_array(data: bytes) -> np.ndarray:
+    return read(io.BytesIO(data))
+
+
+@pytest.fixture
+def item() -> Item:
+    rgb, alpha = draw_toon(120, 96, seed=1)
+    return Item("toon", rgb, alpha, alpha.copy(), "fallback", "v")
+
+
+def painted(item: Item) -> dict:
+    layer = np.zeros((*item.alpha.shape, 4), np.uint8)
+    layer[2:10, 2:20] = (*FOREGROUND_COLOR, 255)  # backdrop -> subject
+    layer[90:100, 40:50] = (*BACKGROUND_COLOR, 255)  # body -> backdrop
+    return {"background": None, "layers": [layer], "composite": None}
+
+
+def test_renders_of_an_edited_item_equal_fresh_ones(item: Item) -> None:
+    renders = (item.foreground(), item.tint(), item.tint_png(), item.cutout_png(True), item.alpha_png())
+    edited, changed = editing.apply_editor(item, painted(item))
+    assert changed and edited.unsaved and not item.unsaved
+    fresh = Item("toon", item.image, item.predicted, edited.alpha, "fallback", "v")
+    assert np.abs(edited.foreground().astype(int) - estimate_foreground(item.image, edited.alpha)).max() <= 1
+    assert np.array_equal(edited.tint(), tint(item.image, edited.alpha, TINT_COLOR, TINT_OPACITY))
+    assert np.array_equal(png_array(edited.tint_png().tobytes()), fresh.tint())
+    assert np.array_equal(png_array(edited.alpha_png().tobytes()), edited.alpha)
+    assert np.array_equal(png_array(edited.cutout_png(True).tobytes()), edited.cutout(True))
+    assert np.array_equal(png_array(edited.cutout_png(False).tobytes()), np.dstack([item.image, edited.alpha]))
+    assert np.array_equal(png_array(renders[2].tobytes()), item.tint())  # the first item's renders are kept
+    assert edited.saved().unsaved is False
+    reset = edited.with_alpha(item.predicted)
+    assert np.array_equal(png_array(reset.tint_png().tobytes()), item.tint())
+
+
+def test_renderer_files(item: Item, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preview, "PREVIEW_SIDE", 48)
+    renderer = Renderer(tmp_path / "files")
+    value = renderer.editor(item)
+    assert value["layers"] == [] and np.array_equal(read(value["background"]), item.tint())
+    assert renderer.editor(item) == value  # written once per matte
+
+    shown, (before, after) = renderer.views(item, preview.CHECKERBOARD, None, True)
+    assert after == shown and read(shown).shape == (48, 38, 3) and read(before).shape == (48, 38, 3)
+    alpha_view, _ = renderer.views(item, preview.ALPHA, None, True)
+    assert np.array_equal(read(alpha_view), preview.thumbnail(item.alpha, 48))
+    white, _ = renderer.views(item, preview.WHITE, None, False)
+    small = preview.compose(item.small_image(), item.small_alpha(), preview.WHITE)
+    assert np.abs(read(white).astype(int) - small).mean() < 3  # JPEG, close to the composite
+
+    cut, mask = renderer.downloads(item, True)
+    assert (Path(cut).name, Path(mask).name) == ("toon.png", "toon_mask.png")
+    assert np.array_equal(read(mask), item.alpha)
+    rgba = read(cut)
+    assert np.array_equal(rgba[..., 3], item.alpha) and np.array_equal(rgba[..., :3], item.foreground())
+
+    edited, _ = editing.apply_editor(item, painted(item))
+    _, (before_again, _) = renderer.views(edited, preview.CHECKERBOARD, None, True)
+    assert before_again == before  # the original image's preview is shared by every matte of it
+    assert renderer.editor(edited)["background"] != value["background"]
+
+    Path(cut).unlink()  # pruned while the item stays open: written again
+    again, _ = renderer.downloads(item, True)
+    assert again != cut and np.array_equal(read(again)[..., 3], item.alpha)
+
+
+def test_save_stores_the_cached_encodings_exactly(item: Item, tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path / "dataset", generation="g1")
+    edited, _ = editing.apply_editor(item, painted(item))
+    assert editing.save(store, edited, "tester") == "toon"
+    im, gt, an = store.load_triple("toon")
+    assert np.array_equal(im, item.image) and np.array_equal(gt, edited.alpha)
+    assert np.array_equal(an, edited.cutout(True))
+    assert store.get("toon").changed_fraction == pytest.approx(np.mean(edited.alpha != item.predicted))
+    with pytest.raises(ValueError):
+        store.save_triple("x", item.image, item.alpha, encoded={"thumbnail": b""})
+
+
+def test_strokes_editor_decodes_only_layers(tmp_path: Path) -> None:
+    editor = StrokesEditor(type="numpy", image_mode="RGBA", render=False)
+    assert editor.get_block_name() == "imageeditor"
+    layer = np.zeros((20, 30, 4), np.uint8)
+    layer[5:9, 3:12] = (*FOREGROUND_COLOR, 255)
+    layer[12, 20] = (10, 20, 30, 140)
+    path = tmp_path / "layer.png"
+    Image.fromarray(layer).save(path)
+    junk = FileData(path=str(tmp_path / "missing-background.png"))  # never read
+    value = editor.preprocess(EditorData(background=junk, layers=[FileData(path=str(path))], composite=junk))
+    assert value["background"] is None and value["composite"] is None
+    assert len(value["layers"]) == 1 and np.array_equal(value["layers"][0], layer)
+
+    editor.blob_storage["id1"] = EditorDataBlobs(background=b"junk", layers=[path.read_bytes(), None], composite=b"junk")
+    value = editor.preprocess(EditorData(id="id1"))
+    assert len(value["layers"]) == 1 and np.array_equal(value["layers"][0], layer) and "id1" not in editor.blob_storage
+    assert editor.preprocess(None) is None

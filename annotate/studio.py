@@ -2,8 +2,9 @@
 
 One ``Studio`` serves every browser session: they share the dataset store, the engine and the
 work queue (a second tab follows the same queue); each session keeps its own ``Item`` under
-correction. Methods return plain values plus messages for the person; errors a person can cause
-raise ``ToonmatteError`` subclasses with one sentence.
+correction. Moving on from an item with applied but unsaved changes keeps its matte in memory
+(with a warning) and restores it on return (``leave``). Methods return plain values plus messages
+for the person; errors a person can cause raise ``ToonmatteError`` subclasses with one sentence.
 """
 from __future__ import annotations
 

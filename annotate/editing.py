@@ -52,7 +52,7 @@ class _Renders:
         self.basis = basis or {}
         self.values: dict[Any, Any] = {}
         self.lock = threading.RLock()
-        self._boxes: dict[tuple[int, int], list] = {}
+        self._boxes: dict[tuple[int, int], tuple[np.ndarray, list]] = {}  # (id, margin) -> (that alpha, boxes)
 
     def successor(self, alpha: np.ndarray) -> "_Renders":
         """Renders for a new alpha, to be derived from these (computed for ``alpha``)."""
@@ -62,10 +62,11 @@ class _Renders:
         return _Renders(self.source, basis)
 
     def boxes(self, before: np.ndarray, after: np.ndarray, margin: int) -> list:
+        """``changed_boxes(before, after, margin)``, computed once per earlier alpha."""
         key = (id(before), margin)
-        if key not in self._boxes:
-            self._boxes[key] = changed_boxes(before, after, margin)
-        return self._boxes[key]
+        if key not in self._boxes or self._boxes[key][0] is not before:
+            self._boxes[key] = (before, changed_boxes(before, after, margin))
+        return self._boxes[key][1]
 
 
 INCREMENTAL = ("foreground", "tint", "tint_png", "cutout_png", "cutout_png_raw", "alpha_png")

@@ -110,7 +110,7 @@ class DeformableBranch(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.atrous_conv(x)))
+        return F.relu(self.bn(self.atrous_conv(x)), inplace=True)
 
 
 class ASPPDeformable(nn.Module):
@@ -137,7 +137,7 @@ class ASPPDeformable(nn.Module):
         out = out.add_(pointwise(self.global_avg_pool(x), weight[:, 4 * inner:]))
         if self.conv1.bias is not None:
             out = out.add_(self.conv1.bias.view(1, -1, 1, 1))
-        return F.relu(self.bn1(out))
+        return F.relu(self.bn1(out), inplace=True)
 
 
 class BasicDecBlk(nn.Module):
@@ -150,7 +150,7 @@ class BasicDecBlk(nn.Module):
         self.bn_out = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn_in(self.conv_in(x)))
+        x = F.relu(self.bn_in(self.conv_in(x)), inplace=True)
         return self.bn_out(self.conv_out(self.dec_att(x)))
 
 
@@ -164,6 +164,38 @@ class SimpleConvs(nn.Module):
         return self.conv_out(self.conv1(x))
 
 
+class ComposedConvs(nn.Module):
+    """Inference-only stand-in for a :class:`SimpleConvs` (two 3x3 convolutions, no activation
+    between them): one 5x5 convolution with the composed kernel, exact away from the border,
+    where the first convolution's zero padding differs; the outermost rows and columns are
+    recomputed through the two convolutions on thin strips. Worth it for a wide middle
+    layer on a few channels at full resolution (``ipt_blk1``: 3 -> 64 -> 1).
+    """
+
+    def __init__(self, convs: SimpleConvs) -> None:
+        super().__init__()
+        first, second = convs.conv1, convs.conv_out
+        w1, w2 = first.weight.double(), second.weight.double()  # M x C x 3 x 3, O x M x 3 x 3
+        # composed[o, c] = sum over m of the full (true) 2-D convolution of w2[o, m] with w1[m, c]:
+        # cross-correlation with the flipped kernel.
+        composed = F.conv2d(w2, w1.flip(-1, -2).permute(1, 0, 2, 3), padding=2)  # O x C x 5 x 5
+        self.weight = nn.Parameter(composed.to(first.weight.dtype), requires_grad=False)
+        self.bias = nn.Parameter((second.bias.double() + w2.sum((2, 3)) @ first.bias.double()).to(first.weight.dtype),
+                                 requires_grad=False)
+        self.convs = convs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(x, self.weight, self.bias, padding=2)
+        h, w = x.shape[-2:]
+        if h < 3 or w < 3:
+            return self.convs(x)
+        out[:, :, :1] = self.convs(x[:, :, :3])[:, :, :1]
+        out[:, :, -1:] = self.convs(x[:, :, -3:])[:, :, -1:]
+        out[:, :, :, :1] = self.convs(x[:, :, :, :3])[:, :, :, :1]
+        out[:, :, :, -1:] = self.convs(x[:, :, :, -3:])[:, :, :, -1:]
+        return out
+
+
 class BasicLatBlk(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
@@ -174,7 +206,7 @@ class BasicLatBlk(nn.Module):
 
 
 def gradient_convs(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class Decoder(nn.Module):
@@ -304,7 +336,8 @@ def optimize_for_inference(model: BiRefNet) -> BiRefNet:
 
     Every BatchNorm is folded into the convolution before it; the output head's 1x1
     convolution is composed into the two linear 3x3 convolutions that feed it (so
-    ``decoder_block1`` and ``ipt_blk1`` produce one channel instead of 192 and 48); the
+    ``decoder_block1`` and ``ipt_blk1`` produce one channel instead of 192 and 48), and
+    ``ipt_blk1``'s two convolutions into one 5x5 (:class:`ComposedConvs`); the
     training-only deep-supervision heads are dropped. The result computes the same logits
     up to float rounding, but its state dict no longer matches the checkpoint and it cannot
     be trained: load weights before calling this.
@@ -334,6 +367,7 @@ def optimize_for_inference(model: BiRefNet) -> BiRefNet:
     c = decoder.decoder_block1.conv_out.out_channels
     decoder.decoder_block1.conv_out = _compose_1x1(decoder.decoder_block1.conv_out, head.weight[:, :c])
     decoder.ipt_blk1.conv_out = _compose_1x1(decoder.ipt_blk1.conv_out, head.weight[:, c:], head.bias)
+    decoder.ipt_blk1 = ComposedConvs(decoder.ipt_blk1)
     decoder.head_folded = True
     return model
 

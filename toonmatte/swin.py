@@ -56,17 +56,21 @@ class WindowLayout:
 
     Padding to whole windows, the cyclic shift and the window partition are one gather
     (``gather`` picks a row of the flattened B*H*W token matrix for every window slot;
-    ``padding`` lists the slots that must read zero); the way back, cropping included, is
-    one gather too (``scatter``: the window slot of every token). Windows are ordered so
-    that the ``interior`` ones, whose tokens all come from one region of the shifted grid,
-    come first: they need only the relative bias. The rest need ``blocked`` as well.
+    ``padding`` lists the slots that are padding); the way back, cropping included, is one
+    gather too (``scatter``: the window slot of every token). Windows are ordered so that
+    the ``interior`` ones, whose tokens all come from one region of the shifted grid, come
+    first: they need only the relative bias. The rest also get ``shift_mask``.
     """
 
     gather: torch.Tensor  # (B*nW*N,) int64
     padding: torch.Tensor  # (P,) int64
     scatter: torch.Tensor  # (B*H*W,) int64
     interior: int
-    blocked: torch.Tensor | None  # (B*nW - interior) x 1 x N x N bool, None when unshifted
+    shift_mask: torch.Tensor | None  # (B*nW - interior) x 1 x N x N additive float32, None when unshifted
+
+    @property
+    def padded_share(self) -> float:
+        return len(self.padding) / len(self.gather)
 
 
 @functools.lru_cache(maxsize=64)
@@ -89,15 +93,21 @@ def window_layout(b: int, h: int, w: int, window: int, shift: int, device: torch
     pad = torch.cat([slots[inner].expand(b, -1, -1).flatten(), slots[outer].expand(b, -1, -1).flatten()]) < 0
     scatter = torch.empty(b * h * w, dtype=torch.int64)
     scatter[tokens[~pad]] = torch.nonzero(~pad).flatten()
+    shift_mask = None
     if blocked is not None:
-        blocked = blocked[outer].repeat(b, 1, 1).unsqueeze(1).to(device)
+        shift_mask = (blocked[outer].repeat(b, 1, 1).unsqueeze(1) * SHIFT_MASK_VALUE).to(device)
     return WindowLayout(
         gather=tokens.masked_fill(pad, 0).to(device),
         padding=torch.nonzero(pad).flatten().to(device),
         scatter=scatter.to(device),
         interior=b * len(inner),
-        blocked=blocked,
+        shift_mask=shift_mask,
     )
+
+
+def _inference_fp32(x: torch.Tensor) -> bool:
+    """True when in-place and fused variants may replace the plain ops: no autograd, no autocast."""
+    return not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
 
 
 class WindowAttention(nn.Module):
@@ -115,29 +125,48 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, self.heads).permute(2, 0, 1)  # heads x N x N
 
-    def forward(self, windows: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
-        """(B*nW) x N x C windows -> (B*nW*N) x C attention output, *before* ``proj``.
+    def windows_qkv(self, tokens: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """(B*H*W) x C normalized tokens -> (B*nW*N) x 3C queries, keys and values per window slot.
+
+        Padding tokens are zero after ``norm1``, so their projection is just the bias: with
+        much padding (deep stages) the projection runs on the real tokens only and is then
+        gathered; otherwise the narrower tokens are gathered first.
+        """
+        if layout.padded_share < 0.1:
+            windows = tokens.index_select(0, layout.gather)
+            if len(layout.padding):
+                windows.index_fill_(0, layout.padding, 0.0)
+            return self.qkv(windows)
+        qkv = self.qkv(tokens).index_select(0, layout.gather)
+        if len(layout.padding):
+            bias = self.qkv.bias.to(qkv.dtype)
+            qkv.index_copy_(0, layout.padding, bias.expand(len(layout.padding), -1))
+        return qkv
+
+    def forward(self, tokens: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """(B*H*W) x C normalized tokens -> (B*H*W) x C attention output, *before* ``proj``.
 
         The projection is per token, so the block applies it after cropping the padding.
         SDPA gets a 4-D additive mask (a 3-D one sends it down its slow reference path on
         the CPU): the bias alone, broadcast, for interior windows; bias plus shift mask for
         the others.
         """
-        bw, n, c = windows.shape
-        qkv = self.qkv(windows).view(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        c = tokens.shape[-1]
+        n = self.window * self.window
+        qkv = self.windows_qkv(tokens, layout).view(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         bias = self.relative_bias().to(q.dtype).unsqueeze(0)
-        i = layout.interior
+        i, windows = layout.interior, q.shape[0]
         parts = []
         if i:
             parts.append(F.scaled_dot_product_attention(q[:i], k[:i], v[:i], attn_mask=bias))
-        if i < bw:
-            mask = bias + layout.blocked.to(q.dtype) * SHIFT_MASK_VALUE
+        if i < windows:
+            mask = bias + layout.shift_mask.to(q.dtype)
             parts.append(F.scaled_dot_product_attention(q[i:], k[i:], v[i:], attn_mask=mask))
         # SDPA's output is B x N x heads x d in memory: transposed back, it flattens without a copy.
         parts = [part.transpose(1, 2) for part in parts]
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return out.reshape(bw * n, c)
+        return out.reshape(windows * n, c).index_select(0, layout.scatter)
 
 
 class Mlp(nn.Module):
@@ -150,8 +179,15 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
+    def add_to(self, x: torch.Tensor, inputs: torch.Tensor) -> None:
+        """x += mlp(inputs), for 2-D fp32 inference: GELU in place, fc2 accumulated into x by the GEMM."""
+        hidden = torch.ops.aten.gelu_(self.fc1(inputs))
+        x.addmm_(hidden, self.fc2.weight.t()).add_(self.fc2.bias)
+
 
 class SwinBlock(nn.Module):
+    MLP_CHUNK = 2048  # tokens per MLP pass at inference: keeps the 4x-wide hidden layer cache-sized
+
     def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float) -> None:
         super().__init__()
         self.window = window
@@ -164,12 +200,23 @@ class SwinBlock(nn.Module):
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         b, _, c = x.shape
         layout = window_layout(b, h, w, self.window, self.shift, x.device)
-        windows = self.norm1(x).view(b * h * w, c).index_select(0, layout.gather)
-        if len(layout.padding):
-            windows.index_fill_(0, layout.padding, 0.0)
-        out = self.attn(windows.view(-1, self.window * self.window, c), layout)
-        x = x + self.attn.proj(out.index_select(0, layout.scatter).view(b, h * w, c))
-        return x + self.mlp(self.norm2(x))
+        x = x.reshape(b * h * w, c)
+        out = self.attn(self.norm1(x), layout)
+        if torch.is_grad_enabled():
+            x = x + self.attn.proj(out)
+            return (x + self.mlp(self.norm2(x))).view(b, h * w, c)
+        # Inference: a fresh residual stream, then the MLP added to it in place, chunk by chunk.
+        if _inference_fp32(x):
+            x = torch.addmm(x, out, self.attn.proj.weight.t()).add_(self.attn.proj.bias)
+        else:
+            x = x + self.attn.proj(out)
+        for start in range(0, x.shape[0], self.MLP_CHUNK):
+            chunk = x[start:start + self.MLP_CHUNK]
+            if _inference_fp32(x):
+                self.mlp.add_to(chunk, self.norm2(chunk))
+            else:
+                chunk += self.mlp(self.norm2(chunk))
+        return x.view(b, h * w, c)
 
 
 class PatchMerging(nn.Module):

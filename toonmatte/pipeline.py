@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from toonmatte.errors import ToonmatteError, WeightsError
 from toonmatte.fallback import fallback_alpha
 from toonmatte.imageio import GRAY, LoadedImage, load_image
+from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
 from toonmatte.zoo import DEFAULT_MODEL, get_spec
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,11 @@ def pick_device(device: str | None) -> torch.device:
 
 
 def pick_precision(precision: str | None, device: torch.device) -> str:
-    """``None`` or "auto" means bf16 on CUDA (ToonOut trained in bf16) and fp32 on the CPU."""
+    """``None`` or "auto" means bf16 on CUDA (ToonOut trained in bf16), and on a CPU with
+    bfloat16 instructions (about 3x faster than fp32 there, mattes within a level or two);
+    fp32 on other CPUs."""
     if precision in (None, "auto"):
-        return "bf16" if device.type == "cuda" else "fp32"
+        return "bf16" if device.type == "cuda" or cpu_supports_bf16() else "fp32"
     if precision not in PRECISIONS:
         raise ToonmatteError(f"Unknown precision {precision!r}; use one of: auto, {', '.join(PRECISIONS)}.")
     return precision
@@ -114,7 +117,7 @@ class Matter:
             log.warning("%s", self.fallback_reason)
 
     def _load(self, weights: str | Path | None) -> tuple[torch.nn.Module, Path]:
-        from toonmatte.birefnet import build_model, config_from_state_dict
+        from toonmatte.birefnet import build_model, config_from_state_dict, optimize_for_inference
         from toonmatte.weights import load_weights, read_state_dict, resolve_weights
 
         path = resolve_weights(self.spec.name, weights)
@@ -124,7 +127,9 @@ class Matter:
         except (KeyError, IndexError) as error:
             raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); "
                                f"pass the {self.spec.filename} file from {self.spec.repo_id}.") from error
-        net = load_weights(build_model(config), state)
+        net = optimize_for_inference(load_weights(build_model(config), state))
+        if self.device.type == "cpu":
+            keep_freed_memory()
         log.info("loaded %s from %s on %s (%s)", self.spec.title, path, self.device, self.precision)
         return net.to(self.device), path
 

@@ -1,31 +1,61 @@
 """``python -m toonmatte bench``: how fast this machine runs the pieces that matter.
 
-Prints the model's forward time and peak memory (random weights: speed does not depend on
-their values), the machine's measured GEMM throughput and the share of it the model
-achieves, and foreground estimation time. Run it on a quiet machine; compare ratios.
+For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`` runs it:
+
+- fp32 forward time, the FLOP/s it achieves, and their ratio to this machine's fp32 GEMM
+  throughput (4096^3 matrix multiplies timed between the forwards of this run, so a busy
+  machine weighs on both; the best GEMM is the denominator);
+- peak memory of one forward: on the CPU, the peak RSS of a fresh process that builds the
+  model and runs one forward (Python, torch and the 0.88 GB of weights included) and the
+  part the forward adds on top of the loaded model; on CUDA, torch's peak allocation;
+- the fast path (``--precision auto``: bf16 where the hardware has it): its forward time,
+  its speed-up over fp32 in this run, and how far its matte is from fp32's (mean and max
+  |delta alpha| in 8-bit levels, IoU of alpha > 127) on the golden input with the golden
+  deterministic weights when ``../shared/golden`` is there (else seeded random ones);
+- foreground estimation at 2048x2048.
+
+Speed does not depend on the weights' values. Compare ratios, not absolute times, and
+run it on a quiet machine.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import os
 import platform
 import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
 import torch
 
 TOONOUT_FORWARD_FLOP = 2.28e12  # one 1024x1024 forward pass of the ToonOut graph
+DEFAULT_GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="the fast path to compare with fp32 (auto: what Matter picks on this device)")
     parser.add_argument("--size", type=int, default=1024, help="model input side (default 1024)")
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
-    parser.add_argument("--repeats", type=int, default=2, help="timed repetitions after one warm-up")
+    parser.add_argument("--repeats", type=int, default=2, help="timed forwards per precision after one warm-up")
     parser.add_argument("--tiny", action="store_true", help="bench the tiny test variant instead of ToonOut's graph")
-    parser.add_argument("--skip-model", action="store_true", help="skip the model forward (the slow part on a CPU)")
+    parser.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN,
+                        help="folder with fill.py: deterministic weights and input for the agreement numbers")
+    parser.add_argument("--skip-model", action="store_true", help="skip the model (the slow part on a CPU)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
+
+
+def synchronizer(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
@@ -41,40 +71,144 @@ def best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) 
     return min(times)
 
 
-def synchronizer(device: torch.device) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+class Gemm:
+    """n x n x n matrix multiplies of one dtype; ``measure`` records FLOP/s, ``best`` is the highest seen."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, n: int = 4096) -> None:
+        self.a = torch.randn(n, n, device=device).to(dtype)
+        self.b = torch.randn(n, n, device=device).to(dtype)
+        self.flop = 2 * n ** 3
+        self.sync = synchronizer(device)
+        self.seen: list[float] = []
+
+    def measure(self) -> float:
+        self.seen.append(self.flop / best_time(lambda: torch.mm(self.a, self.b), 2, self.sync))
+        return self.seen[-1]
+
+    @property
+    def best(self) -> float:
+        return max(self.seen)
 
 
-def gemm_throughput(device: torch.device, dtype: torch.dtype, n: int = 4096, repeats: int = 3) -> float:
-    """FLOP/s of an n x n x n matrix multiply."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = best_time(lambda: torch.mm(a, b), repeats, synchronizer(device))
-    return 2 * n ** 3 / seconds
-
-
-def peak_memory_bytes(device: torch.device) -> int:
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def bench_model(args: argparse.Namespace, device: torch.device, precision: str) -> tuple[float, int]:
-    from toonmatte.birefnet import BiRefNetConfig, build_model
+def load_golden(folder: Path) -> ModuleType | None:
+    """The golden ``fill.py`` (deterministic weights and input), or None when it is not there."""
+    path = folder / "fill.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("toonmatte_golden_fill", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(tiny: bool, golden: ModuleType | None, device: torch.device) -> torch.nn.Module:
+    from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+
+    torch.manual_seed(0)
+    net = build_model(BiRefNetConfig.tiny() if tiny else None)
+    if golden is not None:
+        net.load_state_dict(golden.fill_state_dict(net.state_dict(), salt="toonmatte"))
+    return optimize_for_inference(net).to(device)
+
+
+def model_input(args: argparse.Namespace, golden: ModuleType | None, device: torch.device) -> torch.Tensor:
+    if golden is not None:
+        x = golden.golden_input(args.size, args.size)
+    else:
+        x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    return x.expand(args.batch, -1, -1, -1).contiguous().to(device)
+
+
+def run_forward(net: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
     from toonmatte.pipeline import PRECISIONS
 
-    net = build_model(BiRefNetConfig.tiny() if args.tiny else None).to(device)
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode(), torch.autocast(x.device.type, dtype=PRECISIONS[precision],
+                                                enabled=precision != "fp32"):
+        return net(x).float()
 
-    def forward() -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=PRECISIONS[precision],
-                                                    enabled=precision != "fp32"):
-            return net(x)
 
-    seconds = best_time(forward, args.repeats, synchronizer(device))
-    return seconds, peak_memory_bytes(device)
+def time_forward(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int,
+                 gemm: Gemm) -> tuple[float, torch.Tensor]:
+    """Best forward time of ``repeats`` after a warm-up, with a GEMM measurement before each one."""
+    sync = synchronizer(x.device)
+    logits = run_forward(net, x, precision)
+    sync()
+    times = []
+    for _ in range(max(1, repeats)):
+        gemm.measure()
+        start = time.perf_counter()
+        logits = run_forward(net, x, precision)
+        sync()
+        times.append(time.perf_counter() - start)
+    gemm.measure()
+    return min(times), logits
+
+
+def agreement(reference: torch.Tensor, fast: torch.Tensor) -> dict[str, float]:
+    """How far the fast path's matte is from fp32's, in 8-bit alpha (as ``postprocess`` rounds it)."""
+    def alpha(logits: torch.Tensor) -> np.ndarray:
+        return torch.sigmoid(logits).mul(255).round().to(torch.int16).cpu().numpy()
+
+    a, b = alpha(reference), alpha(fast)
+    delta = np.abs(a - b)
+    union = np.logical_or(a > 127, b > 127).sum()
+    return {
+        "mean_delta": float(delta.mean()),
+        "max_delta": int(delta.max()),
+        "iou": float(np.logical_and(a > 127, b > 127).sum() / union) if union else 1.0,
+        "near_threshold": float((np.abs(a - 127.5) <= 2).mean()),
+        "foreground": float((a > 127).mean()),
+    }
+
+
+def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str) -> None:
+    """Run in a fresh process: build the optimized model, run one forward, print peak memory as JSON."""
+    from toonmatte.runtime import keep_freed_memory
+
+    chosen = torch.device(device)
+    if chosen.type == "cpu":
+        keep_freed_memory()  # as Matter does on the CPU
+    net = build(tiny, None, chosen)
+    x = torch.randn(batch, 3, size, size, device=chosen)
+    before = _rss_bytes()
+    if chosen.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(chosen)
+    run_forward(net, x, precision)
+    if chosen.type == "cuda":
+        peak, before = torch.cuda.max_memory_allocated(chosen), torch.cuda.memory_allocated(chosen)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    print(json.dumps({"peak": peak, "before": before}))
+
+
+def _rss_bytes() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def peak_memory(args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, int] | None:
+    code = (f"from toonmatte.commands.bench import memory_probe; "
+            f"memory_probe({args.size}, {args.batch}, {precision!r}, {args.tiny}, {str(device)!r})")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"  peak memory ({precision}): the probe process failed: {result.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def bench_foreground(device: torch.device, size: int = 2048, repeats: int = 3) -> dict[str, float]:
@@ -92,31 +226,59 @@ def bench_foreground(device: torch.device, size: int = 2048, repeats: int = 3) -
     return results
 
 
+def report_memory(args: argparse.Namespace, device: torch.device, precisions: list[str]) -> None:
+    where = "CUDA peak allocation" if device.type == "cuda" else "peak RSS of a fresh process"
+    for precision in precisions:
+        memory = peak_memory(args, device, precision)
+        if memory:
+            print(f"peak memory, one {precision} forward ({where}): {memory['peak'] / 2**30:.2f} GiB "
+                  f"(before the forward, runtime and weights: {memory['before'] / 2**30:.2f} GiB; the forward adds "
+                  f"{(memory['peak'] - memory['before']) / 2**30:.2f} GiB)")
+
+
 def run(args: argparse.Namespace) -> int:
     from toonmatte.pipeline import PRECISIONS, pick_device, pick_precision
+    from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
 
     device = pick_device(args.device)
-    precision = pick_precision(args.precision, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
-    print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-    gemm32 = gemm_throughput(device, torch.float32)
-    print(f"GEMM 4096^3 fp32: {gemm32 / 1e9:.0f} GFLOP/s")
-    gemm_prec = gemm32 if precision == "fp32" else gemm_throughput(device, PRECISIONS[precision])
-    if precision != "fp32":
-        print(f"GEMM 4096^3 {precision}: {gemm_prec / 1e9:.0f} GFLOP/s")
+    fast = pick_precision(args.precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as Matter does on the CPU
+    extra = f", bf16 instructions: {'yes' if cpu_supports_bf16() else 'no'}" if device.type == "cpu" else ""
+    print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads{extra}; {time.strftime('%Y-%m-%d %H:%M')}")
 
     if not args.skip_model:
-        seconds, peak = bench_model(args, device, precision)
+        precisions = ["fp32"] if fast == "fp32" else ["fp32", fast]
+        if not args.skip_memory:
+            report_memory(args, device, precisions)
+        golden = None if args.tiny else load_golden(args.golden)
+        net = build(args.tiny, golden, device)
+        x = model_input(args, golden, device)
         graph = "tiny test graph" if args.tiny else "ToonOut graph"
-        print(f"model forward ({graph}, random weights, {args.batch}x3x{args.size}x{args.size}, {precision}): "
-              f"{seconds * 1000:.0f} ms ({seconds * 1000 / args.batch:.0f} ms/image), peak memory {peak / 2**30:.2f} GiB")
-        if not args.tiny:
-            flop = TOONOUT_FORWARD_FLOP * args.batch * (args.size / 1024) ** 2
-            achieved = flop / seconds
-            print(f"achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm_prec:.2f} x the {precision} GEMM throughput"
-                  f" (forward = {flop / 1e12:.2f} TFLOP)")
+        weights = "golden deterministic weights" if golden is not None else "random weights"
+        shape = f"{args.batch}x3x{args.size}x{args.size}"
+        flop = TOONOUT_FORWARD_FLOP * args.batch * (args.size / 1024) ** 2
+        results = {}
+        for precision in precisions:
+            gemm = Gemm(device, PRECISIONS[precision])
+            seconds, logits = time_forward(net, x, precision, args.repeats, gemm)
+            results[precision] = (seconds, logits)
+            print(f"{precision} forward ({graph}, {weights}, {shape}): {seconds * 1000:.0f} ms "
+                  f"({seconds * 1000 / args.batch:.0f} ms/image); GEMM 4096^3 {precision} in this run: "
+                  f"{min(gemm.seen) / 1e9:.0f}-{gemm.best / 1e9:.0f} GFLOP/s")
+            if not args.tiny:
+                achieved = flop / seconds
+                print(f"  achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm.best:.2f} x the best {precision} "
+                      f"GEMM throughput (forward = {flop / 1e12:.2f} TFLOP)")
+        if fast != "fp32":
+            numbers = agreement(results["fp32"][1], results[fast][1])
+            print(f"{fast} fast path: {results['fp32'][0] / results[fast][0]:.2f}x the fp32 speed in this run; "
+                  f"matte vs fp32: mean |delta alpha| {numbers['mean_delta']:.3f}/255, max {numbers['max_delta']}/255, "
+                  f"IoU(alpha > 127) {numbers['iou']:.4f} (foreground {numbers['foreground']:.1%} of pixels, "
+                  f"{numbers['near_threshold']:.1%} within 2 levels of the threshold)")
 
-    for where, seconds in bench_foreground(device).items():
-        print(f"foreground estimation 2048x2048, {where}: {seconds * 1000:.0f} ms")
+    if not args.skip_foreground:
+        for where, seconds in bench_foreground(device).items():
+            print(f"foreground estimation 2048x2048, {where}: {seconds * 1000:.0f} ms")
     return 0

@@ -17,6 +17,7 @@ import gradio as gr
 
 from annotate import preview
 from annotate.editing import Item
+from annotate.quality_tab import quality_tab, selected_stem
 from annotate.shortcuts import EDITOR_ID, help_markdown
 from annotate.store import STATUSES
 from annotate.strokes import BACKGROUND_HEX, EDGE_HEX, FOREGROUND_HEX
@@ -113,6 +114,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     refresh = gr.Button("Refresh", elem_id="refresh")
                 gallery = gr.Gallery(label="Saved and queued items (click to reopen)", columns=6, height=640,
                                      object_fit="contain", allow_preview=False, format="png", elem_id="gallery")
+            quality = quality_tab(studio)
 
         # Hidden components behind the named API endpoints.
         with gr.Row(visible=False):
@@ -204,15 +206,21 @@ def build_app(studio: Studio) -> gr.Blocks:
             entries, stems = studio.browse(status)
             return entries, stems
 
-        @_friendly
-        def on_reopen(stems, current, choice, colour, clean, evt: gr.SelectData):
-            if evt.index is None or not 0 <= evt.index < len(stems):
-                raise ToonmatteError("That item is no longer listed; press Refresh.")
-            stem = stems[evt.index]
+        def reopen(stem: str, current, choice, colour, clean) -> list[Any]:
             left = studio.leave(current) if current is not None and current.stem != stem else []
             item = studio.reopen(stem)
             restored = f"Restored the unsaved changes applied to {item.stem}." if item.unsaved else None
             return [*show(Step(item, left, restored), current, choice, colour, clean), gr.Tabs(selected="correct")]
+
+        @_friendly
+        def on_reopen(stems, current, choice, colour, clean, evt: gr.SelectData):
+            if evt.index is None or not 0 <= evt.index < len(stems):
+                raise ToonmatteError("That item is no longer listed; press Refresh.")
+            return reopen(stems[evt.index], current, choice, colour, clean)
+
+        @_friendly
+        def on_quality_open(current, choice, colour, clean, evt: gr.SelectData):
+            return reopen(selected_stem(evt), current, choice, colour, clean)
 
         private = {"api_visibility": "private"}
         engine_calls = {"concurrency_id": ENGINE, "concurrency_limit": 1, **private}
@@ -235,6 +243,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         status_filter.change(on_browse, [status_filter], [gallery, stems_state], **private)
         browse_tab.select(on_browse, [status_filter], [gallery, stems_state], **private)
         then_downloads(gallery.select(on_reopen, [stems_state, item_state, *look], [*shows, tabs], **engine_calls))
+        then_downloads(quality.table.select(on_quality_open, [item_state, *look], [*shows, tabs], **engine_calls))
 
         api_matte_button.click(_friendly(studio.matte_endpoint), [api_image], [api_cutout, api_alpha],
                                api_name="matte", concurrency_id=ENGINE, concurrency_limit=1,

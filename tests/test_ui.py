@@ -1,0 +1,40 @@
+"""The studio page's wiring: events reach the Studio methods they are meant to (no browser needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from annotate.engine import Engine
+from annotate.store import DatasetStore
+from annotate.studio import Studio
+from annotate.ui import build_app
+from conftest import draw_toon
+
+
+def handler_for(demo: gr.Blocks, component: gr.components.Component, event: str):
+    """The function a component's event runs (the first one, not the chained ``.then`` steps)."""
+    for fn in demo.fns.values():
+        if any(target == component._id and name == event for target, name in fn.targets):
+            return fn.fn
+    raise AssertionError(f"no {event} handler on {component}")
+
+
+def test_clicking_a_quality_row_opens_that_item_in_the_editor(tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path / "dataset", generation="g1")
+    rgb, alpha = draw_toon(64, 64)
+    store.save_triple("hero", rgb, alpha, predicted_alpha=np.zeros_like(alpha), model="fallback")
+    studio = Studio(store, Engine(model="fallback").start(), annotator="tester")
+    try:
+        demo = build_app(studio)
+        table = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "quality-table")
+        on_open = handler_for(demo, table, "select")
+        evt = gr.SelectData(table, {"index": [0, 0], "value": "hero", "row_value": ["hero", 45.0]})
+        outputs = on_open(None, "checkerboard", "#00ff00", True, evt)
+        item = outputs[0]
+        assert item.stem == "hero"
+        np.testing.assert_array_equal(item.alpha, alpha)  # the saved gt, ready to edit again
+        assert outputs[-1].selected == "correct"
+    finally:
+        studio.close()

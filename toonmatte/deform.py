@@ -63,19 +63,19 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, m
         canvas = F.pad(x.float(), (0, canvas_w - w, 0, canvas_h - h)).contiguous(memory_format=torch.channels_last)
         for image in range(b):
             source = canvas[image:image + 1]
+            grid = (base + offset[image].float()).mul_(scale).sub_(1.0)  # K x pixels x 2, normalized
             for start in range(0, pixels, chunk):
                 span = min(chunk, pixels - start)
                 split = parts if span % parts == 0 else 1
-                grid = (base[:, start:start + span] + offset[image, :, start:start + span].float()).mul_(scale).sub_(1.0)
-                grid = grid.view(taps, split, span // split, 2).transpose(0, 1).contiguous()
-                sampled = F.grid_sample(source.expand(split, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
-                                        align_corners=True)  # split x C x K x pixels
-                modulation = mask[image, :, start:start + span].float().view(taps, split, 1, span // split)
-                sampled = sampled.mul_(modulation.transpose(0, 1).transpose(1, 2))
-                target = out[image, start:start + span].view(split, span // split, cout)
-                for part in range(split):
-                    # O x pixels, transposed into the channels-last output (faster than a transposed GEMM operand).
-                    target[part].copy_(torch.mm(weight, sampled[part].view(c * taps, -1).to(dtype)).t())
+                step = span // split
+                part = grid[:, start:start + span].reshape(taps, split, step, 2).transpose(0, 1).contiguous()
+                sampled = F.grid_sample(source.expand(split, -1, -1, -1), part, mode="bilinear",
+                                        padding_mode="zeros", align_corners=True)  # split x C x K x pixels
+                modulation = mask[image, :, start:start + span].float().reshape(taps, split, 1, step)
+                sampled = sampled.mul_(modulation.permute(1, 2, 0, 3)).view(split, c * taps, step).to(dtype)
+                # O x pixels per part, transposed into the channels-last output (faster than a transposed operand).
+                result = torch.bmm(weight.expand(split, -1, -1), sampled)
+                out[image, start:start + span].view(split, step, cout).copy_(result.transpose(1, 2))
     if bias is not None:
         out += bias.to(dtype)
     return out.view(b, h, w, cout).permute(0, 3, 1, 2)

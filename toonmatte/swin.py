@@ -155,7 +155,7 @@ class WindowAttention(nn.Module):
         n = self.window * self.window
         qkv = self.windows_qkv(tokens, layout).view(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        bias = self.relative_bias().to(q.dtype).unsqueeze(0)
+        bias = self.relative_bias().to(q.dtype).contiguous().unsqueeze(0)  # SDPA wants contiguous masks
         i, windows = layout.interior, q.shape[0]
         parts = []
         if i:
@@ -186,7 +186,7 @@ class Mlp(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    MLP_CHUNK = 2048  # tokens per MLP pass at inference: keeps the 4x-wide hidden layer cache-sized
+    MLP_CHUNK = 4096  # tokens per MLP pass at inference: keeps the 4x-wide hidden layer small
 
     def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float) -> None:
         super().__init__()

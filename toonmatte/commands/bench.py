@@ -134,8 +134,7 @@ def model_input(args: argparse.Namespace, golden: ModuleType | None, device: tor
 def run_forward(net: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
     from toonmatte.pipeline import PRECISIONS
 
-    with torch.inference_mode(), torch.autocast(x.device.type, dtype=PRECISIONS[precision],
-                                                enabled=precision != "fp32"):
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
         return net(x).float()
 
 

@@ -53,7 +53,8 @@ def test_loads_prefixed_checkpoint_by_path_and_matches_manual_inference(tiny_che
     assert matte.alpha.shape == (90, 120) and matte.alpha.dtype == np.uint8
     with torch.inference_mode():
         logits = model(preprocess(rgb, (1024, 1024))[None])[0]
-    np.testing.assert_array_equal(matte.alpha, postprocess(logits, (90, 120)))
+    # The pipeline runs the inference-optimized graph (BatchNorm folded into convolutions): rounding may differ.
+    np.testing.assert_allclose(matte.alpha.astype(int), postprocess(logits, (90, 120)).astype(int), atol=1)
 
 
 def test_rgba_input_is_composited_onto_gray_before_inference(tiny_checkpoint):

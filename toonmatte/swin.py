@@ -9,6 +9,8 @@ shift mask is built on the padded grid.
 Attention runs through ``F.scaled_dot_product_attention`` with the relative position
 bias (and, in shifted blocks, the shift mask) folded into one additive mask. Padding,
 cyclic shift and window partition (and their inverse) are single precomputed gathers.
+Without autograd, each block builds a fresh residual stream and adds its MLP to it in
+place, in chunks of tokens; in fp32 the residual additions ride on the GEMMs.
 """
 from __future__ import annotations
 

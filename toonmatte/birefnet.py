@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-from toonmatte.deform import deform_conv2d as deform_conv2d_inference
 from toonmatte.swin import SwinTransformer
 
 
@@ -93,14 +92,15 @@ class DeformableConv2d(nn.Module):
         self.regular_conv = conv2d(cin, cout, kernel, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Without gradients, the faster and leaner :mod:`toonmatte.deform` (any dtype, under autocast too);
-        with them, torchvision's differentiable kernel."""
         offset = self.offset_conv(x)
         mask = 2.0 * torch.sigmoid(self.modulator_conv(x))
         weight, bias = self.regular_conv.weight, self.regular_conv.bias
-        if not torch.is_grad_enabled():
-            return deform_conv2d_inference(x, offset, weight, mask, self.padding, bias)
-        return deform_conv2d(x, offset, weight, bias, padding=self.padding, mask=mask)
+        if x.dtype == offset.dtype == mask.dtype == torch.float32:
+            return deform_conv2d(x, offset, weight, bias, padding=self.padding, mask=mask)
+        # torchvision's CPU kernel has no half-precision version (its CUDA autocast wrapper also runs fp32).
+        out = deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
+                            padding=self.padding, mask=mask.float())
+        return out.to(x.dtype)
 
 
 class DeformableBranch(nn.Module):

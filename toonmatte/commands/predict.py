@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(.pth or .safetensors; also $TOONMATTE_WEIGHTS)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto = bf16 on CUDA, fp32 on the CPU")
+                        help="auto = bf16 on CUDA and on CPUs with bf16 instructions, else fp32")
     parser.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=True,
                         help="decontaminate edge colours of the cut-out (blur-fusion foreground estimation)")
     parser.add_argument("--skip-existing", action="store_true", help="skip images whose outputs already exist")

@@ -59,6 +59,14 @@ def draw_toon(height: int = 256, width: int = 256, background: int = 128, seed: 
     return rgb, alpha
 
 
+def save_png(path: Path, array: np.ndarray) -> None:
+    """Write an array as an image file, creating its folder."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
 @pytest.fixture
 def toon() -> tuple[np.ndarray, np.ndarray]:
     return draw_toon()

@@ -10,25 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import save_png as save
 from conftest import REPO, draw_toon
 from toonmatte.cli import main
 from toonmatte.metrics import METRIC_KEYS, image_metrics, pixel_accuracy
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    """No weights anywhere and no hub: zoo models cannot load."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("TOONMATTE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
-
-
-def save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
 
 
 def make_pairs(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

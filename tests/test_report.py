@@ -7,27 +7,14 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
+from conftest import save_png as save
 from conftest import draw_toon
 from toonmatte.cli import main
 from toonmatte.commands.report import WorstExamples, difference_image
 
 IMAGES = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("TOONMATTE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
-
-
-def save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
 
 
 def make_dataset(root: Path) -> Path:

@@ -228,15 +228,8 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder's fsync makes its new or renamed entries durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -253,7 +246,7 @@ def _mkdirs(path: Path) -> None:
         path.mkdir()
     except FileExistsError:
         return
-    _fsync_dir(path.parent)
+    _fsync_path(path.parent)
 
 
 class DatasetStore:
@@ -363,7 +356,7 @@ class DatasetStore:
             renames.append((temp, folder / kind / f"{stem}.png"))
         if prediction is not None:  # named by txid: it only counts once the index row carries this txid
             _write_synced(self._prediction_dir / f"{stem}.{txid}.png", prediction)
-            _fsync_dir(self._prediction_dir)
+            _fsync_path(self._prediction_dir)
         _fault_point("temps-written")
 
         history = None
@@ -376,9 +369,9 @@ class DatasetStore:
                     os.link(final, staged / f"{kind}.png")
                 except OSError:  # a file system without hard links: copy instead
                     shutil.copyfile(final, staged / f"{kind}.png")
-                    _fsync_file(staged / f"{kind}.png")
-            _fsync_dir(staged)
-            _fsync_dir(self._staging_dir)
+                    _fsync_path(staged / f"{kind}.png")
+            _fsync_path(staged)
+            _fsync_path(self._staging_dir)
             parent = self._history_parent(stem, split, generation)
             history = (staged, parent / self._history_name(parent))
         _fault_point("history-staged")
@@ -394,12 +387,12 @@ class DatasetStore:
         temp = path.with_name(path.name + ".tmp")
         _write_synced(temp, json.dumps(journal).encode())
         os.replace(temp, path)
-        _fsync_dir(self._journal_dir)
+        _fsync_path(self._journal_dir)
         _fault_point("journal-written")
         self._roll_forward(journal)
         self._drop_stale_predictions(stem, keep=txid)  # before the journal goes: a crash here is redone on recovery
         path.unlink()
-        _fsync_dir(self._journal_dir)
+        _fsync_path(self._journal_dir)
 
     def _drop_stale_predictions(self, stem: str, keep: str | None) -> None:
         """Delete ``stem``'s prediction files other than the one of transaction ``keep`` (the current version)."""
@@ -433,14 +426,14 @@ class DatasetStore:
                 folders.add(temp_path.parent)
             _fault_point(f"renamed-{kind}")
         for folder in folders:
-            _fsync_dir(folder)
+            _fsync_path(folder)
         if journal["history"]:
             staged, dest = (self.root / p for p in journal["history"])
             if staged.exists():
                 _mkdirs(dest.parent)
                 os.rename(staged, dest)
-                _fsync_dir(dest.parent)
-                _fsync_dir(staged.parent)
+                _fsync_path(dest.parent)
+                _fsync_path(staged.parent)
         _fault_point("history-committed")
         self._upsert_saved(journal["row"], journal["txid"])
         _fault_point("indexed")
@@ -495,7 +488,7 @@ class DatasetStore:
             self._roll_forward(journal)
             committed.add(journal["txid"])
             path.unlink()
-        _fsync_dir(self._journal_dir)
+        _fsync_path(self._journal_dir)
         for temp in temps:
             temp.unlink(missing_ok=True)
         for staged in self._staging_dir.glob(f"{stem}.*"):

@@ -11,14 +11,20 @@ share removed. With I the image and a the alpha in [0, 1] and box_r a normalized
 Pass 1 uses F = B = I and r = 90; pass 2 uses F = F'1, B = B_1 and r = 6.
 
 ``estimate_foreground`` reproduces the reference CPU output bit for bit: float32 arithmetic in the
-reference's order, OpenCV's box blur (reflect-101 border) and truncation to 8 bits. For speed it works
-on channel planes, does the pointwise maths in cache-sized row strips and spreads strips and blurs over
-a few threads (NumPy and OpenCV release the GIL).
+reference's order, OpenCV's box blur (reflect-101 border) and truncation to 8 bits. For speed:
+
+- the pointwise maths of each stage is one compiled loop (``toonmatte.blur_fusion``, numba) that
+  reads the uint8 inputs and the blurred planes once; NumPy needed some forty array sweeps per pass;
+- only the eight planes that get blurred are image-sized (a at both radii, F*a and B*(1-a) per
+  channel, stored planar: OpenCV blurs a contiguous plane fastest), so little fresh memory is touched;
+- bands of rows and the single-threaded blurs run on a small thread pool: the loops, like OpenCV,
+  release the GIL. a's two blurs are queued before the six channel blurs of the first pass so that
+  two threads finish the eight together.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Union
 
@@ -34,7 +40,6 @@ Colour = Union[str, Sequence[int]]
 
 RADII = (90, 6)
 _EPS = 1e-5
-_STRIP_ROWS = 16  # rows per strip: a strip's working set of 2048-wide planes stays inside L2
 # uint8 -> float32 exactly as the reference's ``x / 255.0`` (float64) rounded to float32
 _LEVELS = (np.arange(256) / 255.0).astype(np.float32)
 
@@ -56,94 +61,35 @@ def _check_pair(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.ascontiguousarray(image), np.ascontiguousarray(alpha)
 
 
-def _strips(rows: slice) -> Iterable[slice]:
-    for y in range(rows.start, rows.stop, _STRIP_ROWS):
-        yield slice(y, min(y + _STRIP_ROWS, rows.stop))
-
-
-class _BlurFusion:
-    """Working planes of one ``estimate_foreground`` call.
-
-    Only the seven planes that get blurred are image-sized (fresh memory is costly: page faults);
-    everything else is made per strip of rows from the uint8 inputs, where it stays in cache. Every
-    array is a separate contiguous (H, W) float32 plane: NumPy is several times faster plane by plane
-    than when broadcasting an (H, W) alpha over a (3, H, W) stack. ``fa``/``bb`` hold F*a and
-    B*(1-a) before a pass's blur and F_ and B_ after it; ``blur_a`` likewise holds a, then box(a).
-    """
-
-    def __init__(self, image: np.ndarray, alpha: np.ndarray) -> None:
-        self.image, self.alpha = image, alpha
-        planes = np.empty((7, *alpha.shape), np.float32)
-        self.blur_a, self.fa, self.bb = planes[0], list(planes[1:4]), list(planes[4:7])
-        self.out = np.empty(image.shape, np.uint8)
-
-    def planes(self) -> list[np.ndarray]:
-        return [self.blur_a, *self.fa, *self.bb]
-
-    def _inputs(self, s: slice) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        a = cv2.LUT(self.alpha[s], _LEVELS)
-        strip = self.image[s]
-        return a, 1 - a, [cv2.LUT(cv2.extractChannel(strip, c), _LEVELS) for c in range(3)]
-
-    def prepare(self, rows: slice) -> None:
-        """The first pass's blur inputs: a, I*a and I*(1-a)."""
-        for s in _strips(rows):
-            a, om, levels = self._inputs(s)
-            self.blur_a[s] = a
-            for c in range(3):
-                np.multiply(levels[c], a, out=self.fa[c][s])
-                np.multiply(levels[c], om, out=self.bb[c][s])
-
-    def fuse(self, rows: slice, last: bool) -> None:
-        """F' = clip(F_ + a (I - a F_ - (1 - a) B_), 0, 1) on ``rows``, in the reference's float32 order.
-
-        Not last: leave the next pass's blur inputs F'*a, B_*(1-a) and a. Last: F' in 8 bits.
-        """
-        for s in _strips(rows):
-            a, om, levels = self._inputs(s)
-            ba = self.blur_a[s]
-            d1 = ba + _EPS
-            d2 = np.subtract(1, ba)
-            d2 += _EPS
-            t = np.empty_like(a)
-            u = np.empty_like(a)
-            for c in range(3):
-                f, b = self.fa[c][s], self.bb[c][s]
-                f /= d1
-                b /= d2
-                np.multiply(a, f, out=t)
-                np.subtract(levels[c], t, out=t)
-                np.multiply(om, b, out=u)
-                t -= u
-                t *= a
-                t += f
-                np.clip(t, 0, 1, out=t)
-                if last:
-                    np.multiply(t, 255.0, out=levels[c])  # float -> uint8 below truncates, like the reference
-                else:
-                    np.multiply(t, a, out=f)
-                    b *= om
-            if last:
-                cv2.merge([plane.astype(np.uint8) for plane in levels], dst=self.out[s])
-            else:
-                ba[...] = a
-
-
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Foreground colours (uint8 HxWx3) of an RGB uint8 image under a uint8 alpha, by blur fusion."""
+    from toonmatte.blur_fusion import fuse_rows, prepare_rows
+
     image, alpha = _check_pair(image, alpha)
     h, w = alpha.shape
     threads = _threads() if h * w >= 256 * 256 else 1
-    step = max(_STRIP_ROWS, -(-h // (4 * threads)))
-    blocks = [slice(y, min(y + step, h)) for y in range(0, h, step)]
-    work = _BlurFusion(image, alpha)
+    step = -(-h // (4 * threads))
+    bands = [(y, min(y + step, h)) for y in range(0, h, step)]
+    planes = np.empty((8, h, w), np.float32)  # the blurred planes: besides the output, the only image-sized memory
+    a6, a90, fa, bb = planes[0], planes[1], planes[2:5], planes[5:8]
+    out = np.empty(image.shape, np.uint8)
+
+    def blur_alpha() -> None:  # a is blurred at both radii now; a6 holds a until its own blur
+        cv2.blur(a6, (RADII[0], RADII[0]), dst=a90)
+        cv2.blur(a6, (RADII[1], RADII[1]), dst=a6)
+
+    def blur(r: int) -> Callable[[np.ndarray], object]:
+        return lambda plane: cv2.blur(plane, (r, r), dst=plane)
+
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(work.prepare, blocks))
-        for i, r in enumerate(RADII):
-            list(pool.map(lambda plane: cv2.blur(plane, (r, r), dst=plane), work.planes()))
-            last = i == len(RADII) - 1
-            list(pool.map(lambda rows: work.fuse(rows, last), blocks))
-    return work.out
+        list(pool.map(lambda band: prepare_rows(image, alpha, _LEVELS, *band, a6, fa, bb), bands))
+        alpha_blurs = pool.submit(blur_alpha)  # two blurs, queued first so the six others fill in around them
+        list(pool.map(blur(RADII[0]), [*fa, *bb]))
+        alpha_blurs.result()
+        list(pool.map(lambda band: fuse_rows(image, alpha, _LEVELS, *band, a90, fa, bb, out, False), bands))
+        list(pool.map(blur(RADII[1]), [*fa, *bb]))
+        list(pool.map(lambda band: fuse_rows(image, alpha, _LEVELS, *band, a6, fa, bb, out, True), bands))
+    return out
 
 
 def _reflect101(index: "torch.Tensor", size: int) -> "torch.Tensor":

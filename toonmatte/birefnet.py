@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import deform_conv2d
-
+from toonmatte.deformable import modulated_deform_conv2d
 from toonmatte.swin import SwinTransformer
 
 
@@ -96,10 +95,10 @@ class DeformableConv2d(nn.Module):
         mask = 2.0 * torch.sigmoid(self.modulator_conv(x))
         weight, bias = self.regular_conv.weight, self.regular_conv.bias
         if x.dtype == offset.dtype == mask.dtype == torch.float32:
-            return deform_conv2d(x, offset, weight, bias, padding=self.padding, mask=mask)
+            return modulated_deform_conv2d(x, offset, weight, bias, mask, self.padding)
         # torchvision's CPU kernel has no half-precision version (its CUDA autocast wrapper also runs fp32).
-        out = deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
-                            padding=self.padding, mask=mask.float())
+        out = modulated_deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
+                                      mask.float(), self.padding)
         return out.to(x.dtype)
 
 

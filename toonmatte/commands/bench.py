@@ -216,7 +216,7 @@ def bench_foreground(device: torch.device, size: int = 2048, repeats: int = 3) -
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     alpha = rng.integers(0, 256, (size, size), dtype=np.uint8)
-    results = {"cpu (OpenCV)": best_time(lambda: estimate_foreground(image, alpha), repeats, lambda: None)}
+    results = {"cpu (OpenCV + numba)": best_time(lambda: estimate_foreground(image, alpha), repeats, lambda: None)}
     if device.type == "cuda":
         img_t = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255
         alpha_t = torch.from_numpy(alpha).to(device)[None, None].float() / 255

@@ -80,3 +80,16 @@ def test_single_thread_still_splits_over_budget(always_split):
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(out, deform_conv2d(x, offset, weight, bias, padding=3, mask=mask), rtol=1e-5, atol=1e-4)
+
+
+def test_workers_are_capped_so_buffers_do_not_grow_with_the_core_count(always_split):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(deformable.MAX_WORKERS * 2)
+    try:
+        x, offset, weight, bias, mask = deformable_inputs(channels=16)
+        with torch.no_grad():
+            out = modulated_deform_conv2d(x, offset, weight, bias, mask, 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert max(deformable._pools) == deformable.MAX_WORKERS
+    torch.testing.assert_close(out, deform_conv2d(x, offset, weight, bias, padding=1, mask=mask), rtol=1e-5, atol=1e-4)

@@ -20,6 +20,7 @@ import torch
 from torchvision.ops import deform_conv2d
 
 COLUMN_BUDGET = 256 * 2**20  # bytes of column buffer per torchvision call
+MAX_WORKERS = 4  # each worker holds a column buffer and three output-sized buffers of its own
 MIN_PARALLEL_SAMPLES = 2**23  # below this many samples the extra output buffers cost more than the threads save
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -46,7 +47,7 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch
     """``deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)`` with one offset group."""
     samples_per_channel = weight.shape[2] * weight.shape[3] * x.shape[0] * offset.shape[2] * offset.shape[3]
     samples = x.shape[1] * samples_per_channel
-    workers = torch.get_num_threads() if samples >= MIN_PARALLEL_SAMPLES else 1
+    workers = min(torch.get_num_threads(), MAX_WORKERS) if samples >= MIN_PARALLEL_SAMPLES else 1
     if x.device.type != "cpu" or (workers == 1 and samples * 4 <= COLUMN_BUDGET):
         return deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
     slices = channel_slices(x.shape[1], samples_per_channel, workers)

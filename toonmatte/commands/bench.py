@@ -4,7 +4,8 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
 
 - fp32 forward time, the FLOP/s it achieves, and their ratio to this machine's fp32 GEMM
   throughput (4096^3 matrix multiplies timed between the forwards of this run, so a busy
-  machine weighs on both; the best GEMM is the denominator);
+  machine weighs on both; the best GEMM is the denominator), and the part of it spent in the
+  deformable convolutions;
 - peak memory of one forward: on the CPU, the peak RSS of a fresh process that builds the
   model and runs one forward (Python, torch and the 0.88 GB of weights included) and the
   part the forward adds on top of the loaded model; on CUDA, torch's peak allocation;
@@ -138,21 +139,53 @@ def run_forward(net: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.
         return net(x).float()
 
 
+class DeformableTime:
+    """Wall time a forward spends inside the decoder's deformable convolutions (offset and
+    modulator convolutions included), measured with forward hooks while attached."""
+
+    def __init__(self, net: torch.nn.Module, sync: Callable[[], None]) -> None:
+        from toonmatte.birefnet import DeformableConv2d
+
+        self.sync, self.seconds, self._start = sync, 0.0, 0.0
+        modules = [m for m in net.modules() if isinstance(m, DeformableConv2d)]
+        self._handles = [m.register_forward_pre_hook(self._enter) for m in modules]
+        self._handles += [m.register_forward_hook(self._leave) for m in modules]
+
+    def _enter(self, module: torch.nn.Module, inputs: tuple) -> None:
+        self.sync()
+        self._start = time.perf_counter()
+
+    def _leave(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.sync()
+        self.seconds += time.perf_counter() - self._start
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
 def time_forward(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int,
-                 gemm: Gemm) -> tuple[float, torch.Tensor]:
-    """Best forward time of ``repeats`` after a warm-up, with a GEMM measurement before each one."""
+                 gemm: Gemm) -> tuple[float, float, torch.Tensor]:
+    """Best forward time of ``repeats`` after a warm-up, with a GEMM measurement before each one;
+    also the time the best run spent in deformable convolutions."""
     sync = synchronizer(x.device)
     logits = run_forward(net, x, precision)
     sync()
-    times = []
-    for _ in range(max(1, repeats)):
-        gemm.measure()
-        start = time.perf_counter()
-        logits = run_forward(net, x, precision)
-        sync()
-        times.append(time.perf_counter() - start)
+    runs = []
+    deformable = DeformableTime(net, sync)
+    try:
+        for _ in range(max(1, repeats)):
+            gemm.measure()
+            deformable.seconds = 0.0
+            start = time.perf_counter()
+            logits = run_forward(net, x, precision)
+            sync()
+            runs.append((time.perf_counter() - start, deformable.seconds))
+    finally:
+        deformable.close()
     gemm.measure()
-    return min(times), logits
+    seconds, in_deformable = min(runs)
+    return seconds, in_deformable, logits
 
 
 def agreement(reference: torch.Tensor, fast: torch.Tensor) -> dict[str, float]:
@@ -261,11 +294,14 @@ def run(args: argparse.Namespace) -> int:
         results = {}
         for precision in precisions:
             gemm = Gemm(device, PRECISIONS[precision])
-            seconds, logits = time_forward(net, x, precision, args.repeats, gemm)
+            seconds, in_deformable, logits = time_forward(net, x, precision, args.repeats, gemm)
             results[precision] = (seconds, logits)
             print(f"{precision} forward ({graph}, {weights}, {shape}): {seconds * 1000:.0f} ms "
                   f"({seconds * 1000 / args.batch:.0f} ms/image); GEMM 4096^3 {precision} in this run: "
                   f"{min(gemm.seen) / 1e9:.0f}-{gemm.best / 1e9:.0f} GFLOP/s")
+            print(f"  of which deformable convolutions (their offset convolutions and torchvision's deform_conv2d, "
+                  f"always fp32): {in_deformable * 1000:.0f} ms "
+                  f"({in_deformable / seconds:.0%})")
             if not args.tiny:
                 achieved = flop / seconds
                 print(f"  achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm.best:.2f} x the best {precision} "

@@ -1,0 +1,43 @@
+import re
+
+import torch
+
+from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.cli import main
+from toonmatte.commands.bench import DeformableTime, agreement
+
+
+def test_bench_tiny_reports_forward_and_deformable_share(capsys):
+    assert main(["bench", "--tiny", "--size", "64", "--repeats", "1", "--precision", "fp32",
+                 "--skip-memory", "--skip-foreground"]) == 0
+    out = capsys.readouterr().out
+    forward = re.search(r"fp32 forward \(tiny test graph, random weights, 1x3x64x64\): (\d+) ms", out)
+    share = re.search(r"of which deformable convolutions .*: (\d+) ms \((\d+)%\)", out)
+    assert forward and share, out
+    assert int(share.group(1)) <= int(forward.group(1)) + 1
+    assert 0 <= int(share.group(2)) <= 100
+
+
+def test_deformable_time_counts_only_while_attached():
+    net = build_model(BiRefNetConfig.tiny())
+    x = torch.randn(1, 3, 64, 64)
+    timer = DeformableTime(net, lambda: None)
+    with torch.no_grad():
+        net(x)
+        assert timer.seconds > 0
+        timer.close()
+        seen = timer.seconds
+        net(x)
+    assert timer.seconds == seen
+
+
+def test_agreement_counts_flips_at_the_threshold():
+    logits = torch.full((1, 1, 2, 2), -5.0)  # alpha 2/255
+    logits[..., 0, :] = 5.0  # two clear foreground pixels
+    assert agreement(logits, logits)["iou"] == 1.0
+    assert agreement(logits, logits)["mean_delta"] == 0.0
+    nudged = logits.clone()
+    nudged[..., 1, 0] = 0.05  # sigmoid 0.5125 -> 131/255: a third foreground pixel
+    numbers = agreement(logits, nudged)
+    assert numbers["iou"] == 2 / 3
+    assert numbers["max_delta"] == 131 - 2

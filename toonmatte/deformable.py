@@ -51,6 +51,8 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch
     if x.device.type != "cpu" or (workers == 1 and samples * 4 <= COLUMN_BUDGET):
         return deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
     slices = channel_slices(x.shape[1], samples_per_channel, workers)
+    # the kernel wants contiguous (NCHW) tensors: convert channels-last maps once, not once per slice
+    x, offset, mask = x.contiguous(), offset.contiguous(), mask.contiguous()
     # grad and inference modes are per thread: the workers take the caller's
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 

@@ -26,7 +26,16 @@ _EPS = np.float32(1e-5)
 _SCALE = np.float32(255.0)
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _compiled(function):
+    """``numba.njit`` with the on-disk cache when numba finds a writable place for it; a read-only
+    install with no writable home has none, and then each process compiles once (about 0.2 s)."""
+    try:
+        return numba.njit(nogil=True, cache=True, error_model="numpy")(function)
+    except RuntimeError:
+        return numba.njit(nogil=True, error_model="numpy")(function)
+
+
+@_compiled
 def prepare_rows(image: np.ndarray, alpha: np.ndarray, levels: np.ndarray, y0: int, y1: int,
                  a_out: np.ndarray, fa: np.ndarray, bb: np.ndarray) -> None:
     """The first pass's blur inputs on rows [y0, y1): a, I*a and I*(1-a) per channel."""
@@ -48,7 +57,7 @@ def prepare_rows(image: np.ndarray, alpha: np.ndarray, levels: np.ndarray, y0: i
                 b[x] = i[x] * om[x]
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@_compiled
 def fuse_rows(image: np.ndarray, alpha: np.ndarray, levels: np.ndarray, y0: int, y1: int, blur_a: np.ndarray,
               fa: np.ndarray, bb: np.ndarray, out: np.ndarray, last: bool) -> None:
     """F' = clip(F_ + a (I - a F_ - (1 - a) B_), 0, 1) on rows [y0, y1), with F_ = fa / (box(a) + eps)

@@ -107,6 +107,7 @@ def save_file(store: DatasetStore, image_path: str | Path, mask_path: str | Path
     image = load_image(Path(image_path)).rgb
     mask = read_mask(mask_path, image.shape[:2])
     digest = hash_file(image_path)
-    stem = store.stem_for(Path(image_path).name, digest)
-    return store.save_triple(stem, image, mask, source_path=None, source_hash=digest,
-                             annotator=annotator, status="corrected")
+    with store.naming():
+        stem = store.stem_for(Path(image_path).name, digest)
+        return store.save_triple(stem, image, mask, source_path=None, source_hash=digest,
+                                 annotator=annotator, status="corrected")

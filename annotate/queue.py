@@ -192,12 +192,13 @@ def register(store: DatasetStore, paths: Iterable[Path]) -> list[QueueItem]:
     seen: set[str] = set()
     for path in paths:
         digest = hash_file(path)
-        stem = store.stem_for(path.name, digest)
-        if stem in seen:
-            continue
-        seen.add(stem)
-        if store.get(stem) is None:
-            store.record(stem, status="todo", source_path=str(path), source_hash=digest)
+        with store.naming():
+            stem = store.stem_for(path.name, digest)
+            if stem in seen:
+                continue
+            seen.add(stem)
+            if store.get(stem) is None:
+                store.record(stem, status="todo", source_path=str(path), source_hash=digest)
         items.append(QueueItem(stem, Path(path)))
     return items
 

@@ -55,7 +55,7 @@ import sqlite3
 import threading
 import unicodedata
 import uuid
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -259,6 +259,7 @@ class DatasetStore:
         meta = self.root / INDEX_DIR
         self._journal_dir = meta / "journal"
         self._lock_dir = meta / "locks"
+        self._naming_lock = meta / "naming.lock"  # outside locks/, so no stem's lock file can be it
         self._staging_dir = self.root / HISTORY_DIR / _STAGING
         self._prediction_dir = meta / PREDICTIONS_DIR
         try:
@@ -293,14 +294,26 @@ class DatasetStore:
         return self.root / HISTORY_DIR / split / generation / stem
 
     # --------------------------------------------------------------------- locks
+    @staticmethod
     @contextmanager
-    def _stem_lock(self, stem: str, shared: bool = False) -> Iterator[None]:
-        fd = os.open(self._lock_dir / f"{stem}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    def _flock(path: Path, shared: bool = False) -> Iterator[None]:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
+
+    def _stem_lock(self, stem: str, shared: bool = False) -> AbstractContextManager[None]:
+        return self._flock(self._lock_dir / f"{stem}.lock", shared)
+
+    def naming(self) -> AbstractContextManager[None]:
+        """Hold the store's naming lock (across threads and processes) while choosing a stem with
+        ``stem_for`` and making the first write under it (``record`` or ``save_triple``).
+
+        Without it two saves of one new source can interleave so that the second sees the first's
+        files before their index row, and takes a suffixed stem for the same image."""
+        return self._flock(self._naming_lock)
 
     # ------------------------------------------------------------------- saving
     def save_triple(self, stem: str, image: np.ndarray, alpha: np.ndarray, *, foreground: np.ndarray | None = None,

@@ -1,0 +1,58 @@
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from annotate import store as store_module
+from annotate.api import save_file
+from annotate.queue import register
+from annotate.store import DatasetStore
+from conftest import draw_toon, save_png
+
+
+def test_a_save_between_anothers_files_and_index_row_keeps_the_stem(tmp_path: Path, monkeypatch) -> None:
+    """The second save of a new image arrives when the first's files are in place but not yet indexed."""
+    store = DatasetStore(tmp_path / "dataset")
+    rgb, alpha = draw_toon(40, 40, seed=2)
+    source, masks = tmp_path / "race.png", [tmp_path / "mask0.png", tmp_path / "mask1.png"]
+    save_png(source, rgb)
+    for i, mask in enumerate(masks):
+        save_png(mask, np.full_like(alpha, 255 * i))
+    stems: list[str] = []
+    second = threading.Thread(target=lambda: stems.append(save_file(store, source, masks[1])))
+
+    def pause(step: str) -> None:
+        if step == "history-committed" and not second.is_alive() and not stems:
+            second.start()
+            second.join(1.0)  # unfixed, it finishes here under another stem; fixed, it waits for the naming lock
+
+    monkeypatch.setattr(store_module, "_fault_point", pause)
+    stems.insert(0, save_file(store, source, masks[0]))
+    second.join(60)
+    assert stems == ["race", "race"]
+
+
+def test_two_files_with_one_name_queued_at_once_get_two_stems(tmp_path: Path, monkeypatch) -> None:
+    """The second file is registered after the first chose its stem but before it indexed it."""
+    store = DatasetStore(tmp_path / "dataset")
+    sources = [tmp_path / "a" / "pic.png", tmp_path / "b" / "pic.png"]
+    for seed, source in enumerate(sources):
+        source.parent.mkdir()
+        save_png(source, draw_toon(32, 32, seed=seed)[0])
+    stems: list[str] = []
+    second = threading.Thread(target=lambda: stems.extend(item.stem for item in register(store, [sources[1]])))
+    choose = store.stem_for
+
+    def stem_for(name: str, source_hash: str | None = None) -> str:
+        stem = choose(name, source_hash)
+        if not second.is_alive() and not stems:
+            second.start()
+            second.join(1.0)  # unfixed, it takes the same free stem here; fixed, it waits for the naming lock
+        return stem
+
+    monkeypatch.setattr(store, "stem_for", stem_for)
+    stems[:0] = [item.stem for item in register(store, [sources[0]])]
+    second.join(60)
+    assert stems[0] == "pic" and stems[1].startswith("pic-")
+    assert {record.stem: record.source_path for record in store.items()} == {
+        stems[0]: str(sources[0]), stems[1]: str(sources[1])}

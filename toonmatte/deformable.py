@@ -1,15 +1,19 @@
-"""torchvision's modulated deformable convolution, split over input channels on the CPU.
+"""torchvision's modulated deformable convolution, computed in bands of output rows on the CPU.
 
-``torchvision.ops.deform_conv2d`` on the CPU gathers its bilinear samples into a column
-buffer of (C_in * k * k) x (H * W) floats on a single thread, then runs one matrix multiply.
-In ToonOut's decoder the 7x7 branch at a quarter of 1024 makes that buffer 822 MB, and the
-sampling loop is the largest single cost of a CPU forward pass.
+``torchvision.ops.deform_conv2d`` on the CPU gathers its bilinear samples into a column buffer
+of (C_in * k * k) x (H * W) floats on a single thread, then runs one matrix multiply. In
+ToonOut's decoder the 7x7 branch at a quarter of 1024 makes that buffer 822 MB (plus three
+output-sized buffers of 67 MB), and the sampling loop is the largest single cost of a CPU
+forward pass: its 147 offset and mask planes are each re-read for every input channel.
 
-With one offset group every input channel is sampled at the same positions, so the output
-is the sum over input-channel slices of the same convolution restricted to each slice. Each
-slice is a separate torchvision call with a buffer a fraction of the size, and the slices
-run on a thread each (the kernel releases the GIL), which spreads the sampling over the
-cores. The result equals one call up to float summation order.
+Here the output is computed a band of T rows at a time, each band one torchvision call, the
+bands spread over a few threads (the kernel releases the GIL). A band's call sees the whole
+input, so samples that land anywhere keep their exact meaning, zero padding included. It gets
+T output rows by a vertical stride s with ceil(H / s) = T: its output row j is placed at input
+row j * s, and adding r0 + j - j * s to that row's vertical offsets moves every sample to where
+output row r0 + j of the full convolution takes it. Only the offsets' rounding changes (a few
+float32 ulps of a row coordinate). A band's offsets and masks stay in cache while every input
+channel is sampled, and the buffers shrink with the band.
 """
 from __future__ import annotations
 
@@ -19,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torchvision.ops import deform_conv2d
 
-COLUMN_BUDGET = 256 * 2**20  # bytes of column buffer per torchvision call
-MAX_WORKERS = 4  # each worker holds a column buffer and three output-sized buffers of its own
-MIN_PARALLEL_SAMPLES = 2**23  # below this many samples the extra output buffers cost more than the threads save
+COLUMN_BUDGET = 32 * 2**20  # bytes of column buffer per torchvision call (one band)
+MAX_WORKERS = 4  # bands in flight; each holds its own column buffer
+MIN_BANDED_SAMPLES = 2**23  # below this many samples one plain call is as fast
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -34,41 +38,43 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pools[workers]
 
 
-def channel_slices(channels: int, samples_per_channel: int, workers: int) -> list[slice]:
-    """Input-channel slices: at least one per worker, each with at most ``COLUMN_BUDGET`` of columns."""
-    by_memory = -(-channels * samples_per_channel * 4 // COLUMN_BUDGET)
-    count = min(channels, -(-max(workers, by_memory) // workers) * workers)  # a multiple of the workers
-    bounds = [round(i * channels / count) for i in range(count + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+def band_layout(height: int, width: int, samples_per_pixel: int, workers: int) -> tuple[int, int]:
+    """(rows per band, vertical stride) with ceil(height / stride) == rows: bands with at most
+    ``COLUMN_BUDGET`` of columns and at least two per worker."""
+    wanted = max(1, min(COLUMN_BUDGET // (samples_per_pixel * width * 4), -(-height // (2 * workers))))
+    stride = -(-height // wanted)
+    return -(-height // stride), stride
 
 
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                             mask: torch.Tensor, padding: int) -> torch.Tensor:
-    """``deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)`` with one offset group."""
-    samples_per_channel = weight.shape[2] * weight.shape[3] * x.shape[0] * offset.shape[2] * offset.shape[3]
-    samples = x.shape[1] * samples_per_channel
-    workers = min(torch.get_num_threads(), MAX_WORKERS) if samples >= MIN_PARALLEL_SAMPLES else 1
-    if x.device.type != "cpu" or (workers == 1 and samples * 4 <= COLUMN_BUDGET):
+    """``deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)`` for a size-preserving
+    (odd kernel, stride 1, ``padding`` = kernel // 2) convolution."""
+    height, width = offset.shape[2], offset.shape[3]
+    samples_per_pixel = x.shape[1] * weight.shape[2] * weight.shape[3]
+    if x.device.type != "cpu" or samples_per_pixel * x.shape[0] * height * width < MIN_BANDED_SAMPLES:
         return deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
-    slices = channel_slices(x.shape[1], samples_per_channel, workers)
-    # the kernel wants contiguous (NCHW) tensors: convert channels-last maps once, not once per slice
+    workers = min(torch.get_num_threads(), MAX_WORKERS)
+    rows, stride = band_layout(height, width, samples_per_pixel, workers)
+    # (start row, first row kept): the last band ends at the bottom and keeps only rows no other band has
+    starts = list(range(0, height - rows, rows))
+    bands = [(r0, 0) for r0 in starts] + [(height - rows, (starts[-1] + rows if starts else 0) - (height - rows))]
+    # the kernel wants contiguous (NCHW) tensors: convert channels-last maps once, not once per band
     x, offset, mask = x.contiguous(), offset.contiguous(), mask.contiguous()
+    j = torch.arange(rows, dtype=offset.dtype, device=offset.device).view(1, 1, rows, 1)
+    shift = j - j * stride  # + r0 per band: moves output row j of a band to row r0 + j
     # grad and inference modes are per thread: the workers take the caller's
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
-    def partial_sum(group: list[slice]) -> torch.Tensor:
-        out = None
+    def band(start_keep: tuple[int, int]) -> torch.Tensor:
+        r0, keep = start_keep
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            for s in group:  # one slice at a time: one column buffer per worker
-                term = deform_conv2d(x[:, s], offset, weight[:, s], padding=padding, mask=mask)
-                out = term if out is None else out.add_(term)
-        return out
+            band_offset = offset[:, :, r0:r0 + rows].clone()
+            band_offset[:, 0::2] += shift + r0
+            out = deform_conv2d(x, band_offset, weight, padding=(padding, padding), stride=(stride, 1),
+                                mask=mask[:, :, r0:r0 + rows])
+            return out[:, :, keep:]
 
-    if workers == 1:
-        out = partial_sum(slices)
-    else:
-        sums = list(_executor(workers).map(partial_sum, [slices[i::workers] for i in range(workers)]))
-        out = sums[0]
-        for term in sums[1:]:
-            out.add_(term)
+    parts = list(_executor(workers).map(band, bands)) if workers > 1 else [band(b) for b in bands]
+    out = torch.cat(parts, dim=2)
     return out if bias is None else out.add_(bias.view(1, -1, 1, 1))

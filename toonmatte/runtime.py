@@ -9,6 +9,7 @@ import torch
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: trim only above 2 GiB of free heap top
 
 
@@ -30,8 +31,10 @@ def keep_freed_memory() -> bool:
     each such block is a fresh ``mmap`` whose pages the kernel faults in and zeroes again
     on first touch, which costs about an eighth of the fp32 forward time on a 2-vCPU VM.
     With ``mmap`` off and trimming off, freed blocks are reused; the price is that the
-    process keeps its peak heap, which the next image needs anyway. Applied once per
-    process; returns whether it took effect (False off Linux/glibc).
+    process keeps its peak heap, which the next image needs anyway. All threads share one
+    arena: the deformable convolutions' worker threads would otherwise each grow a heap of
+    their own, which no other thread reuses (0.25 GiB more peak RSS at 1024). Applied once
+    per process; returns whether it took effect (False off Linux/glibc).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -40,4 +43,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
+    return all(mallopt(parameter, value) for parameter, value in
+               ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_ARENA_MAX, 1)))

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torchvision.ops import deform_conv2d
 
-COLUMN_BUDGET = 32 * 2**20  # bytes of column buffer per torchvision call (one band)
+COLUMN_BUDGET = 8 * 2**20  # bytes of column buffer per torchvision call (one band)
 MAX_WORKERS = 4  # bands in flight; each holds its own column buffer
-MIN_BANDED_SAMPLES = 2**23  # below this many samples one plain call is as fast
+MIN_BANDED_SAMPLES = 2**20  # below this many samples one plain call is as fast
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()

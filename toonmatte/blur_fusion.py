@@ -35,6 +35,13 @@ def _compiled(function):
         return numba.njit(nogil=True, error_model="numpy")(function)
 
 
+@numba.njit(inline="always")
+def _levels_of(levels: np.ndarray, codes: np.ndarray, out: np.ndarray) -> None:
+    """out[x] = levels[codes[x]]: the uint8 -> float32 gather, a loop of its own so the arithmetic vectorizes."""
+    for x in range(out.shape[0]):
+        out[x] = levels[codes[x]]
+
+
 @_compiled
 def prepare_rows(image: np.ndarray, alpha: np.ndarray, levels: np.ndarray, y0: int, y1: int,
                  a_out: np.ndarray, fa: np.ndarray, bb: np.ndarray) -> None:
@@ -44,13 +51,11 @@ def prepare_rows(image: np.ndarray, alpha: np.ndarray, levels: np.ndarray, y0: i
     i = np.empty(width, np.float32)
     for y in range(y0, y1):
         a = a_out[y]
-        for x in range(width):
-            a[x] = levels[alpha[y, x]]
+        _levels_of(levels, alpha[y], a)
         for x in range(width):
             om[x] = _ONE - a[x]
         for c in range(3):
-            for x in range(width):
-                i[x] = levels[image[y, x, c]]
+            _levels_of(levels, image[y, :, c], i)
             f, b = fa[c, y], bb[c, y]
             for x in range(width):
                 f[x] = i[x] * a[x]
@@ -75,15 +80,13 @@ def fuse_rows(image: np.ndarray, alpha: np.ndarray, levels: np.ndarray, y0: int,
     t = np.empty(width, np.float32)
     for y in range(y0, y1):
         ba = blur_a[y]
-        for x in range(width):
-            a[x] = levels[alpha[y, x]]
+        _levels_of(levels, alpha[y], a)
         for x in range(width):
             om[x] = _ONE - a[x]
             d1[x] = ba[x] + _EPS
             d2[x] = (_ONE - ba[x]) + _EPS
         for c in range(3):
-            for x in range(width):
-                i[x] = levels[image[y, x, c]]
+            _levels_of(levels, image[y, :, c], i)
             f, b = fa[c, y], bb[c, y]
             for x in range(width):
                 f[x] = f[x] / d1[x]

@@ -88,3 +88,11 @@ def test_any_thread_count(always_banded, threads):
     if threads > 1:
         assert max(deformable._pools) == deformable.MAX_WORKERS
     torch.testing.assert_close(out, deform_conv2d(x, offset, weight, bias, padding=3, mask=mask), rtol=1e-4, atol=1e-4)
+
+
+def test_other_shapes_take_one_plain_call(always_banded):
+    x, offset, weight, bias, mask = deformable_inputs(kernel=3)
+    offset, mask = offset[:, :, 1:-1, 1:-1], mask[:, :, 1:-1, 1:-1]  # padding 0: a smaller output
+    with torch.no_grad():
+        out = modulated_deform_conv2d(x, offset, weight, bias, mask, 0)
+    torch.testing.assert_close(out, deform_conv2d(x, offset, weight, bias, padding=0, mask=mask))

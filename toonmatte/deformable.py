@@ -49,10 +49,12 @@ def band_layout(height: int, width: int, samples_per_pixel: int, workers: int) -
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                             mask: torch.Tensor, padding: int) -> torch.Tensor:
     """``deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)`` for a size-preserving
-    (odd kernel, stride 1, ``padding`` = kernel // 2) convolution."""
+    (odd kernel, stride 1, ``padding`` = kernel // 2) convolution; any other shape is one plain call."""
     height, width = offset.shape[2], offset.shape[3]
     samples_per_pixel = x.shape[1] * weight.shape[2] * weight.shape[3]
-    if x.device.type != "cpu" or samples_per_pixel * x.shape[0] * height * width < MIN_BANDED_SAMPLES:
+    size_preserving = weight.shape[2] == weight.shape[3] == 2 * padding + 1 and x.shape[2:] == offset.shape[2:]
+    if (x.device.type != "cpu" or not size_preserving
+            or samples_per_pixel * x.shape[0] * height * width < MIN_BANDED_SAMPLES):
         return deform_conv2d(x, offset, weight, bias, padding=padding, mask=mask)
     workers = min(torch.get_num_threads(), MAX_WORKERS)
     rows, stride = band_layout(height, width, samples_per_pixel, workers)

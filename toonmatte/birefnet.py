@@ -97,8 +97,9 @@ class DeformableConv2d(nn.Module):
         if x.dtype == offset.dtype == mask.dtype == torch.float32:
             return modulated_deform_conv2d(x, offset, weight, bias, mask, self.padding)
         # torchvision's CPU kernel has no half-precision version (its CUDA autocast wrapper also runs fp32).
-        out = modulated_deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
-                                      mask.float(), self.padding)
+        nchw32 = {"dtype": torch.float32, "memory_format": torch.contiguous_format}  # one copy, the layout the kernel wants
+        out = modulated_deform_conv2d(x.to(**nchw32), offset.to(**nchw32), weight.float(),
+                                      None if bias is None else bias.float(), mask.to(**nchw32), self.padding)
         return out.to(x.dtype)
 
 

@@ -60,7 +60,7 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch
     rows, stride = band_layout(height, width, samples_per_pixel, workers)
     # (start row, first row kept): the last band ends at the bottom and keeps only rows no other band has
     starts = list(range(0, height - rows, rows))
-    bands = [(r0, 0) for r0 in starts] + [(height - rows, (starts[-1] + rows if starts else 0) - (height - rows))]
+    bands = [(r0, 0) for r0 in starts] + [(height - rows, len(starts) * rows - (height - rows))]
     # the kernel wants contiguous (NCHW) tensors: convert channels-last maps once, not once per band
     x, offset, mask = x.contiguous(), offset.contiguous(), mask.contiguous()
     j = torch.arange(rows, dtype=offset.dtype, device=offset.device).view(1, 1, rows, 1)

@@ -1,10 +1,12 @@
+import argparse
 import re
 
+import pytest
 import torch
 
 from toonmatte.birefnet import BiRefNetConfig, build_model
 from toonmatte.cli import main
-from toonmatte.commands.bench import DeformableTime, agreement
+from toonmatte.commands.bench import DeformableTime, agreement, batch_sizes
 
 
 def test_bench_tiny_reports_forward_and_deformable_share(capsys):
@@ -41,3 +43,19 @@ def test_agreement_counts_flips_at_the_threshold():
     numbers = agreement(logits, nudged)
     assert numbers["iou"] == 2 / 3
     assert numbers["max_delta"] == 131 - 2
+
+
+def test_throughput_sweep_reports_each_batch_size(capsys):
+    assert main(["bench", "--tiny", "--size", "64", "--repeats", "1", "--precision", "fp32",
+                 "--skip-memory", "--skip-foreground", "--batches", "1,3"]) == 0
+    out = capsys.readouterr().out
+    rates = re.findall(r"batch (\d+): eager [\d.]+ ms = ([\d.]+) images/s", out)
+    assert [batch for batch, _ in rates] == ["1", "3"], out
+    assert all(float(rate) > 0 for _, rate in rates)
+
+
+def test_batch_sizes_are_parsed_or_refused_in_one_sentence():
+    assert batch_sizes("1,4, 8") == [1, 4, 8]
+    for bad in ("", "0,2", "two"):
+        with pytest.raises(argparse.ArgumentTypeError, match="comma-separated"):
+            batch_sizes(bad)

@@ -83,6 +83,16 @@ def test_torch_box_blur_matches_opencv(shape, r):
     np.testing.assert_allclose(got, cv2.blur(x, (r, r)), atol=1e-6)
 
 
+@pytest.mark.parametrize("r", [90, 6])
+def test_float32_sums_stay_within_a_hundredth_of_a_level_at_2048(r):
+    # the GPU path accumulates in float32; the CPU's sequential cumsum is its worst case
+    x = torch.rand(1, 2, 2048, 2048, generator=torch.Generator().manual_seed(r))
+    exact = box_blur_torch(x, r)
+    fast = box_blur_torch(x, r, accumulate=torch.float32)
+    assert fast.dtype == torch.float32
+    assert (fast - exact).abs().max().item() * 255 < 0.01
+
+
 def test_torch_version_agrees_with_numpy_within_one_level():
     pairs = [draw_toon(96, 128, background=b, seed=s) for s, b in ((0, 97), (1, 218))]
     images = torch.stack([torch.from_numpy(i).permute(2, 0, 1) for i, _ in pairs]).float() / 255

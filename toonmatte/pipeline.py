@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from toonmatte.cuda_graphs import GraphedModule, graph_backbone
 from toonmatte.errors import ToonmatteError, WeightsError
 from toonmatte.fallback import fallback_alpha
 from toonmatte.imageio import GRAY, LoadedImage, load_image
@@ -89,12 +90,14 @@ class Matter:
     ``model`` is a zoo name (see ``toonmatte.zoo.ZOO``) or "fallback" for the classical
     engine on purpose; ``weights`` overrides where the checkpoint comes from. With
     ``allow_fallback`` a missing checkpoint is not an error: the classical engine is used
-    and ``fallback_reason`` says why and how to provide the weights.
+    and ``fallback_reason`` says why and how to provide the weights. On CUDA the backbone
+    is replayed from CUDA graphs, one per input shape, unless ``cuda_graphs`` is False
+    (see ``toonmatte.cuda_graphs``).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, weights: str | Path | None = None, device: str | None = None,
                  precision: str | None = None, allow_fallback: bool = True, background: tuple[int, int, int] = GRAY,
-                 ) -> None:
+                 cuda_graphs: bool = True) -> None:
         self.background = background
         self.device = pick_device(device)
         self.precision = pick_precision(precision, self.device)
@@ -109,6 +112,8 @@ class Matter:
         try:
             self._net, self.weights_path = self._load(weights)
             self.engine = self.spec.name
+            if cuda_graphs and self.device.type == "cuda":
+                graph_backbone(self._net)
         except WeightsError as error:
             if not allow_fallback:
                 raise
@@ -183,11 +188,22 @@ class Matter:
         grad_off = torch.inference_mode() if self.device.type == "cuda" else torch.no_grad()
         with self._lock, grad_off:
             batch = batch.to(self.device, non_blocking=True)
-            logits = self._run(batch, self.precision)
+            logits = self._run_fast(batch)
             if self.precision != "fp32" and not torch.isfinite(logits).all():
                 log.warning("the %s result contained NaN or inf; recomputed in fp32", self.precision)
                 logits = self._run(batch, "fp32")
         return logits
+
+    def _run_fast(self, batch: torch.Tensor) -> torch.Tensor:
+        """The forward pass at ``self.precision``; if the backbone's CUDA graph fails, eagerly from then on."""
+        try:
+            return self._run(batch, self.precision)
+        except RuntimeError as error:
+            if not isinstance(self._net.bb, GraphedModule):
+                raise
+            log.warning("the backbone's CUDA graph failed (%s); running it eagerly from now on", error)
+            self._net.bb = self._net.bb.module
+            return self._run(batch, self.precision)
 
     def _run(self, batch: torch.Tensor, precision: str) -> torch.Tensor:
         if precision == "fp32":

@@ -53,6 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-model", action="store_true", help="skip the model (the slow part on a CPU)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
+    parser.add_argument("--batches", type=batch_sizes, default=None,
+                        help="batch sizes for the throughput sweep of the fast path, eager and replayed from a "
+                             "CUDA graph, e.g. 1,4,8 (default: 1,2,4,8,16 on CUDA, none on the CPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the fast path through torch.compile (compiling takes minutes)")
+
+
+def batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of batch sizes such as 1,4,8")
+    return sizes
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -133,9 +148,11 @@ def model_input(args: argparse.Namespace, golden: ModuleType | None, device: tor
 
 
 def run_forward(net: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
+    """One forward pass as ``Matter`` runs it (inference mode on CUDA, no_grad on the CPU)."""
     from toonmatte.pipeline import PRECISIONS
 
-    with torch.no_grad(), torch.autocast(x.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
+    grad_off = torch.inference_mode() if x.device.type == "cuda" else torch.no_grad()
+    with grad_off, torch.autocast(x.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
         return net(x).float()
 
 
@@ -203,6 +220,101 @@ def agreement(reference: torch.Tensor, fast: torch.Tensor) -> dict[str, float]:
         "near_threshold": float((np.abs(a - 127.5) <= 2).mean()),
         "foreground": float((a > 127).mean()),
     }
+
+
+def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) -> dict[str, float] | None:
+    """Largest |logit - reference| of an fp32 forward on this device against the published code's
+    logits in ``forward.npz`` (256x256 and 384x256; TF32 off), or None without the file."""
+    path = golden / "forward.npz"
+    fill = load_golden(golden)
+    if fill is None or not path.is_file():
+        return None
+    reference = np.load(path)
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        errors = {}
+        for height, width in ((256, 256), (384, 256)):
+            logits = run_forward(net, fill.golden_input(height, width).to(device), "fp32").cpu().numpy()
+            errors[f"{height}x{width}"] = float(np.abs(logits - reference[f"logits_{height}x{width}"]).max())
+        return errors
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+
+def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: list[int], repeats: int) -> None:
+    """Per batch size: forward time, images per second and peak memory, eager, with the backbone
+    replayed from CUDA graphs (as ``Matter`` runs on CUDA), and with the whole pass in one graph
+    (which torchvision's deformable convolution may not allow); and how far graphs are from eager."""
+    from toonmatte.cuda_graphs import GraphedForward, GraphedModule
+
+    sync = synchronizer(x.device)
+    cuda = x.device.type == "cuda"
+    backbone = net.bb
+    print(f"throughput, {precision}, {x.shape[-2]}x{x.shape[-1]} (peak = CUDA peak allocation of that run):")
+    for batch in batches:
+        inputs = x[:1].expand(batch, -1, -1, -1).contiguous()
+        reference = run_forward(net, inputs, precision)
+        variants = {"eager": lambda t: run_forward(net, t, precision)}
+        if cuda:
+            graphed_backbone = GraphedModule(backbone)
+            whole = GraphedForward(lambda t: run_forward(net, t, precision))
+
+            def with_graphed_backbone(t: torch.Tensor) -> torch.Tensor:
+                net.bb = graphed_backbone
+                try:
+                    return run_forward(net, t, precision)
+                finally:
+                    net.bb = backbone
+
+            def whole_pass(t: torch.Tensor) -> torch.Tensor:
+                with torch.inference_mode():
+                    return whole(t)
+
+            variants.update({"backbone graphs": with_graphed_backbone, "whole-pass graph": whole_pass})
+        row = []
+        for label, forward in variants.items():
+            try:
+                if cuda:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats(x.device)
+                seconds = best_time(lambda: forward(inputs), repeats, sync)
+                peak = f", peak {torch.cuda.max_memory_allocated(x.device) / 2**30:.1f} GiB" if cuda else ""
+                delta = "" if label == "eager" else \
+                    f", max |delta logit| vs eager {(forward(inputs) - reference).abs().max().item():.1e}"
+                row.append(f"{label} {seconds * 1000:.1f} ms = {batch / seconds:.1f} images/s{peak}{delta}")
+            except RuntimeError as error:  # out of memory, or a graph that cannot be captured
+                row.append(f"{label} failed: {str(error).strip().splitlines()[0][:160]}")
+        print(f"  batch {batch}: " + "; ".join(row))
+        del variants, reference
+        if cuda:
+            torch.cuda.empty_cache()
+
+
+def compiled(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int) -> None:
+    """Compile time and forward time through ``torch.compile`` (default mode), plain and replayed
+    from a CUDA graph, against eager in the same run."""
+    from toonmatte.cuda_graphs import GraphedForward
+
+    sync = synchronizer(x.device)
+    eager = best_time(lambda: run_forward(net, x, precision), repeats, sync)
+    start = time.perf_counter()
+    net_c = torch.compile(net)
+    line = f"torch.compile ({precision}, batch {x.shape[0]}): "
+    try:
+        reference = run_forward(net, x, precision)
+        out = run_forward(net_c, x, precision)
+        sync()
+        line += f"compiled in {time.perf_counter() - start:.0f} s; "
+        seconds = best_time(lambda: run_forward(net_c, x, precision), repeats, sync)
+        line += (f"{seconds * 1000:.1f} ms vs eager {eager * 1000:.1f} ms; "
+                 f"max |delta logit| vs eager {(out - reference).abs().max().item():.2e}")
+        if x.device.type == "cuda":
+            graphed = GraphedForward(lambda t: run_forward(net_c, t, precision))
+            line += f"; compiled + CUDA graph {best_time(lambda: graphed(x), repeats, sync) * 1000:.1f} ms"
+    except Exception as error:  # compilation can fail in many ways; the bench reports it and goes on
+        line += f"failed after {time.perf_counter() - start:.0f} s: {str(error).splitlines()[0]}"
+    print(line)
 
 
 def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str) -> None:
@@ -306,12 +418,21 @@ def run(args: argparse.Namespace) -> int:
                 achieved = flop / seconds
                 print(f"  achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm.best:.2f} x the best {precision} "
                       f"GEMM throughput (forward = {flop / 1e12:.2f} TFLOP)")
+        checked = None if args.tiny else reference_check(net, args.golden, device)
+        if checked:
+            print(f"fp32 on {device} vs the published code's logits (TF32 off): max |delta logit| "
+                  + ", ".join(f"{size}: {error:.1e}" for size, error in checked.items()))
         if fast != "fp32":
             numbers = agreement(results["fp32"][1], results[fast][1])
             print(f"{fast} fast path: {results['fp32'][0] / results[fast][0]:.2f}x the fp32 speed in this run; "
                   f"matte vs fp32: mean |delta alpha| {numbers['mean_delta']:.3f}/255, max {numbers['max_delta']}/255, "
                   f"IoU(alpha > 127) {numbers['iou']:.4f} (foreground {numbers['foreground']:.1%} of pixels, "
                   f"{numbers['near_threshold']:.1%} within 2 levels of the threshold)")
+        batches = args.batches if args.batches is not None else ([1, 2, 4, 8, 16] if device.type == "cuda" else [])
+        if batches:
+            throughput(net, x, fast, batches, max(args.repeats, 3))
+        if args.compile:
+            compiled(net, x, fast, max(args.repeats, 3))
 
     if not args.skip_foreground:
         for where, seconds in bench_foreground(device).items():

@@ -1,0 +1,91 @@
+"""End-to-end ``Matter.predict`` on a CUDA GPU, with and without the backbone's CUDA graphs.
+
+Usage (from the repository root, on a machine with a GPU): ``python scripts/gpu_predict.py [GOLDEN_DIR]``.
+
+Writes a checkpoint with the golden deterministic weights (the real ToonOut weights need the
+Hub; speed does not depend on the values), loads it through ``Matter`` as the CLI and the
+studio do, and prints per-image latency (preprocessing, transfer and postprocessing
+included), batched throughput, and how far the graphed mattes are from eager ones.
+"""
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from toonmatte.birefnet import build_model
+from toonmatte.cuda_graphs import GraphedModule
+from toonmatte.pipeline import Matter
+
+
+def golden_checkpoint(golden: Path, folder: Path) -> Path:
+    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
+    fill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fill)
+    model = build_model()
+    path = folder / "golden.pth"
+    torch.save(fill.fill_state_dict(model.state_dict(), salt="toonmatte"), path)
+    return path
+
+
+def drawn_image(height: int, width: int, seed: int) -> np.ndarray:
+    """A flat-shaded picture: gradient background, a few filled ellipses with dark outlines."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+    image = (np.array([90, 140, 200]) * (1 - ramp) + np.array([230, 220, 180]) * ramp).astype(np.uint8)
+    image = np.ascontiguousarray(np.broadcast_to(image, (height, width, 3)))
+    for _ in range(6):
+        center = (int(rng.integers(width // 4, 3 * width // 4)), int(rng.integers(height // 4, 3 * height // 4)))
+        axes = (int(rng.integers(width // 12, width // 5)), int(rng.integers(height // 12, height // 4)))
+        colour, angle = tuple(int(c) for c in rng.integers(0, 256, 3)), float(rng.integers(0, 180))
+        cv2.ellipse(image, center, axes, angle, 0, 360, colour, -1)
+        cv2.ellipse(image, center, axes, angle, 0, 360, (20, 20, 30), 4)
+    return image
+
+
+def latency(matter: Matter, images: list[np.ndarray]) -> float:
+    for image in images[:3]:  # warm-up: cuDNN plans, and the graphs' capture on a shape's second call
+        matter.predict(image)
+    times = []
+    for image in images:
+        start = time.perf_counter()
+        matter.predict(image)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(golden: Path) -> None:
+    images = [drawn_image(1536, 1024, seed) for seed in range(12)]
+    with tempfile.TemporaryDirectory() as folder:
+        weights = golden_checkpoint(golden, Path(folder))
+        graphed = Matter(weights=weights, device="cuda")
+        eager = Matter(weights=weights, device="cuda", cuda_graphs=False)
+    print(f"Matter on {torch.cuda.get_device_name()}: {graphed.title}, {graphed.precision}, "
+          f"input {graphed.spec.input_size(1536, 1024)} for a 1536x1024 image")
+    for name, matter in (("backbone graphs", graphed), ("eager", eager)):
+        print(f"  {name}: predict latency {latency(matter, images) * 1000:.1f} ms per image (median of 12)")
+    still_graphed = isinstance(graphed._net.bb, GraphedModule)
+    print(f"  graphs in use after the runs: {still_graphed}"
+          + (f" (captured input shapes: {graphed._net.bb._graphed.shapes})" if still_graphed else ""))
+    deltas = [np.abs(graphed.predict(image).alpha.astype(int) - eager.predict(image).alpha.astype(int)).max()
+              for image in images[:4]]
+    print(f"  graphed vs eager alpha: max |delta| {max(deltas)}/255 over 4 images")
+    for batch_size in (4, 8):
+        for name, matter in (("backbone graphs", graphed), ("eager", eager)):
+            matter.predict_batch(images[:batch_size], batch_size=batch_size)
+            matter.predict_batch(images[:batch_size], batch_size=batch_size)
+            start = time.perf_counter()
+            matter.predict_batch(images[:batch_size], batch_size=batch_size)
+            seconds = time.perf_counter() - start
+            print(f"  predict_batch, batch {batch_size}, {name}: {batch_size / seconds:.1f} images/s")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "golden")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN
-from toonmatte.birefnet import BiRefNetConfig, build_model, image_patches, optimize_for_inference
+from toonmatte.birefnet import BiRefNetConfig, build_model, image_patches, optimize_for_inference, tf32_matmul
 from toonmatte.swin import relative_position_index, shift_region_labels
 
 
@@ -125,3 +125,24 @@ def test_relative_position_index_and_shift_regions():
     assert index.diagonal().eq(11 * 23 + 11).all()
     labels = shift_region_labels(24, 24, 12, 6)
     assert labels[:12, :12].eq(0).all() and labels[12:18, 12:18].eq(4).all() and labels[18:, 18:].eq(8).all()
+
+
+def test_tf32_switch_is_scoped_and_restored():
+    before = torch.backends.cuda.matmul.allow_tf32
+    with tf32_matmul(False):
+        assert torch.backends.cuda.matmul.allow_tf32 == before
+    with pytest.raises(ValueError), tf32_matmul(True):
+        assert torch.backends.cuda.matmul.allow_tf32
+        raise ValueError
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_composed_convs_on_cuda_match_the_cpu():
+    # on CUDA the one-channel 5x5 runs as a depthwise convolution and a sum, in float32
+    model = optimize_for_inference(build_model(BiRefNetConfig.tiny()))
+    x = torch.randn(2, 3, 96, 80)
+    with torch.inference_mode():
+        cpu = model.decoder.ipt_blk1(x)
+        gpu = model.decoder.ipt_blk1.cuda()(x.cuda()).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=0, atol=5e-3)  # cuDNN may use TF32 for the border strips

@@ -94,3 +94,24 @@ def test_module_entry_point_runs_as_a_process(inputs, tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "empty" in result.stderr
+
+
+def test_batches_give_the_same_mattes_and_a_bad_file_stays_alone(inputs, tmp_path, capsys):
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pth"
+    torch.save(build_model(BiRefNetConfig.tiny()).state_dict(), weights)
+    common = ["--weights", str(weights), "--model", "birefnet-dynamic", "--device", "cpu", "--no-foreground"]
+    assert main(["predict", str(inputs), "--out", str(tmp_path / "one"), *common]) == 1
+    assert main(["predict", str(inputs), "--out", str(tmp_path / "three"), "--batch-size", "3", *common]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 6  # the same three bad files, each reported once per run
+    for stem in ("toon0", "toon1", "sticker"):
+        one = np.asarray(Image.open(tmp_path / "one" / f"{stem}.png"))
+        three = np.asarray(Image.open(tmp_path / "three" / f"{stem}.png"))
+        assert np.abs(one.astype(int) - three.astype(int)).max() <= 1
+
+
+def test_batch_size_must_be_a_positive_whole_number(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "x.png", "--out", str(tmp_path), "--batch-size", "0"])
+    assert "at least 1" in capsys.readouterr().err

@@ -29,6 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decontaminate edge colours of the cut-out (blur-fusion foreground estimation)")
     parser.add_argument("--skip-existing", action="store_true", help="skip images whose outputs already exist")
     parser.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
+    parser.add_argument("--batch-size", type=positive_int, default=1,
+                        help="images per forward pass (on a GPU, 4-16 raise throughput; default 1)")
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of images of at least 1")
+    return int(text)
 
 
 def output_paths(out: Path, stem: str) -> tuple[Path, Path]:
@@ -48,7 +56,7 @@ def unique_stems(paths: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from toonmatte.foreground import cutout
-    from toonmatte.imageio import collect_inputs, write_png_atomic
+    from toonmatte.imageio import collect_inputs, load_image, write_png_atomic
     from toonmatte.pipeline import Matter
 
     paths = collect_inputs(args.inputs, recursive=args.recursive)
@@ -61,16 +69,22 @@ def run(args: argparse.Namespace) -> int:
     matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for path, stem in tqdm(jobs, desc=f"matting ({matter.title})", unit="image", disable=None):
-        try:
-            matte = matter.predict(path)
-        except BadImageError as error:
-            failed += 1
-            tqdm.write(f"error: {error}", file=sys.stderr)
-            continue
-        alpha_path, rgba_path = output_paths(args.out, stem)
-        write_png_atomic(alpha_path, matte.alpha)
-        write_png_atomic(rgba_path, cutout(matte.image, matte.alpha, foreground=args.foreground))
+    with tqdm(total=len(jobs), desc=f"matting ({matter.title})", unit="image", disable=None) as progress:
+        for start in range(0, len(jobs), args.batch_size):
+            chunk = jobs[start:start + args.batch_size]
+            loaded = []  # a bad file is reported alone; the rest of its batch goes on
+            for path, stem in chunk:
+                try:
+                    loaded.append((load_image(path, background=matter.background), stem))
+                except BadImageError as error:
+                    failed += 1
+                    tqdm.write(f"error: {error}", file=sys.stderr)
+            mattes = matter.predict_batch([item for item, _ in loaded], batch_size=args.batch_size)
+            for (_, stem), matte in zip(loaded, mattes):
+                alpha_path, rgba_path = output_paths(args.out, stem)
+                write_png_atomic(alpha_path, matte.alpha)
+                write_png_atomic(rgba_path, cutout(matte.image, matte.alpha, foreground=args.foreground))
+            progress.update(len(chunk))
     done = len(jobs) - failed
     print(f"{done} of {len(jobs)} image(s) matted with {matter.title} into {args.out}"
           + (f"; {failed} failed" if failed else "") + (f"; {len(paths) - len(jobs)} skipped" if len(paths) > len(jobs) else ""))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN
-from toonmatte.birefnet import BiRefNetConfig, build_model, image_patches, optimize_for_inference, tf32_matmul
+from toonmatte.birefnet import BiRefNetConfig, DeformableConv2d, build_model, image_patches, optimize_for_inference, tf32_matmul
 from toonmatte.swin import relative_position_index, shift_region_labels
 
 
@@ -77,6 +77,8 @@ def test_optimized_tiny_model_matches_and_drops_training_heads():
             module.running_var.uniform_(0.5, 2.0)
     optimized = optimize_for_inference(copy.deepcopy(model))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in optimized.modules())
+    deformable = [m for m in optimized.modules() if isinstance(m, DeformableConv2d)]
+    assert deformable and all(m.offset_modulator_conv is not None and not hasattr(m, "offset_conv") for m in deformable)
     assert not hasattr(optimized.decoder, "conv_ms_spvn_4")
     x = torch.randn(1, 3, 64, 96)
     with torch.inference_mode():

@@ -440,5 +440,5 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.skip_foreground:
         for where, seconds in bench_foreground(device).items():
-            print(f"foreground estimation 2048x2048, {where}: {seconds * 1000:.0f} ms")
+            print(f"foreground estimation 2048x2048, {where}: {seconds * 1000:.1f} ms")
     return 0

@@ -123,6 +123,11 @@ class GraphedModule(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         return self._graphed(x)
 
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Input shapes with a captured graph, least recently used first."""
+        return self._graphed.shapes
+
 
 def graph_backbone(net: nn.Module) -> nn.Module:
     """Replay ``net.bb`` (the Swin backbone of a BiRefNet) from CUDA graphs on CUDA inputs; returns ``net``.

@@ -139,6 +139,13 @@ class Matter:
         return net.to(self.device), path
 
     @property
+    def graphed_shapes(self) -> list[tuple[int, ...]]:
+        """Backbone input shapes replayed from CUDA graphs (empty on the CPU, with ``cuda_graphs=False``,
+        before a shape's second call, or after a capture failed)."""
+        backbone = getattr(self._net, "bb", None)
+        return backbone.shapes if isinstance(backbone, GraphedModule) else []
+
+    @property
     def is_fallback(self) -> bool:
         return self.engine == FALLBACK
 

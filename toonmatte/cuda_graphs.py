@@ -27,6 +27,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+_COUNTED_SHAPES = 64  # shapes whose eager calls are remembered before capture
+
 
 @dataclass
 class _Captured:
@@ -46,14 +48,14 @@ class GraphedForward:
 
     ``forward`` must be a pure function of ``x`` on the GPU: no host synchronization and the
     same kernels on every call for a given shape, as an inference pass of the Swin backbone
-    is. It may return a tensor or a list or tuple of tensors. The first call at a shape runs
-    ``forward`` eagerly ``warmups`` times on a side stream (so that one-time initialization
-    and per-shape caches happen outside the capture), then captures it, with autocast's
-    weight-cast cache off: a cached cast would be a tensor the graph reads but does not own.
-    Every call copies ``x`` into the graph's input buffer, replays, and returns copies of
-    the outputs. A shape is captured on its second call (``capture_on``), so one-off shapes
-    (images of odd sizes through a dynamic-size model) cost no capture. CPU inputs, and calls
-    while autograd records, run ``forward`` directly.
+    is. It may return a tensor or a list or tuple of tensors. A shape runs eagerly until its
+    ``capture_on``-th call (the second by default), so one-off shapes (images of odd sizes
+    through a dynamic-size model) cost no capture. To capture, ``forward`` first runs
+    ``warmups`` times on a side stream (one-time initialization and per-shape caches happen
+    outside the capture), then is recorded with autocast's weight-cast cache off: a cached
+    cast would be a tensor the graph reads but does not own. From then on a call copies ``x``
+    into the graph's input buffer, replays, and returns copies of the outputs. CPU inputs,
+    and calls while autograd records, run ``forward`` directly.
     Not thread-safe: callers serialize calls (``Matter`` holds a lock).
     """
 
@@ -76,7 +78,7 @@ class GraphedForward:
             calls = self._calls.pop(key, 0) + 1
             if calls < self.capture_on:
                 self._calls[key] = calls
-                while len(self._calls) > 64:
+                while len(self._calls) > _COUNTED_SHAPES:
                     self._calls.popitem(last=False)
                 return self.forward(x)
             captured = self._capture(x, autocast)

@@ -5,11 +5,11 @@ blocks' norms, adds, gathers and window attention, twice: at full and at half si
 a fast GPU, launching them one by one from Python costs more than running them; a
 captured graph replays them with one launch.
 
-Only the backbone is captured: torchvision's CUDA ``deform_conv2d`` (in the decoder)
-launches its sampling kernel on the legacy default stream, which is not allowed while
-another stream is being captured. The backbone is pure PyTorch and holds most of the
-launches. ``python -m toonmatte bench`` also tries the whole forward pass, and says
-whether that can be captured.
+Only the backbone is captured. A graph of the whole pass replayed wrong logits (off by 0.77 on
+an H200): torchvision's CUDA ``deform_conv2d`` in the decoder launches its sampling kernel
+without a stream, on the legacy default stream, which a capture does not record (the likely
+cause, from torchvision's source; ``python -m toonmatte bench`` checks the op alone). The
+backbone is pure PyTorch and holds most of the launches.
 
 A graph is fixed to one input shape and keeps its own memory pool (the activations of
 that pass), so one graph is kept per input shape and precision, for the few most recent.

@@ -1,6 +1,6 @@
 """Replaying the backbone's forward pass from captured CUDA graphs.
 
-ToonOut's forward pass is about a thousand kernel launches, most of them small (the Swin
+ToonOut's forward pass is about 2,600 kernel launches, most of them small (the Swin
 blocks' norms, adds, gathers and window attention, twice: at full and at half size). On
 a fast GPU, launching them one by one from Python costs more than running them; a
 captured graph replays them with one launch.

@@ -1,9 +1,13 @@
 """Metric values against small hand-computed cases."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from conftest import REPO
 from toonmatte import metrics
 from toonmatte.metrics import boundary_iou, image_metrics, iou, mae, mean_metrics, pixel_accuracy
 
@@ -147,3 +151,9 @@ def test_mean_metrics():
     rows = [{"iou": 1.0, "mae": 0.0, "hce": 4.0}, {"iou": 0.5, "mae": 0.2}]
     assert mean_metrics(rows) == pytest.approx({"iou": 0.75, "mae": 0.1})
     assert mean_metrics([]) == {}
+
+
+def test_importing_the_studio_does_not_import_scikit_learn():
+    # py_sod_metrics imports scikit-learn (~1.5 s); the studio must start without it (issue 5: start < 5 s)
+    code = "import sys, annotate.ui; sys.exit(int('sklearn' in sys.modules or 'py_sod_metrics' in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 
 import cv2
 import numpy as np
-import py_sod_metrics as sod
 
 METRIC_KEYS: tuple[str, ...] = (
     "pixel_accuracy", "mae", "s_measure", "e_measure", "f_measure", "weighted_f", "iou", "boundary_iou",
@@ -31,6 +31,14 @@ WRONG_TOLERANCE = 10
 
 BOUNDARY_DILATION_RATIO = 0.02
 """Boundary IoU: band width as a fraction of the image diagonal (Cheng et al., CVPR 2021)."""
+
+
+def _sod() -> ModuleType:
+    """``py_sod_metrics``, imported on first use: it imports scikit-learn (about 1.5 s on a
+    2-vCPU machine), which the studio does not need in order to start."""
+    import py_sod_metrics
+
+    return py_sod_metrics
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,41 +118,41 @@ def mae(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def _mae(p: np.ndarray, g: np.ndarray) -> float:
-    evaluator = sod.MAE()
+    evaluator = _sod().MAE()
     evaluator.step(p, g, normalize=False)
     return float(evaluator.get_results()["mae"])
 
 
 def _s_measure(p: np.ndarray, g: np.ndarray) -> float:
-    evaluator = sod.Smeasure(alpha=0.5)
+    evaluator = _sod().Smeasure(alpha=0.5)
     evaluator.step(p, g, normalize=False)
     return float(evaluator.get_results()["sm"])
 
 
 def _e_measure(p: np.ndarray, g: np.ndarray) -> float:
     """Mean E-measure over the 256 thresholds."""
-    evaluator = sod.Emeasure()
+    evaluator = _sod().Emeasure()
     evaluator.step(p, g, normalize=False)
     return float(np.mean(evaluator.get_results()["em"]["curve"]))
 
 
 def _f_measure(p: np.ndarray, g: np.ndarray) -> float:
     """Mean F-measure (beta^2 = 0.3) over the 256 thresholds; 0 when the ground truth is empty."""
-    evaluator = sod.FmeasureV2({"fm": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
+    evaluator = _sod().FmeasureV2({"fm": _sod().FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
     evaluator.step(p, g, normalize=False)
     return float(np.mean(evaluator.get_results()["fm"]["dynamic"]))
 
 
 def _weighted_f(p: np.ndarray, g: np.ndarray) -> float:
     """Weighted F-measure (Margolin et al., beta^2 = 1); pysodmetrics gives 0 for an empty ground truth."""
-    evaluator = sod.WeightedFmeasure()
+    evaluator = _sod().WeightedFmeasure()
     evaluator.step(p, g, normalize=False)
     return float(evaluator.get_results()["wfm"])
 
 
 def _hce(p: np.ndarray, g: np.ndarray) -> float:
     """Human Correction Effort (Qin et al., ECCV 2022): the number of clicks to fix the binarized prediction."""
-    evaluator = sod.HumanCorrectionEffortMeasure()
+    evaluator = _sod().HumanCorrectionEffortMeasure()
     evaluator.step(p, g, normalize=False)
     return float(evaluator.get_results()["hce"])
 

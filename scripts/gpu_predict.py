@@ -9,7 +9,6 @@ included), batched throughput, and how far the graphed mattes are from eager one
 """
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 import tempfile
@@ -21,13 +20,14 @@ import numpy as np
 import torch
 
 from toonmatte.birefnet import build_model
+from toonmatte.commands.bench import DEFAULT_GOLDEN, load_golden
 from toonmatte.pipeline import Matter
 
 
 def golden_checkpoint(golden: Path, folder: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = load_golden(golden)
+    if fill is None:
+        sys.exit(f"error: no fill.py in {golden}; pass the folder of the golden data.")
     model = build_model()
     path = folder / "golden.pth"
     torch.save(fill.fill_state_dict(model.state_dict(), salt="toonmatte"), path)
@@ -85,4 +85,4 @@ def main(golden: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared" / "golden")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_GOLDEN)

@@ -222,11 +222,12 @@ def agreement(reference: torch.Tensor, fast: torch.Tensor) -> dict[str, float]:
     }
 
 
-def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) -> dict[str, float] | None:
+def reference_check(net: torch.nn.Module, fill: ModuleType | None, golden: Path,
+                    device: torch.device) -> dict[str, float] | None:
     """Largest |logit - reference| of an fp32 forward on this device against the published code's
-    logits in ``forward.npz`` (256x256 and 384x256; TF32 off), or None without the file."""
+    logits in ``golden/forward.npz`` (256x256 and 384x256; TF32 off), or None without them.
+    ``fill`` is the golden ``fill.py`` already loaded (see :func:`load_golden`)."""
     path = golden / "forward.npz"
-    fill = load_golden(golden)
     if fill is None or not path.is_file():
         return None
     reference = np.load(path)
@@ -461,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
                 achieved = flop / seconds
                 print(f"  achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm.best:.2f} x the best {precision} "
                       f"GEMM throughput (forward = {flop / 1e12:.2f} TFLOP)")
-        checked = None if args.tiny else reference_check(net, args.golden, device)
+        checked = None if args.tiny else reference_check(net, golden, args.golden, device)
         if checked:
             print(f"fp32 on {device} vs the published code's logits (TF32 off): max |delta logit| "
                   + ", ".join(f"{size}: {error:.1e}" for size, error in checked.items()))

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -119,12 +120,13 @@ def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def _write_png(path: Path, array: np.ndarray) -> str:
+def _png_bytes(array: np.ndarray) -> bytes:
     """A PNG like the browser's canvas export (zlib's default level)."""
     from PIL import Image
 
-    Image.fromarray(array).save(path, format="PNG", compress_level=6)
-    return str(path)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
 
 
 class _StudioHarness:
@@ -141,6 +143,7 @@ class _StudioHarness:
         self.studio = Studio(DatasetStore(folder / "dataset", generation="bench"), Engine(model="fallback"),
                              annotator="bench")
         self.demo = build_app(self.studio)
+        self._session: Any = None
 
     def handler(self, name: str) -> Any:
         for block_fn in self.demo.fns.values():
@@ -148,30 +151,42 @@ class _StudioHarness:
                 return block_fn
         raise LookupError(f"the studio has no event handler named {name}")
 
-    def editor_payload(self, shown: np.ndarray, layer: np.ndarray) -> dict[str, Any]:
-        """The editor's data as the browser uploads it: the background it was given (``shown``, RGB),
-        the strokes layer, and their composite."""
+    def editor_blobs(self, shown: np.ndarray, layer: np.ndarray) -> list[tuple[str, str | None, bytes]]:
+        """The PNGs the browser's editor posts before an event: the background it was given
+        (``shown``, RGB), the strokes layer and their composite, as (type, layer index, bytes)."""
         background = np.dstack([shown, np.full(shown.shape[:2], 255, np.uint8)])
         painted = layer[..., 3:4].astype(np.float32) / 255.0
         composite = background.copy()
         composite[..., :3] = (layer[..., :3] * painted + shown * (1 - painted)).astype(np.uint8)
-        files = {name: _write_png(self.folder / f"{name}.png", array)
-                 for name, array in (("background", background), ("layer", layer), ("composite", composite))}
+        return [("background", None, _png_bytes(background)), ("layer", "0", _png_bytes(layer)),
+                ("composite", None, _png_bytes(composite))]
 
-        def data(name: str) -> dict[str, Any]:
-            return {"path": files[name], "meta": {"_type": "gradio.FileData"}}
+    def upload(self, blobs: list[tuple[str, str | None, bytes]]) -> dict[str, Any]:
+        """Hand ``blobs`` to the editor's ``accept_blobs`` server function as Gradio's route does for the browser, and
+        return the event's payload, which names them by id. An event uses its blobs up."""
+        from gradio.data_classes import DataWithFiles
 
-        return {"background": data("background"), "layers": [data("layer")], "composite": data("composite"), "id": None}
+        from annotate.widgets import StrokesEditor
+
+        editor = next(block for block in self.demo.blocks.values() if isinstance(block, StrokesEditor))
+        blob_id = uuid.uuid4().hex
+        for kind, index, data in blobs:
+            editor.accept_blobs(DataWithFiles(data={"type": kind, "index": index, "id": blob_id}, files=[("blob", data)]))
+        return {"background": None, "layers": [], "composite": None, "id": blob_id}
+
+    def _session_state(self) -> Any:
+        """One browser session's state, built once as the server does when a page connects."""
+        from gradio.state_holder import SessionState
+
+        if self._session is None:
+            self._session = SessionState(self.demo)
+        return self._session
 
     def preprocess(self, block_fn: Any, inputs: list[Any]) -> list[Any]:
-        from gradio.state_holder import SessionState
-
-        return asyncio.run(self.demo.preprocess_data(block_fn, list(inputs), SessionState(self.demo)))
+        return asyncio.run(self.demo.preprocess_data(block_fn, list(inputs), self._session_state()))
 
     def postprocess(self, block_fn: Any, outputs: list[Any]) -> list[Any]:
-        from gradio.state_holder import SessionState
-
-        return asyncio.run(self.demo.postprocess_data(block_fn, outputs, SessionState(self.demo)))
+        return asyncio.run(self.demo.postprocess_data(block_fn, outputs, self._session_state()))
 
     def close(self) -> None:
         self.studio.close()
@@ -219,9 +234,9 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
 
             show_ms, shown = _timed(new_item, show, repeats)
             downloads_fn.fn(shown, True)  # the page now shows ``shown``, as after loading it
-            payload = harness.editor_payload(shown.tint(), layer)
-            inputs = [None, payload, *look]
-            pre_ms, processed = median_ms(lambda: harness.preprocess(apply_fn, inputs), repeats)
+            blobs = harness.editor_blobs(shown.tint(), layer)
+            pre_ms, processed = _timed(lambda: [None, harness.upload(blobs), *look],
+                                       lambda inputs: harness.preprocess(apply_fn, inputs), repeats)
             value = processed[1]
 
             apply_ms, outputs = median_ms(lambda: apply_fn.fn(shown, value, *look), repeats)

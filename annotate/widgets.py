@@ -1,11 +1,12 @@
 """Gradio components tuned for the studio."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import cv2
 import gradio as gr
 import numpy as np
+import pyspng
 from gradio.components.image_editor import EditorData
 
 
@@ -14,8 +15,9 @@ class StrokesEditor(gr.ImageEditor):
 
     The studio reads strokes from the layers and never the background or composite the browser
     sends back; decoding those two full-size PNGs would cost more than applying the strokes. Layers
-    are decoded with OpenCV (twice as fast as Pillow's path through ``Image.convert``) as RGBA arrays,
-    so the component must be built with ``type="numpy"`` and ``image_mode="RGBA"``.
+    are decoded as RGBA arrays with libspng (``pyspng``: a mostly empty 2048x2048 layer in about half
+    OpenCV's time and a third of Pillow's), so the component must be built with ``type="numpy"``
+    and ``image_mode="RGBA"``.
     """
 
     is_template = True  # Gradio renders a template with its parent's front end (and takes its props
@@ -35,10 +37,11 @@ class StrokesEditor(gr.ImageEditor):
     def _decode(self, source: Any) -> Any:
         if self.type != "numpy" or self.image_mode != "RGBA":
             return self.convert_and_format_image(source)
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            array = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_UNCHANGED)
-        else:
-            array = cv2.imread(str(source.path), cv2.IMREAD_UNCHANGED)
+        try:
+            data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source.path).read_bytes()
+            array = pyspng.load(data)
+        except (OSError, RuntimeError):  # unreadable or not a PNG
+            array = None
         if array is None or array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 4:
             return self.convert_and_format_image(source)  # anything unusual: Gradio's own conversion
-        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA)
+        return array

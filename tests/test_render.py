@@ -91,6 +91,27 @@ def test_renderer_files(item: Item, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert again != cut and np.array_equal(read(again)[..., 3], item.alpha)
 
 
+def test_renderer_writes_where_gradio_serves_files_as_they_are(item: Item, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import gradio as gr
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    renderer = Renderer()
+    background = renderer.editor(item)["background"]
+    assert Path(background).is_relative_to(tmp_path / "gradio")
+    shown = gr.Image(type="filepath", render=False)
+    assert shown.move_resource_to_block_cache(background) == background  # no hash, no copy
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(Path(background).read_bytes())
+    assert shown.move_resource_to_block_cache(str(outside)) != str(outside)  # what the cache saves
+
+    shutil.rmtree(renderer.folder)  # Gradio's cache clean-up took the folder: files are written again
+    cut, _ = renderer.downloads(item, True)
+    assert Path(cut).is_relative_to(renderer.folder) and np.array_equal(read(cut)[..., 3], item.alpha)
+
+
 def test_save_stores_the_cached_encodings_exactly(item: Item, tmp_path: Path) -> None:
     store = DatasetStore(tmp_path / "dataset", generation="g1")
     edited, _ = editing.apply_editor(item, painted(item))
@@ -120,3 +141,9 @@ def test_strokes_editor_decodes_only_layers(tmp_path: Path) -> None:
     value = editor.preprocess(EditorData(id="id1"))
     assert len(value["layers"]) == 1 and np.array_equal(value["layers"][0], layer) and "id1" not in editor.blob_storage
     assert editor.preprocess(None) is None
+
+    rgb_path = tmp_path / "rgb-layer.png"  # not RGBA: decoded by Gradio's own conversion instead
+    Image.fromarray(layer[..., :3]).save(rgb_path)
+    value = editor.preprocess(EditorData(layers=[FileData(path=str(rgb_path))]))
+    assert value["layers"][0].shape == (20, 30, 4) and np.array_equal(value["layers"][0][..., :3], layer[..., :3])
+    assert (value["layers"][0][..., 3] == 255).all()

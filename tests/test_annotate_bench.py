@@ -1,0 +1,34 @@
+"""The studio benchmark (``python -m annotate.bench``) runs the real handlers on the browser's path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from annotate import bench, preview
+from annotate.editing import Item
+
+
+def test_harness_hands_the_editor_blobs_as_the_browser_does(tmp_path: Path) -> None:
+    rgb, alpha = bench.draw_scene(128)
+    layer = bench.stroke_layer(128)
+    harness = bench._StudioHarness(tmp_path)
+    try:
+        item = Item("toon", rgb, alpha, alpha.copy(), "fallback", "v")
+        apply_fn = harness.handler("on_apply")
+        payload = harness.upload(harness.editor_blobs(item.tint(), layer))
+        _, value, *_ = harness.preprocess(apply_fn, [None, payload, preview.CHECKERBOARD, "#3a7bd5", True])
+        assert value["background"] is None and np.array_equal(value["layers"][0], layer)
+        edited, editor_value, *rest = apply_fn.fn(item, value, preview.CHECKERBOARD, "#3a7bd5", True)
+        assert not np.array_equal(edited.alpha, item.alpha)
+        harness.postprocess(apply_fn, [edited, editor_value, *rest])
+    finally:
+        harness.close()
+
+
+def test_bench_editing_times_every_step() -> None:
+    rows = bench.bench_editing(size=128, repeats=1)
+    steps = [row.step for row in rows]
+    assert any(step.startswith("apply strokes + preview, all server-side") for step in steps)
+    assert sum(row.target_ms is not None for row in rows) == 3  # apply, and both saves
+    assert all(row.ms > 0 for row in rows)

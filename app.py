@@ -17,8 +17,9 @@ DEFAULT_DATASET = "dataset"
 MAX_FILE_SIZE = "200mb"
 """Largest upload accepted (a zip of a folder of large PNGs fits; a single image is far smaller)."""
 DEFAULT_CONCURRENCY = 2
-"""Events without their own limit (applying strokes, saving, previews) run at most this many at once;
-events that may run the model are limited to one at a time (see annotate.ui.ENGINE)."""
+"""Events without their own limit (applying strokes, saving, previews) run at most this many at once,
+unless $GRADIO_DEFAULT_CONCURRENCY_LIMIT says otherwise; events that may run the model are limited
+to one at a time (see annotate.ui.ENGINE)."""
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -48,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Gradio reads this when the Blocks are built: calling demo.queue(default_concurrency_limit=...)
+    # instead rebuilds the whole server app once more (about 0.2 s of a 2-vCPU start).
+    os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", str(DEFAULT_CONCURRENCY))
 
     from annotate.engine import Engine
     from annotate.store import DatasetStore
@@ -64,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     local = args.host in LOOPBACK and not args.share
     studio = Studio(store, engine, annotator=args.annotator, allow_server_paths=local)
     demo = build_app(studio)
-    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY)
     print(f"dataset: {store.root} (new items go to {store.split}/{store.generation})", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE,
                 blocked_paths=[str(store.root)], show_error=True, prevent_thread_lock=True, **launch_kwargs())

@@ -85,6 +85,18 @@ def test_optimized_tiny_model_matches_and_drops_training_heads():
         torch.testing.assert_close(optimized(x), model(x), rtol=0, atol=1e-5)
 
 
+def test_output_head_runs_in_float32_under_autocast():
+    model = optimize_for_inference(build_model(BiRefNetConfig.tiny()))
+    x = torch.randn(1, 3, 64, 96)
+    with torch.inference_mode():
+        reference, image_term = model(x), model.decoder.ipt_blk1(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast, fast_image_term = model(x), model.decoder.ipt_blk1(x)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, fast.bfloat16().float())  # not rounded to bf16
+    assert torch.equal(fast_image_term, image_term)  # the image's term is computed exactly as in fp32
+    assert (fast - reference).abs().max() < 0.1
+
+
 def test_tiny_variant_has_the_same_graph_and_output_shape():
     model = build_model(BiRefNetConfig.tiny())
     full_keys = set(json.loads((GOLDEN / "birefnet_swin_v1_l.keys.json").read_text()))

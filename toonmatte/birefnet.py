@@ -223,15 +223,19 @@ class ComposedConvs(nn.Module):
         self.convs = convs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Always in float32, autocast or not: a few input channels make it cheap, and in the
+        half-precision path its output is a share of the final logits (see ``Decoder.head``)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._forward(x.float())
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda and self.weight.shape[0] == 1:
             # cuDNN's kernels for one output channel are slow (7.6 ms for 8 images at 1024 on an H200);
-            # a depthwise convolution and a sum over channels compute the same in under 1 ms, in float32
-            # (a few channels of memory-bound work), so that the bf16 path does not round three partial sums
-            with torch.autocast("cuda", enabled=False):
-                out = F.conv2d(x.float(), self.weight.float().transpose(0, 1), padding=2, groups=x.shape[1])
-                out = out.sum(1, keepdim=True).add_(self.bias.float().view(1, 1, 1, 1))
+            # a depthwise convolution and a sum over channels compute the same in under 1 ms
+            out = F.conv2d(x, self.weight.float().transpose(0, 1), padding=2, groups=x.shape[1])
+            out = out.sum(1, keepdim=True).add_(self.bias.float().view(1, 1, 1, 1))
         else:
-            out = F.conv2d(x, self.weight, self.bias, padding=2)
+            out = F.conv2d(x, self.weight.float(), self.bias.float(), padding=2)
         h, w = x.shape[-2:]
         if h < 3 or w < 3:
             return self.convs(x)
@@ -324,8 +328,9 @@ class Decoder(nn.Module):
         two slices, the p1 one applied *before* upsampling: both are linear, and this resizes
         one channel instead of 192 at full size."""
         image = self.ipt_blk1(x.contiguous(memory_format=torch.channels_last))
-        if self.head_folded:  # both slices are composed into the convs before them
-            return resize(p1, x.shape[-2:]) + image
+        if self.head_folded:  # both slices are composed into the convs before them, which run in float32
+            with torch.autocast(x.device.type, enabled=False):
+                return resize(p1.float(), x.shape[-2:]) + image.float()
         conv = self.conv_out1[0]
         c = p1.shape[1]
         logits = resize(pointwise(p1, conv.weight[:, :c]), x.shape[-2:])
@@ -372,10 +377,21 @@ def _fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double()).to(conv.weight.dtype))
 
 
-def _compose_1x1(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Conv2d:
+class Float32Conv2d(nn.Conv2d):
+    """A convolution that runs in float32 under autocast too. For the one-channel convolutions
+    the output head is folded into: their outputs are the two terms of the logits, often large and
+    of opposite signs, and bf16's rounding of them (a few hundredths at a magnitude of 4) would move
+    alphas near 0.5 by a level or more; in float32 they cost next to nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+def _compose_1x1(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Float32Conv2d:
     """A conv computing ``conv2d(conv(x), weight, bias)`` for a 1x1 ``weight`` (O x conv.out_channels x 1 x 1)."""
     mix = weight.double().flatten(1)  # O x M
-    composed = nn.Conv2d(conv.in_channels, mix.shape[0], conv.kernel_size, padding=conv.padding)
+    composed = Float32Conv2d(conv.in_channels, mix.shape[0], conv.kernel_size, padding=conv.padding)
     composed.weight = nn.Parameter(torch.einsum("om,mikl->oikl", mix, conv.weight.double()).to(conv.weight.dtype))
     total = mix @ conv.bias.double() if conv.bias is not None else torch.zeros(mix.shape[0], dtype=torch.float64)
     if bias is not None:

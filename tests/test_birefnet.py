@@ -97,6 +97,17 @@ def test_output_head_runs_in_float32_under_autocast():
     assert (fast - reference).abs().max() < 0.1
 
 
+def test_aspp_sums_its_branches_in_float32_under_autocast():
+    aspp = optimize_for_inference(build_model(BiRefNetConfig.tiny())).decoder.decoder_block1.dec_att
+    x = torch.randn(1, aspp.conv1.weight.shape[0], 24, 20)
+    with torch.inference_mode():
+        reference = aspp(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = aspp(x)
+    assert reference.dtype == fast.dtype == torch.float32 and not torch.equal(fast, fast.bfloat16().float())
+    torch.testing.assert_close(fast, reference, rtol=0.05, atol=0.05)
+
+
 def test_tiny_variant_has_the_same_graph_and_output_shape():
     model = build_model(BiRefNetConfig.tiny())
     full_keys = set(json.loads((GOLDEN / "birefnet_swin_v1_l.keys.json").read_text()))

@@ -165,13 +165,16 @@ class ASPPDeformable(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``conv1`` over the five branches concatenated, computed as the sum of its five slices
         applied branch by branch (no concatenated copy; each branch is freed once added). The
-        pooled branch is constant over the image, so its slice adds a per-channel constant."""
+        pooled branch is constant over the image, so its slice adds a per-channel constant.
+
+        The sum is kept in float32 under autocast: rounding each partial sum to bf16 was the
+        decoder's largest bf16 error (on the golden input, IoU with fp32's matte 0.986 -> 0.9905)."""
         weight = self.conv1.weight
         inner = weight.shape[1] // 5
         out = None
         for i, branch in enumerate((self.aspp1, *self.aspp_deforms)):
             term = pointwise(branch(x), weight[:, i * inner:(i + 1) * inner])
-            out = term if out is None else out.add_(term)
+            out = term.float() if out is None else out.add_(term)
         out = out.add_(pointwise(self.global_avg_pool(x), weight[:, 4 * inner:]))
         if self.conv1.bias is not None:
             out = out.add_(self.conv1.bias.view(1, -1, 1, 1))

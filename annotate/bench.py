@@ -5,7 +5,8 @@ Times, on a procedurally drawn 2048x2048 toon image:
 - **Apply strokes**: the UI's "Apply strokes" handler as Gradio calls it (decode the painted layer,
   apply the strokes, re-tint the editor background, render the preview views), and separately
   Gradio's own server-side work around it (decoding the strokes PNG the browser posted, caching
-  the returned files after it), and, over HTTP, receiving the three PNGs the editor posts first;
+  the returned files after it), and, over HTTP from a client process, receiving the three PNGs the
+  editor posts first (the client's wait, and the server's CPU time);
 - **Save**: storing the triple (``editing.save``: foreground estimation when no cached cut-out
   exists, three PNGs, fsync'd atomic commit), and the whole Save button handler;
 - **Start**: ``python app.py`` with no weights (offline, empty Hugging Face cache) until ``/``
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
 import os
 import platform
 import socket
@@ -174,32 +176,35 @@ class _StudioHarness:
             editor.accept_blobs(DataWithFiles(data={"type": kind, "index": index, "id": blob_id}, files=[("blob", data)]))
         return {"background": None, "layers": [], "composite": None, "id": blob_id}
 
-    def post(self, blobs: list[tuple[str, str | None, bytes]], repeats: int) -> float:
-        """Median ms to post ``blobs`` one after another over HTTP to the launched app's
-        ``accept_blobs`` route, as the browser sends them before an event (localhost; the client's
-        multipart encoding runs on this machine too, so this is an upper bound)."""
-        import httpx
-
+    def post(self, blobs: list[tuple[str, str | None, bytes]], repeats: int) -> tuple[float, float]:
+        """Post ``blobs`` one after another over HTTP to the launched app's ``accept_blobs`` route,
+        as the browser sends them before an event, from a client in another process: (the client's
+        median wall ms per event, the server's CPU ms per event: all its threads, less what the idle
+        server burns in the same time, averaged over the runs)."""
         from annotate.widgets import StrokesEditor
 
         editor = next(block for block in self.demo.blocks.values() if isinstance(block, StrokesEditor))
+        files = []
+        for kind, index, data in blobs:
+            path = self.folder / f"posted-{kind}.png"
+            path.write_bytes(data)
+            files.append((kind, index or "null", str(path)))
         port = _free_port()
         self.demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-        url = f"http://127.0.0.1:{port}/gradio_api/component_server"
+        request = {"url": f"http://127.0.0.1:{port}/gradio_api/component_server", "component": str(editor._id),
+                   "files": files, "runs": max(1, repeats) + 1}
         try:
-            with httpx.Client(timeout=60) as client:
-                def send() -> None:
-                    blob_id = uuid.uuid4().hex
-                    for kind, index, data in blobs:
-                        client.post(url, data={"component_id": str(editor._id), "session_hash": "bench",
-                                               "fn_name": "accept_blobs", "type": kind, "index": index or "null",
-                                               "id": blob_id},
-                                    files={"file": ("blob", data, "image/png")}).raise_for_status()
-                    editor.blob_storage.pop(blob_id)
-
-                return median_ms(send, repeats)[0]
+            idle_rate, _, _ = _cpu_rate(lambda: time.sleep(1.0))  # the idle server's own polling
+            rate, wall, done = _cpu_rate(lambda: subprocess.run(
+                [sys.executable, "-c", _POST_CLIENT, json.dumps(request)], capture_output=True, text=True, timeout=600))
+            server_cpu_ms = max(0.0, rate - idle_rate) * wall * 1000.0 / request["runs"]
+            if done.returncode != 0:
+                raise RuntimeError(f"the posting client failed:\n{done.stderr}")
+            walls = json.loads(done.stdout)[1:]  # the first run warms up
         finally:
             self.demo.close()
+            editor.blob_storage.clear()
+        return statistics.median(walls), server_cpu_ms
 
     def _session_state(self) -> Any:
         """One browser session's state, built once as the server does when a page connects."""
@@ -217,6 +222,34 @@ class _StudioHarness:
 
     def close(self) -> None:
         self.studio.close()
+
+
+_POST_CLIENT = """
+import json, sys, time, uuid
+import httpx
+request = json.loads(sys.argv[1])
+blobs = [(kind, index, open(path, "rb").read()) for kind, index, path in request["files"]]
+walls = []
+with httpx.Client(timeout=60) as client:
+    for _ in range(request["runs"]):
+        start, blob_id = time.perf_counter(), uuid.uuid4().hex
+        for kind, index, data in blobs:
+            form = {"component_id": request["component"], "session_hash": "bench", "fn_name": "accept_blobs",
+                    "type": kind, "index": index, "id": blob_id}
+            client.post(request["url"], data=form, files={"file": ("blob", data, "image/png")}).raise_for_status()
+        walls.append((time.perf_counter() - start) * 1000.0)
+print(json.dumps(walls))
+"""
+"""The browser's side of posting the editor's PNGs, run in its own process so that the server's CPU
+time can be told from the client's."""
+
+
+def _cpu_rate(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(this process's CPU seconds per wall second while ``fn`` runs, the wall seconds, its result)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - wall
+    return (time.process_time() - cpu) / wall, wall, result
 
 
 def _timed(prepare: Callable[[], Any], run: Callable[[Any], Any], repeats: int) -> tuple[float, Any]:
@@ -265,7 +298,7 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
             pre_ms, processed = _timed(lambda: [None, harness.upload(blobs), *look],
                                        lambda inputs: harness.preprocess(apply_fn, inputs), repeats)
             value = processed[1]
-            receive_ms = harness.post(blobs, repeats)
+            receive_ms, receive_cpu_ms = harness.post(blobs, repeats)
 
             apply_ms, outputs = median_ms(lambda: apply_fn.fn(shown, value, *look), repeats)
             post_ms, _ = median_ms(lambda: harness.postprocess(apply_fn, outputs), repeats)
@@ -278,7 +311,8 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
                      Row("  Gradio: decode the strokes PNG (before the handler)", pre_ms),
                      Row("  Gradio: cache the returned files (after)", post_ms),
                      Row("apply strokes + preview, all server-side work", pre_ms + apply_ms + post_ms),
-                     Row("  before it: receive the 3 PNGs posted (HTTP, client too)", receive_ms),
+                     Row("  before it: the 3 PNGs posted, as the client waits (HTTP)", receive_ms),
+                     Row("    server CPU time to receive them", receive_cpu_ms),
                      Row("  then: download files (chained step)", after_ms)]
 
             cold_ms, _ = _timed(new_item, lambda item: editing.save(harness.studio.store, item, "bench"), repeats)

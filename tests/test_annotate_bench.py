@@ -31,4 +31,4 @@ def test_bench_editing_times_every_step() -> None:
     steps = [row.step for row in rows]
     assert any(step.startswith("apply strokes + preview, all server-side") for step in steps)
     assert sum(row.target_ms is not None for row in rows) == 3  # apply, and both saves
-    assert all(row.ms > 0 for row in rows)
+    assert all(row.ms > 0 for row in rows if "CPU" not in row.step)  # CPU time less idle CPU may round to 0

@@ -163,14 +163,18 @@ class _StudioHarness:
         return [("background", None, _png_bytes(background)), ("layer", "0", _png_bytes(layer)),
                 ("composite", None, _png_bytes(composite))]
 
+    def editor(self) -> Any:
+        """The studio's image editor component."""
+        from annotate.widgets import StrokesEditor
+
+        return next(block for block in self.demo.blocks.values() if isinstance(block, StrokesEditor))
+
     def upload(self, blobs: list[tuple[str, str | None, bytes]]) -> dict[str, Any]:
         """Hand ``blobs`` to the editor's ``accept_blobs`` server function as Gradio's route does for the browser, and
         return the event's payload, which names them by id. An event uses its blobs up."""
         from gradio.data_classes import DataWithFiles
 
-        from annotate.widgets import StrokesEditor
-
-        editor = next(block for block in self.demo.blocks.values() if isinstance(block, StrokesEditor))
+        editor = self.editor()
         blob_id = uuid.uuid4().hex
         for kind, index, data in blobs:
             editor.accept_blobs(DataWithFiles(data={"type": kind, "index": index, "id": blob_id}, files=[("blob", data)]))
@@ -181,9 +185,7 @@ class _StudioHarness:
         as the browser sends them before an event, from a client in another process: (the client's
         median wall ms per event, the server's CPU ms per event: all its threads, less what the idle
         server burns in the same time, averaged over the runs)."""
-        from annotate.widgets import StrokesEditor
-
-        editor = next(block for block in self.demo.blocks.values() if isinstance(block, StrokesEditor))
+        editor = self.editor()
         files = []
         for kind, index, data in blobs:
             path = self.folder / f"posted-{kind}.png"

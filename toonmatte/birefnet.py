@@ -331,9 +331,8 @@ class Decoder(nn.Module):
         two slices, the p1 one applied *before* upsampling: both are linear, and this resizes
         one channel instead of 192 at full size."""
         image = self.ipt_blk1(x.contiguous(memory_format=torch.channels_last))
-        if self.head_folded:  # both slices are composed into the convs before them, which run in float32
-            with torch.autocast(x.device.type, enabled=False):
-                return resize(p1.float(), x.shape[-2:]) + image.float()
+        if self.head_folded:  # both slices are composed into the convs before them: float32 terms, float32 sum
+            return resize(p1, x.shape[-2:]) + image
         conv = self.conv_out1[0]
         c = p1.shape[1]
         logits = resize(pointwise(p1, conv.weight[:, :c]), x.shape[-2:])

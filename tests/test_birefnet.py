@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN
-from toonmatte.birefnet import BiRefNetConfig, DeformableConv2d, build_model, image_patches, optimize_for_inference, tf32_matmul
+from toonmatte.birefnet import BiRefNetConfig, DeformableConv2d, build_model, image_patches, optimize_for_inference
 from toonmatte.swin import relative_position_index, shift_region_labels
 
 
@@ -150,16 +150,6 @@ def test_relative_position_index_and_shift_regions():
     assert index.diagonal().eq(11 * 23 + 11).all()
     labels = shift_region_labels(24, 24, 12, 6)
     assert labels[:12, :12].eq(0).all() and labels[12:18, 12:18].eq(4).all() and labels[18:, 18:].eq(8).all()
-
-
-def test_tf32_switch_is_scoped_and_restored():
-    before = torch.backends.cuda.matmul.allow_tf32
-    with tf32_matmul(False):
-        assert torch.backends.cuda.matmul.allow_tf32 == before
-    with pytest.raises(ValueError), tf32_matmul(True):
-        assert torch.backends.cuda.matmul.allow_tf32
-        raise ValueError
-    assert torch.backends.cuda.matmul.allow_tf32 == before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -6,13 +6,13 @@ backbone's embedding width, which lets tests build a tiny variant of the same gr
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import deform_conv2d
+
 from toonmatte.deformable import modulated_deform_conv2d
 from toonmatte.swin import SwinTransformer
 
@@ -82,25 +82,6 @@ def conv2d(cin: int, cout: int, kernel: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias)
 
 
-@contextmanager
-def tf32_matmul(enabled: bool) -> Iterator[None]:
-    """Let CUDA float32 matrix multiplies use TF32 tensor cores while inside, if ``enabled``.
-
-    For the deformable convolutions of the half-precision path: torchvision computes them in
-    float32, and their column GEMM was 16% of a bf16 forward on an H200 at full fp32 speed;
-    TF32 keeps more mantissa than the bf16 around it. The switch is process-wide while inside.
-    """
-    if not enabled:
-        yield
-        return
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
-
-
 class DeformableConv2d(nn.Module):
     """Modulated deformable convolution (DCNv2) with offset and modulator predicted from the input."""
 
@@ -131,14 +112,11 @@ class DeformableConv2d(nn.Module):
             offset, modulator = both.split([both.shape[1] * 2 // 3, both.shape[1] // 3], dim=1)
         mask = 2.0 * torch.sigmoid(modulator)
         weight, bias = self.regular_conv.weight, self.regular_conv.bias
-        if x.dtype == offset.dtype == mask.dtype == torch.float32:
+        if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight))):
             return modulated_deform_conv2d(x, offset, weight, bias, mask, self.padding)
-        # torchvision's CPU kernel has no half-precision version (its CUDA autocast wrapper also runs fp32).
-        nchw32 = {"dtype": torch.float32, "memory_format": torch.contiguous_format}  # one copy, the layout the kernel wants
-        with tf32_matmul(x.is_cuda):
-            out = modulated_deform_conv2d(x.to(**nchw32), offset.to(**nchw32), weight.float(),
-                                          None if bias is None else bias.float(), mask.to(**nchw32), self.padding)
-        return out.to(x.dtype)
+        # training: torchvision's op, which has a backward; its CUDA autocast wrapper runs it in float32 anyway
+        return deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
+                             padding=self.padding, mask=mask.float()).to(x.dtype)
 
 
 class DeformableBranch(nn.Module):

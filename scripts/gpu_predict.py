@@ -68,14 +68,14 @@ def main(golden: Path) -> None:
         eager = Matter(weights=weights, device="cuda", cuda_graphs=False)
     print(f"Matter on {torch.cuda.get_device_name()}: {graphed.title}, {graphed.precision}, "
           f"input {graphed.spec.input_size(1536, 1024)} for a 1536x1024 image")
-    for name, matter in (("backbone graphs", graphed), ("eager", eager)):
+    for name, matter in (("CUDA graphs", graphed), ("eager", eager)):
         print(f"  {name}: predict latency {latency(matter, images) * 1000:.1f} ms per image (median of 12)")
-    print(f"  backbone input shapes replayed from CUDA graphs after the runs: {graphed.graphed_shapes}")
+    print(f"  input shapes replayed from CUDA graphs after the runs: {graphed.graphed_shapes}")
     deltas = [np.abs(graphed.predict(image).alpha.astype(int) - eager.predict(image).alpha.astype(int)).max()
               for image in images[:4]]
     print(f"  graphed vs eager alpha: max |delta| {max(deltas)}/255 over 4 images")
     for batch_size in (4, 8):
-        for name, matter in (("backbone graphs", graphed), ("eager", eager)):
+        for name, matter in (("CUDA graphs", graphed), ("eager", eager)):
             matter.predict_batch(images[:batch_size], batch_size=batch_size)
             matter.predict_batch(images[:batch_size], batch_size=batch_size)
             start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""CUDA-graph replay of the backbone: a plain pass-through on the CPU; on a GPU (tests skipped
+"""CUDA-graph replay of the forward pass: a plain pass-through on the CPU; on a GPU (tests skipped
 without one), the same numbers as eager, captured on a shape's second call, bounded in count."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
-from toonmatte.cuda_graphs import GraphedForward, GraphedModule, graph_backbone
+from toonmatte.cuda_graphs import GraphedForward, GraphedModule
 from toonmatte.pipeline import Matter
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -32,17 +32,17 @@ def test_cpu_calls_run_the_forward_function_directly():
     assert calls == [(2, 3), (2, 3)] and graphed.shapes == []
 
 
-def test_graphed_backbone_on_the_cpu_gives_the_same_logits():
+def test_graphed_model_on_the_cpu_gives_the_same_logits():
     net = tiny_net()
     x = torch.randn(1, 3, 128, 128)
     with torch.inference_mode():
         eager = net(x)
-        graph_backbone(graph_backbone(net))  # idempotent
-        assert isinstance(net.bb, GraphedModule) and not isinstance(net.bb.module, GraphedModule)
-        assert torch.equal(net(x), eager)
+        graphed = GraphedModule(net)
+        assert torch.equal(graphed(x), eager) and torch.equal(graphed(x), eager)
+    assert graphed.shapes == []
 
 
-def test_matter_on_the_cpu_keeps_the_plain_backbone(tmp_path):
+def test_matter_on_the_cpu_runs_eagerly(tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save(build_model(BiRefNetConfig.tiny()).state_dict(), path)
     matter = Matter("birefnet-dynamic", weights=path, device="cpu")
@@ -54,17 +54,16 @@ def test_matter_on_the_cpu_keeps_the_plain_backbone(tmp_path):
 
 @needs_cuda
 @pytest.mark.parametrize("precision", [None, torch.bfloat16])
-def test_graphed_backbone_matches_eager_on_cuda(precision):
+def test_graphed_model_matches_eager_on_cuda(precision):
+    """The whole pass, deformable convolutions included, replays the eager numbers on new inputs."""
     net = tiny_net("cuda")
-    backbone = net.bb
-    inputs = [torch.randn(2, 3, 128, 160, device="cuda") for _ in range(3)]
+    graphed = GraphedModule(net)
+    inputs = [torch.randn(2, 3, 128, 160, device="cuda") for _ in range(4)]
     with torch.inference_mode(), torch.autocast("cuda", dtype=precision or torch.float32, enabled=bool(precision)):
         eager = [net(x) for x in inputs]
-        graph_backbone(net)
-        graphed = [net(x) for x in inputs]  # 1st call eager, 2nd captures, 3rd replays
-    assert net.bb.module is backbone
-    assert sorted(net.bb.shapes) == [(2, 3, 64, 80), (2, 3, 128, 160)]  # full and half size
-    for a, b in zip(eager, graphed):
+        replayed = [graphed(x) for x in inputs]  # 1st call eager, 2nd captures, 3rd and 4th replay
+    assert graphed.shapes == [(2, 3, 128, 160)]
+    for a, b in zip(eager, replayed):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-3 if precision else 1e-5)
 
 
@@ -83,7 +82,7 @@ def test_graphs_are_captured_on_the_second_call_and_bounded():
 
 
 @needs_cuda
-def test_matter_on_cuda_replays_the_backbone_and_matches_eager(tmp_path):
+def test_matter_on_cuda_replays_the_pass_and_matches_eager(tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save(build_model(BiRefNetConfig.tiny()).state_dict(), path)
     graphed = Matter("birefnet-dynamic", weights=path, device="cuda")
@@ -92,4 +91,4 @@ def test_matter_on_cuda_replays_the_backbone_and_matches_eager(tmp_path):
     for _ in range(3):
         a, b = graphed.predict(rgb).alpha, eager.predict(rgb).alpha
         assert abs(a.astype(int) - b.astype(int)).max() <= 1
-    assert sorted(graphed.graphed_shapes) == [(1, 3, 96, 80), (1, 3, 192, 160)] and eager.graphed_shapes == []
+    assert graphed.graphed_shapes == [(1, 3, 192, 160)] and eager.graphed_shapes == []

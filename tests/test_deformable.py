@@ -99,3 +99,13 @@ def test_shapes_that_do_not_fit_are_refused():
     x, offset, weight, bias, mask = deformable_inputs(kernel=3)
     with pytest.raises(ValueError, match="size-preserving"):
         modulated_deform_conv2d(x, offset[:, :, 1:-1, 1:-1], weight, bias, mask[:, :, 1:-1, 1:-1], 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kernel", [1, 3, 7])
+def test_cuda_matches_torchvision(kernel):
+    x, offset, weight, bias, mask = (t.cuda() for t in deformable_inputs(kernel=kernel, batch=2))
+    expected = deform_conv2d(x, offset, weight, bias, padding=kernel // 2, mask=mask)
+    with torch.inference_mode():
+        out = modulated_deform_conv2d(x, offset, weight, bias, mask, kernel // 2)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)

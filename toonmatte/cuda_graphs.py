@@ -1,15 +1,15 @@
-"""Replaying the backbone's forward pass from captured CUDA graphs.
+"""Replaying a model's forward pass from captured CUDA graphs.
 
 ToonOut's forward pass is about 2,600 kernel launches, most of them small (the Swin
 blocks' norms, adds, gathers and window attention, twice: at full and at half size). On
 a fast GPU, launching them one by one from Python costs more than running them; a
 captured graph replays them with one launch.
 
-Only the backbone is captured. A graph of the whole pass replayed wrong logits (off by 0.77 on
-an H200): torchvision's CUDA ``deform_conv2d`` in the decoder launches its sampling kernel
-without a stream, on the legacy default stream, which a capture does not record (the likely
-cause, from torchvision's source; ``python -m toonmatte bench`` checks the op alone). The
-backbone is pure PyTorch and holds most of the launches.
+The whole pass can be captured because its deformable convolutions are plain PyTorch
+operations (``toonmatte.deformable``). torchvision's CUDA ``deform_conv2d``, which they
+replace at inference, launches its sampling kernel outside the current stream: a graph
+of the pass with it replayed wrong logits (off by 0.77 on an H200), so only the backbone
+was captured then.
 
 A graph is fixed to one input shape and keeps its own memory pool (the activations of
 that pass), so one graph is kept per input shape and precision, for the few most recent.
@@ -129,13 +129,3 @@ class GraphedModule(nn.Module):
     def shapes(self) -> list[tuple[int, ...]]:
         """Input shapes with a captured graph, least recently used first."""
         return self._graphed.shapes
-
-
-def graph_backbone(net: nn.Module) -> nn.Module:
-    """Replay ``net.bb`` (the Swin backbone of a BiRefNet) from CUDA graphs on CUDA inputs; returns ``net``.
-
-    Four graphs are kept: the full- and half-size passes of two input shapes.
-    """
-    if not isinstance(net.bb, GraphedModule):
-        net.bb = GraphedModule(net.bb, max_graphs=4)
-    return net

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toonmatte.cuda_graphs import GraphedModule, graph_backbone
+from toonmatte.cuda_graphs import GraphedModule
 from toonmatte.errors import ToonmatteError, WeightsError
 from toonmatte.fallback import fallback_alpha
 from toonmatte.imageio import GRAY, LoadedImage, load_image
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 FALLBACK = "fallback"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+GRAPHED_SHAPES = 2  # CUDA graphs kept; each holds the activations of a whole pass in its memory pool
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -90,7 +91,7 @@ class Matter:
     ``model`` is a zoo name (see ``toonmatte.zoo.ZOO``) or "fallback" for the classical
     engine on purpose; ``weights`` overrides where the checkpoint comes from. With
     ``allow_fallback`` a missing checkpoint is not an error: the classical engine is used
-    and ``fallback_reason`` says why and how to provide the weights. On CUDA the backbone
+    and ``fallback_reason`` says why and how to provide the weights. On CUDA the forward pass
     is replayed from CUDA graphs, one per input shape, unless ``cuda_graphs`` is False
     (see ``toonmatte.cuda_graphs``).
     """
@@ -105,6 +106,7 @@ class Matter:
         self.weights_path: Path | None = None
         self._lock = threading.Lock()
         self._net: torch.nn.Module | None = None
+        self._graphed: GraphedModule | None = None  # self._net replayed from CUDA graphs
         if model == FALLBACK:
             self.engine, self.spec = FALLBACK, None
             return
@@ -113,7 +115,7 @@ class Matter:
             self._net, self.weights_path = self._load(weights)
             self.engine = self.spec.name
             if cuda_graphs and self.device.type == "cuda":
-                graph_backbone(self._net)
+                self._graphed = GraphedModule(self._net, max_graphs=GRAPHED_SHAPES)
         except WeightsError as error:
             if not allow_fallback:
                 raise
@@ -140,10 +142,9 @@ class Matter:
 
     @property
     def graphed_shapes(self) -> list[tuple[int, ...]]:
-        """Backbone input shapes replayed from CUDA graphs (empty on the CPU, with ``cuda_graphs=False``,
+        """Input shapes replayed from CUDA graphs (empty on the CPU, with ``cuda_graphs=False``,
         before a shape's second call, or after a capture failed)."""
-        backbone = getattr(self._net, "bb", None)
-        return backbone.shapes if isinstance(backbone, GraphedModule) else []
+        return self._graphed.shapes if self._graphed is not None else []
 
     @property
     def is_fallback(self) -> bool:
@@ -202,19 +203,21 @@ class Matter:
         return logits
 
     def _run_fast(self, batch: torch.Tensor) -> torch.Tensor:
-        """The forward pass at ``self.precision``; if the backbone's CUDA graph fails, eagerly from then on."""
+        """The forward pass at ``self.precision``; if its CUDA graph fails, eagerly from then on."""
         try:
             return self._run(batch, self.precision)
         except RuntimeError as error:
-            if not isinstance(self._net.bb, GraphedModule):
+            if self._graphed is None:
                 raise
-            log.warning("the backbone's CUDA graph failed (%s); running it eagerly from now on", error)
-            self._net.bb = self._net.bb.module
+            log.warning("the CUDA graph of the forward pass failed (%s); running it eagerly from now on", error)
+            self._graphed = None
             return self._run(batch, self.precision)
 
     def _run(self, batch: torch.Tensor, precision: str) -> torch.Tensor:
+        """One pass at ``precision``: from the CUDA graphs at the engine's own precision, else eagerly."""
+        net = self._graphed if self._graphed is not None and precision == self.precision else self._net
         if precision == "fp32":
-            return self._net(batch).float()
+            return net(batch).float()
         with torch.autocast(self.device.type, dtype=PRECISIONS[precision]):
-            return self._net(batch).float()
+            return net(batch).float()
 

@@ -243,55 +243,17 @@ def reference_check(net: torch.nn.Module, fill: ModuleType | None, golden: Path,
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
-def deformable_in_a_graph(device: torch.device) -> float:
-    """Largest |difference| between torchvision's ``deform_conv2d`` replayed from a CUDA graph and
-    run eagerly, on fresh inputs copied into the graph's buffers (0 when the op can be captured).
-
-    Tells whether the decoder could join the backbone's graphs: a whole-pass graph of ToonOut
-    gave wrong logits, and this op is the suspect.
-    """
-    from torchvision.ops import deform_conv2d
-
-    generator = torch.Generator(device=device).manual_seed(0)
-
-    def inputs() -> list[torch.Tensor]:
-        shapes = [(1, 16, 32, 32), (1, 18, 32, 32), (1, 9, 32, 32)]  # input, offsets and mask of a 3x3
-        return [torch.randn(shape, device=device, generator=generator) for shape in shapes]
-
-    weight = torch.randn(8, 16, 3, 3, device=device, generator=generator)
-    static = inputs()
-    side = torch.cuda.Stream(device=device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        deform_conv2d(static[0], static[1], weight, padding=1, mask=static[2])
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = deform_conv2d(static[0], static[1], weight, padding=1, mask=static[2])
-    fresh = inputs()
-    for buffer, value in zip(static, fresh):
-        buffer.copy_(value)
-    graph.replay()
-    eager = deform_conv2d(fresh[0], fresh[1], weight, padding=1, mask=fresh[2])
-    return (captured - eager).abs().max().item()
-
-
 def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: list[int], repeats: int) -> None:
-    """Per batch size: forward time, images per second and peak memory, eager, with the backbone
-    replayed from CUDA graphs (as ``Matter`` runs on CUDA), and with the whole pass in one graph
-    (which torchvision's deformable convolution may not allow); and how far graphs are from eager."""
-    from toonmatte.cuda_graphs import GraphedForward, GraphedModule
+    """Per batch size: forward time, images per second and peak memory, eager, replayed from a CUDA
+    graph of the whole pass (as ``Matter`` runs on CUDA), and with only the backbone replayed from
+    graphs (for comparison: what ``Matter`` did before the deformable convolutions could be
+    captured); and how far graphs are from eager."""
+    from toonmatte.cuda_graphs import GraphedModule
 
     sync = synchronizer(x.device)
     cuda = x.device.type == "cuda"
     backbone = net.bb
     print(f"throughput, {precision}, {x.shape[-2]}x{x.shape[-1]} (peak = CUDA peak allocation of that run):")
-    if cuda:
-        try:
-            delta = f"max |delta| {deformable_in_a_graph(x.device):.1e} vs eager"
-        except Exception as error:  # a diagnostic: whatever goes wrong is reported and the bench goes on
-            delta = f"capture failed: {str(error).strip().splitlines()[0][:160]}"
-        print(f"  torchvision's deform_conv2d alone, replayed from a CUDA graph on new inputs: {delta}")
     if cuda:  # a GPU left idle clocks down; sustained work first, so that small batches are not timed cold
         warm = x[:1].expand(max(batches), -1, -1, -1).contiguous()
         best_time(lambda: run_forward(net, warm, precision), 3, sync)
@@ -301,8 +263,8 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
         reference = run_forward(net, inputs, precision)
         variants = {"eager": lambda t: run_forward(net, t, precision)}
         if cuda:
+            whole = GraphedModule(net, max_graphs=1)
             graphed_backbone = GraphedModule(backbone)
-            whole = GraphedForward(lambda t: run_forward(net, t, precision))
 
             def with_graphed_backbone(t: torch.Tensor) -> torch.Tensor:
                 net.bb = graphed_backbone
@@ -311,11 +273,8 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
                 finally:
                     net.bb = backbone
 
-            def whole_pass(t: torch.Tensor) -> torch.Tensor:
-                with torch.inference_mode():
-                    return whole(t)
-
-            variants.update({"backbone graphs": with_graphed_backbone, "whole-pass graph": whole_pass})
+            variants.update({"whole-pass graph": lambda t: run_forward(whole, t, precision),
+                             "backbone graphs only": with_graphed_backbone})
         row = []
         for label, forward in variants.items():
             try:

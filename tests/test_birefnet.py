@@ -129,6 +129,22 @@ def test_tiny_variant_is_trainable():
     assert table.grad is not None and table.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_deformable_training_path_matches_inference(device):
+    """With autograd recording, torchvision's op runs (it has a backward), on channels-last maps too."""
+    torch.manual_seed(0)
+    conv = DeformableConv2d(6, 5, 3).to(device)
+    x = torch.randn(2, 6, 19, 13, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        inference = conv(x)
+    training = conv(x)
+    assert training.requires_grad
+    training.square().sum().backward()
+    assert conv.offset_conv.weight.grad.abs().sum() > 0  # the offsets learn through the sampling
+    torch.testing.assert_close(training.detach(), inference, rtol=1e-4, atol=1e-4)
+
+
 def test_image_patches_tile_the_image_into_channels():
     x = torch.arange(2 * 4 * 6, dtype=torch.float32).view(1, 2, 4, 6)
     patches = image_patches(x, height=2)  # G = 2: 2x2 grid of 2x3 tiles

@@ -114,9 +114,11 @@ class DeformableConv2d(nn.Module):
         weight, bias = self.regular_conv.weight, self.regular_conv.bias
         if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight))):
             return modulated_deform_conv2d(x, offset, weight, bias, mask, self.padding)
-        # training: torchvision's op, which has a backward; its CUDA autocast wrapper runs it in float32 anyway
-        return deform_conv2d(x.float(), offset.float(), weight.float(), None if bias is None else bias.float(),
-                             padding=self.padding, mask=mask.float()).to(x.dtype)
+        # training: torchvision's op, which has a backward, in float32 as its CUDA autocast wrapper would
+        # run it, on contiguous maps: its CUDA kernel is not known to read channels-last ones right
+        nchw32 = {"dtype": torch.float32, "memory_format": torch.contiguous_format}
+        return deform_conv2d(x.to(**nchw32), offset.to(**nchw32), weight.float(), None if bias is None else bias.float(),
+                             padding=self.padding, mask=mask.to(**nchw32)).to(x.dtype)
 
 
 class DeformableBranch(nn.Module):

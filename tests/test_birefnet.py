@@ -79,6 +79,7 @@ def test_optimized_tiny_model_matches_and_drops_training_heads():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in optimized.modules())
     deformable = [m for m in optimized.modules() if isinstance(m, DeformableConv2d)]
     assert deformable and all(m.offset_modulator_conv is not None and not hasattr(m, "offset_conv") for m in deformable)
+    assert all(m.offset_modulator_conv.out_channels % 8 == 0 for m in deformable)  # tensor-core friendly
     assert not hasattr(optimized.decoder, "conv_ms_spvn_4")
     x = torch.randn(1, 3, 64, 96)
     with torch.inference_mode():

@@ -88,20 +88,27 @@ class DeformableConv2d(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int) -> None:
         super().__init__()
         self.padding = kernel // 2
-        self.offset_conv = conv2d(cin, 2 * kernel * kernel, kernel)
-        self.modulator_conv = conv2d(cin, kernel * kernel, kernel)
+        self.taps = kernel * kernel
+        self.offset_conv = conv2d(cin, 2 * self.taps, kernel)
+        self.modulator_conv = conv2d(cin, self.taps, kernel)
         self.regular_conv = conv2d(cin, cout, kernel, bias=False)
         self.offset_modulator_conv: nn.Conv2d | None = None  # both in one, see fuse_offset_and_modulator
 
     def fuse_offset_and_modulator(self) -> None:
         """Inference only: compute the offset and modulator convolutions, which read the same input
         with the same kernel size, as one convolution with both sets of filters (10-30% less time
-        for the pair on a 2-vCPU CPU: the input is read and unfolded once)."""
+        for the pair on a 2-vCPU CPU: the input is read and unfolded once). Zero filters pad the
+        output channels to a multiple of 8: cuDNN runs 3 x taps = 147 or 27 channels in bf16 on a
+        slow kernel without tensor cores (1.5 ms of a 26 ms pass on an H100)."""
         first, second = self.offset_conv, self.modulator_conv
-        fused = conv2d(first.in_channels, first.out_channels + second.out_channels, first.kernel_size[0])
-        fused.weight = nn.Parameter(torch.cat([first.weight, second.weight]), requires_grad=False)
-        fused.bias = nn.Parameter(torch.cat([first.bias, second.bias]), requires_grad=False)
-        self.offset_modulator_conv = fused.to(first.weight.device)
+        channels = first.out_channels + second.out_channels
+        padding = -channels % 8
+        fused = conv2d(first.in_channels, channels + padding, first.kernel_size[0])
+        weight, bias = first.weight, first.bias
+        fused.weight = nn.Parameter(torch.cat([weight, second.weight, weight.new_zeros(padding, *weight.shape[1:])]),
+                                    requires_grad=False)
+        fused.bias = nn.Parameter(torch.cat([bias, second.bias, bias.new_zeros(padding)]), requires_grad=False)
+        self.offset_modulator_conv = fused.to(weight.device)
         del self.offset_conv, self.modulator_conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +116,7 @@ class DeformableConv2d(nn.Module):
             offset, modulator = self.offset_conv(x), self.modulator_conv(x)
         else:
             both = self.offset_modulator_conv(x)
-            offset, modulator = both.split([both.shape[1] * 2 // 3, both.shape[1] // 3], dim=1)
+            offset, modulator = both[:, :2 * self.taps], both[:, 2 * self.taps:3 * self.taps]
         mask = 2.0 * torch.sigmoid(modulator)
         weight, bias = self.regular_conv.weight, self.regular_conv.bias
         if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight))):

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import GOLDEN
-from toonmatte.birefnet import BiRefNetConfig, DeformableConv2d, build_model, image_patches, optimize_for_inference
+from toonmatte.birefnet import (BiRefNetConfig, ComposedConvs, DeformableConv2d, Float32Conv2d, build_model, image_patches,
+                                optimize_for_inference, store_weights_in)
 from toonmatte.swin import relative_position_index, shift_region_labels
 
 
@@ -107,6 +108,21 @@ def test_aspp_sums_its_branches_in_float32_under_autocast():
             fast = aspp(x)
     assert reference.dtype == fast.dtype == torch.float32 and not torch.equal(fast, fast.bfloat16().float())
     torch.testing.assert_close(fast, reference, rtol=0.05, atol=0.05)
+
+
+def test_weights_stored_in_bf16_keep_the_float32_head_and_the_autocast_result():
+    model = optimize_for_inference(build_model(BiRefNetConfig.tiny()))
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(x)
+        store_weights_in(model, torch.bfloat16)
+        stored = model(x)
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    assert dtypes["bb.patch_embed.proj.weight"] == dtypes["decoder.decoder_block4.conv_in.weight"] == torch.bfloat16
+    float32 = [m for m in model.modules() if isinstance(m, (Float32Conv2d, ComposedConvs, torch.nn.LayerNorm))]
+    assert float32 and all(p.dtype == torch.float32 for m in float32 for p in m.parameters())
+    # autocast rounds float32 weights to the same bf16 values on every use
+    torch.testing.assert_close(stored, reference, rtol=0, atol=1e-2)
 
 
 def test_tiny_variant_has_the_same_graph_and_output_shape():

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from conftest import draw_toon
-from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
 from toonmatte.errors import WeightsError
-from toonmatte.pipeline import IMAGENET_MEAN, IMAGENET_STD, Matter, postprocess, preprocess
+from toonmatte.pipeline import IMAGENET_MEAN, IMAGENET_STD, Matter, model_for_precision, postprocess, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,13 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
 def test_fallback_on_purpose_needs_no_weights():
     matter = Matter("fallback")
     assert matter.is_fallback and matter.fallback_reason is None and matter.version == "fallback"
+
+
+def test_half_precision_on_cuda_runs_a_copy_with_half_weights():
+    net = optimize_for_inference(build_model(BiRefNetConfig.tiny()))
+    weight = net.bb.patch_embed.proj.weight
+    assert model_for_precision(net, torch.device("cpu"), "bf16") is net  # CPU autocast casts once per pass
+    assert model_for_precision(net, torch.device("cuda"), "fp32") is net
+    fast = model_for_precision(net, torch.device("cuda"), "bf16")  # builds the copy; nothing runs on the GPU
+    assert fast is not net and fast.bb.patch_embed.proj.weight.dtype == torch.bfloat16
+    assert net.bb.patch_embed.proj.weight is weight and weight.dtype == torch.float32  # kept for fp32 recomputes

@@ -433,6 +433,22 @@ def optimize_for_inference(model: BiRefNet) -> BiRefNet:
     return model
 
 
+def store_weights_in(model: BiRefNet, dtype: torch.dtype) -> BiRefNet:
+    """Store the weights of the linear and convolution layers in ``dtype``, in place; returns ``model``.
+
+    For an inference model that runs under autocast to ``dtype``: autocast casts float32 weights
+    on every use, which on CUDA is every replay of a CUDA graph (about 1 ms of a 25 ms bf16 pass
+    at 1024 on an H100). Layers that run in float32 on purpose keep float32 weights: the
+    output head (:class:`Float32Conv2d`, :class:`ComposedConvs`) and the norms. The model then
+    no longer runs without autocast.
+    """
+    float32 = {id(m) for parent in model.modules() if isinstance(parent, ComposedConvs) for m in parent.modules()}
+    for module in model.modules():
+        if type(module) in (nn.Linear, nn.Conv2d, Conv1x1) and id(module) not in float32:
+            module.to(dtype)
+    return model
+
+
 def config_from_state_dict(state: dict[str, torch.Tensor]) -> BiRefNetConfig:
     """Read the architecture's hyper-parameters off a (prefix-stripped) checkpoint.
 

@@ -7,6 +7,7 @@ and every :class:`Matte` names the engine that produced it.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from dataclasses import dataclass
@@ -85,6 +86,17 @@ def postprocess(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return probability[0, 0].clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu().numpy()
 
 
+def model_for_precision(net: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
+    """The model to run at ``precision``: ``net`` itself, or on CUDA in half precision a copy with
+    half-precision weights (see ``toonmatte.birefnet.store_weights_in``), which saves casting them
+    on every pass; ``net`` keeps its float32 weights for an fp32 recompute."""
+    from toonmatte.birefnet import BiRefNet, store_weights_in
+
+    if device.type != "cuda" or precision == "fp32" or not isinstance(net, BiRefNet):
+        return net
+    return store_weights_in(copy.deepcopy(net), PRECISIONS[precision])
+
+
 class Matter:
     """A loaded matting engine.
 
@@ -106,7 +118,8 @@ class Matter:
         self.weights_path: Path | None = None
         self._lock = threading.Lock()
         self._net: torch.nn.Module | None = None
-        self._graphed: GraphedModule | None = None  # self._net replayed from CUDA graphs
+        self._fast_net: torch.nn.Module | None = None  # what runs at self.precision
+        self._graphed: GraphedModule | None = None  # self._fast_net replayed from CUDA graphs
         if model == FALLBACK:
             self.engine, self.spec = FALLBACK, None
             return
@@ -114,8 +127,9 @@ class Matter:
         try:
             self._net, self.weights_path = self._load(weights)
             self.engine = self.spec.name
+            self._fast_net = model_for_precision(self._net, self.device, self.precision)
             if cuda_graphs and self.device.type == "cuda":
-                self._graphed = GraphedModule(self._net, max_graphs=GRAPHED_SHAPES)
+                self._graphed = GraphedModule(self._fast_net, max_graphs=GRAPHED_SHAPES)
         except WeightsError as error:
             if not allow_fallback:
                 raise
@@ -215,7 +229,10 @@ class Matter:
 
     def _run(self, batch: torch.Tensor, precision: str) -> torch.Tensor:
         """One pass at ``precision``: from the CUDA graphs at the engine's own precision, else eagerly."""
-        net = self._graphed if self._graphed is not None and precision == self.precision else self._net
+        if precision != self.precision:
+            net = self._net
+        else:
+            net = self._graphed if self._graphed is not None else self._fast_net
         if precision == "fp32":
             return net(batch).float()
         with torch.autocast(self.device.type, dtype=PRECISIONS[precision]):

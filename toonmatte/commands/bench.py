@@ -384,7 +384,7 @@ def report_memory(args: argparse.Namespace, device: torch.device, precisions: li
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonmatte.pipeline import PRECISIONS, pick_device, pick_precision
+    from toonmatte.pipeline import PRECISIONS, model_for_precision, pick_device, pick_precision
     from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
 
     device = pick_device(args.device)
@@ -407,9 +407,10 @@ def run(args: argparse.Namespace) -> int:
         shape = f"{args.batch}x3x{args.size}x{args.size}"
         flop = TOONOUT_FORWARD_FLOP * args.batch * (args.size / 1024) ** 2
         results = {}
+        models = {precision: model_for_precision(net, device, precision) for precision in precisions}  # as Matter
         for precision in precisions:
             gemm = Gemm(device, PRECISIONS[precision])
-            seconds, in_deformable, logits = time_forward(net, x, precision, args.repeats, gemm)
+            seconds, in_deformable, logits = time_forward(models[precision], x, precision, args.repeats, gemm)
             results[precision] = (seconds, logits)
             print(f"{precision} forward ({graph}, {weights}, {shape}): {seconds * 1000:.0f} ms "
                   f"({seconds * 1000 / args.batch:.0f} ms/image); GEMM 4096^3 {precision} in this run: "
@@ -432,9 +433,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{numbers['near_threshold']:.1%} within 2 levels of the threshold)")
         batches = args.batches if args.batches is not None else ([1, 2, 4, 8, 16] if device.type == "cuda" else [])
         if batches:
-            throughput(net, x, fast, batches, max(args.repeats, 3))
+            throughput(models[fast], x, fast, batches, max(args.repeats, 3))
         if args.compile:
-            compiled(net, x, fast, max(args.repeats, 3))
+            compiled(models[fast], x, fast, max(args.repeats, 3))
 
     if not args.skip_foreground:
         for where, seconds in bench_foreground(device).items():

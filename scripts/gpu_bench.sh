@@ -9,7 +9,8 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=.
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 timeout 220 python3 -m toonmatte bench --device cuda --golden "$golden" --repeats 10 2>&1 | tee "$logs/bench.txt"
-timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py "tests/test_birefnet.py::test_composed_convs_on_cuda_match_the_cpu" 2>&1 | tee "$logs/tests.txt"
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_deformable.py -k "cuda" \
+  "tests/test_birefnet.py::test_composed_convs_on_cuda_match_the_cpu" "tests/test_birefnet.py::test_deformable_training_path_matches_inference" 2>&1 | tee "$logs/tests.txt"
 timeout 120 python3 scripts/gpu_predict.py "$golden" 2>&1 | tee "$logs/predict.txt"
 [ "${COMPILE:-1}" = 0 ] || timeout 120 python3 -m toonmatte bench --device cuda --golden "$golden" --skip-memory \
   --skip-foreground --batches 1 --compile 2>&1 | grep -v Warning | tee "$logs/compile.txt"

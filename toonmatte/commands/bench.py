@@ -243,11 +243,13 @@ def reference_check(net: torch.nn.Module, fill: ModuleType | None, golden: Path,
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
-def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: list[int], repeats: int) -> None:
+def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: list[int], repeats: int,
+               float32_weights: torch.nn.Module | None = None) -> None:
     """Per batch size: forward time, images per second and peak memory, eager, replayed from a CUDA
     graph of the whole pass (as ``Matter`` runs on CUDA), and with only the backbone replayed from
     graphs (for comparison: what ``Matter`` did before the deformable convolutions could be
-    captured); and how far graphs are from eager."""
+    captured); and how far graphs are from eager. ``float32_weights``, the same model before its
+    weights were stored in half precision, adds its whole-pass graph for comparison."""
     from toonmatte.cuda_graphs import GraphedModule
 
     sync = synchronizer(x.device)
@@ -275,6 +277,9 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
 
             variants.update({"whole-pass graph": lambda t: run_forward(whole, t, precision),
                              "backbone graphs only": with_graphed_backbone})
+            if float32_weights is not None:
+                whole32 = GraphedModule(float32_weights, max_graphs=1)
+                variants["whole-pass graph, float32 weights"] = lambda t: run_forward(whole32, t, precision)
         row = []
         for label, forward in variants.items():
             try:
@@ -433,7 +438,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{numbers['near_threshold']:.1%} within 2 levels of the threshold)")
         batches = args.batches if args.batches is not None else ([1, 2, 4, 8, 16] if device.type == "cuda" else [])
         if batches:
-            throughput(models[fast], x, fast, batches, max(args.repeats, 3))
+            throughput(models[fast], x, fast, batches, max(args.repeats, 3),
+                       float32_weights=net if models[fast] is not net else None)
         if args.compile:
             compiled(models[fast], x, fast, max(args.repeats, 3))
 

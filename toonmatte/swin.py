@@ -257,6 +257,15 @@ class SwinStage(nn.Module):
 
 
 class PatchEmbed(nn.Module):
+    """The image cut into patch x patch squares, each projected to ``dim`` channels, then normalized.
+
+    ``proj`` is the checkpoint's strided convolution; it is computed as one matrix multiply over
+    the squares (the same sums): on the CPU that takes 33 ms where the convolution took 53 ms at
+    1024 (2-vCPU EPYC), and on CUDA it avoids a bf16 convolution with 3 input channels, for
+    which cuDNN has no tensor-core kernel (a 1.5 ms non-tensor-core kernel in an H100 profile of
+    the pass is suspected to be this one).
+    """
+
     def __init__(self, dim: int, patch: int = 4) -> None:
         super().__init__()
         self.patch = patch
@@ -268,9 +277,11 @@ class PatchEmbed(nn.Module):
         pad_r, pad_b = (-w) % self.patch, (-h) % self.patch
         if pad_r or pad_b:
             x = F.pad(x, (0, pad_r, 0, pad_b))
-        x = self.proj(x)
-        hp, wp = x.shape[-2:]
-        return self.norm(x.flatten(2).transpose(1, 2)), hp, wp
+        b, c, p = x.shape[0], x.shape[1], self.patch
+        hp, wp = x.shape[2] // p, x.shape[3] // p
+        # b c (hp p) (wp p) -> b (hp wp) (c p p), the order of the flattened kernel
+        squares = x.reshape(b, c, hp, p, wp, p).permute(0, 2, 4, 1, 3, 5).reshape(b, hp * wp, c * p * p)
+        return self.norm(F.linear(squares, self.proj.weight.flatten(1), self.proj.bias)), hp, wp
 
 
 class SwinTransformer(nn.Module):

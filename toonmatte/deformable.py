@@ -94,10 +94,10 @@ def grid_sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: to
     base_y = torch.arange(height, device=device, dtype=torch.float32).view(1, 1, height, 1) + (tap // kw - padding)
     base_x = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, 1, width) + (tap % kw - padding)
     columns_weight = weight.reshape(out_channels, channels * taps).to(dtype)
-    per_image = channels * taps * height * width * 4
+    images = max(1, CUDA_COLUMN_BUDGET // (channels * taps * height * width * 4))  # per chunk
     parts = []
-    for i0 in range(0, n, max(1, CUDA_COLUMN_BUDGET // per_image)):
-        i1 = min(n, i0 + max(1, CUDA_COLUMN_BUDGET // per_image))
+    for i0 in range(0, n, images):
+        i1 = min(n, i0 + images)
         pairs = offset[i0:i1].float().contiguous().view(i1 - i0, taps, 2, height, width)
         grid_y = (pairs[:, :, 0] + base_y).mul_(2 / (height - 1)).sub_(1)
         grid_x = (pairs[:, :, 1] + base_x).mul_(2 / (width - 1)).sub_(1)

@@ -90,9 +90,9 @@ def model_for_precision(net: torch.nn.Module, device: torch.device, precision: s
     """The model to run at ``precision``: ``net`` itself, or on CUDA in half precision a copy with
     half-precision weights (see ``toonmatte.birefnet.store_weights_in``), which saves casting them
     on every pass; ``net`` keeps its float32 weights for an fp32 recompute."""
-    from toonmatte.birefnet import BiRefNet, store_weights_in
+    from toonmatte.birefnet import store_weights_in
 
-    if device.type != "cuda" or precision == "fp32" or not isinstance(net, BiRefNet):
+    if device.type != "cuda" or precision == "fp32":
         return net
     return store_weights_in(copy.deepcopy(net), PRECISIONS[precision])
 

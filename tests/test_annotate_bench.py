@@ -1,9 +1,11 @@
 """The studio benchmark (``python -m annotate.bench``) runs the real handlers on the browser's path."""
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pyspng
 
 from annotate import bench, preview
 from annotate.editing import Item
@@ -24,6 +26,15 @@ def test_harness_hands_the_editor_blobs_as_the_browser_does(tmp_path: Path) -> N
         harness.postprocess(apply_fn, [edited, editor_value, *rest])
     finally:
         harness.close()
+
+
+def test_browser_png_round_trips_with_chromiums_filter_and_level() -> None:
+    layer = bench.stroke_layer(96)
+    data = bench.browser_png(layer)
+    assert np.array_equal(pyspng.load(data), layer)
+    assert data[37:41] == b"IDAT" and data[41:43] == b"\x78\x01"  # zlib's fastest level, as Chromium writes it
+    raw = zlib.decompress(data[41:-16])
+    assert set(raw[::96 * 4 + 1]) == {2}  # every row filtered with "Up"
 
 
 def test_bench_editing_times_every_step() -> None:

@@ -129,7 +129,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         views = [shown, slider]
         downloads = [download_rgba, download_mask]
         shows = [item_state, editor, *views, *downloads, progress]
-        no_files = [gr.update(value=None), gr.update(value=None)]
+        no_files = [None, None]  # empty download buttons (plain values: an update would make Gradio rebuild their config)
 
         def render_views(item: Item | None, choice: str, colour: str, clean: bool) -> list[Any]:
             if item is None:

@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     # Gradio reads this when the Blocks are built: calling demo.queue(default_concurrency_limit=...)
     # instead rebuilds the whole server app once more (about 0.2 s of a 2-vCPU start).
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", str(DEFAULT_CONCURRENCY))
+    from annotate.gradio_import import skip_stub_writing
 
+    skip_stub_writing()  # before Gradio is first imported (by annotate.ui)
     from annotate.engine import Engine
     from annotate.store import DatasetStore
     from annotate.studio import Studio

@@ -99,28 +99,38 @@ class BandedPng:
 
     def _encode_band(self, flat: np.ndarray, index: int) -> _Band:
         top = index * self.band_rows
-        rows = flat[top:top + self.band_rows]
-        filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
-        filtered[:, 0] = _UP
-        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG wants
-        if top == 0:
-            filtered[0, 1:] = rows[0]
-        else:
-            np.subtract(rows[0], flat[top - 1], out=filtered[0, 1:])
+        filtered = up_filtered(flat[top:top + self.band_rows], flat[top - 1] if top else None)
         compressor = zlib.compressobj(self.level, zlib.DEFLATED, -15, 8, zlib.Z_RLE)
         data = compressor.compress(filtered) + compressor.flush(zlib.Z_FULL_FLUSH)
         return _Band(data, zlib.adler32(filtered), filtered.size)
 
     def tobytes(self) -> bytes:
-        height, width = self.shape[:2]
-        channels = 1 if len(self.shape) == 2 else self.shape[2]
         adler, stream = 1, [b"\x78\x01"]
         for band in self._bands:
             adler = _adler_combine(adler, band.adler, band.length)
             stream.append(band.data)
         stream += [_FINAL_BLOCK, struct.pack(">I", adler)]
-        header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[channels], 0, 0, 0)
-        return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", b"".join(stream)), _chunk(b"IEND", b"")])
+        return png_file(self.shape, b"".join(stream))
+
+
+def up_filtered(rows: np.ndarray, above: np.ndarray | None) -> np.ndarray:
+    """PNG scanlines of ``rows`` (H x row bytes), each with the "Up" filter: its filter-type byte, then
+    its difference from the row before (``above`` for the first row; None: the image's top row)."""
+    filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = _UP
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG wants
+    if above is None:
+        filtered[0, 1:] = rows[0]
+    else:
+        np.subtract(rows[0], above, out=filtered[0, 1:])
+    return filtered
+
+
+def png_file(shape: tuple[int, ...], stream: bytes) -> bytes:
+    """The PNG file of an 8-bit image of ``shape`` (HxW or HxWxC) whose scanlines compress to the zlib ``stream``."""
+    channels = 1 if len(shape) == 2 else shape[2]
+    header = struct.pack(">IIBBBBB", shape[1], shape[0], 8, _COLOUR_TYPES[channels], 0, 0, 0)
+    return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b"")])
 
 
 def _check(image: np.ndarray) -> np.ndarray:

@@ -132,7 +132,7 @@ def browser_png(array: np.ndarray) -> bytes:
     How a PNG was compressed sets its decoding cost: a mostly empty strokes layer that Chromium writes decodes in
     about 5 ms on the EPYC, the same layer at zlib's default level with adaptive filters in about 37 ms.
     """
-    from annotate.png import png_file, up_filtered
+    from toonmatte.png import png_file, up_filtered
 
     rows = np.ascontiguousarray(array).reshape(array.shape[0], -1)
     return png_file(array.shape, zlib.compress(up_filtered(rows, None), 1))

@@ -19,7 +19,7 @@ import numpy as np
 
 from annotate import preview
 from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
-from annotate.png import BandedPng
+from toonmatte.png import BandedPng
 from annotate.queue import Prediction
 from annotate.store import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint

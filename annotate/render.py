@@ -2,7 +2,7 @@
 
 Gradio takes images as numpy arrays and encodes them itself (PNG at zlib's default level, about
 a second for each 2048x2048 image), so the studio hands it finished files instead: the editor's
-tinted background as a PNG re-encoded only where the matte changed (``annotate.png``), previews
+tinted background as a PNG re-encoded only where the matte changed (``toonmatte.png``), previews
 at preview size as JPEG (the alpha-alone view as PNG, where compression artefacts would show),
 and the full-resolution downloads as PNG. Each file is written once per matte and reused.
 

@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, Mapping
 import cv2
 import numpy as np
 
-from annotate.png import BandedPng
+from toonmatte.png import BandedPng
 from toonmatte.errors import ToonmatteError
 
 STATUSES = ("todo", "predicted", "corrected", "skipped", "reviewed")
@@ -202,7 +202,7 @@ def _describe(value: Any) -> str:
 
 
 def _encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 gray, RGB or RGBA array (``annotate.png``: zlib level 1 run-length, on a
+    """PNG bytes of a uint8 gray, RGB or RGBA array (``toonmatte.png``: zlib level 1 run-length, on a
     few threads): on anime images about 3x faster than OpenCV at level 3 and 0-10 % larger."""
     return BandedPng(array).tobytes()
 

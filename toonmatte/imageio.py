@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.png import encode_png
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ def _composite(channels: np.ndarray, background: tuple[int, int, int]) -> tuple[
 
 
 def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) array as a PNG, atomically.
+    """Write a uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) array as a PNG (``toonmatte.png.encode_png``), atomically.
 
     The PNG goes to a uniquely named temp file in the same folder, is fsynced, then renamed
     over ``path``, so readers never see a half-written file. Parent folders are created.
@@ -283,7 +284,7 @@ def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(descriptor, "wb") as file:
-            Image.fromarray(np.ascontiguousarray(array)).save(file, format="PNG")
+            file.write(encode_png(array))
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, target)

@@ -3,8 +3,10 @@ import re
 
 import pytest
 import torch
+from PIL import Image
 
 from toonmatte.birefnet import BiRefNetConfig, build_model
+from conftest import draw_toon
 from toonmatte.cli import main
 from toonmatte.commands.bench import DeformableTime, agreement, batch_sizes
 
@@ -59,3 +61,17 @@ def test_batch_sizes_are_parsed_or_refused_in_one_sentence():
     for bad in ("", "0,2", "two"):
         with pytest.raises(argparse.ArgumentTypeError, match="comma-separated"):
             batch_sizes(bad)
+
+
+def test_batch_outputs_bench_times_the_stages_and_both_pipelines(tmp_path, capsys):
+    for seed in range(3):
+        Image.fromarray(draw_toon(120, 96, seed=seed)[0]).save(tmp_path / f"toon{seed}.png")
+    assert main(["bench", "--skip-model", "--skip-foreground", "--device", "cpu", "--images", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    stages = re.search(r"batch outputs, 3 images from .*: decode \d+ ms, cut-out \d+ ms, PNG encoding .* \d+ ms "
+                       r"\(Pillow's defaults: \d+ ms; files ([\d.]+) x Pillow's size\)", out)
+    rates = re.search(r"([\d.]+) images/s with the stages overlapped .*, ([\d.]+) images/s one after another", out)
+    assert stages and rates, out
+    assert 0.5 < float(stages.group(1)) < 2  # both encoders compress the same images
+    assert float(rates.group(1)) > 0 and float(rates.group(2)) > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toon0.png", "toon1.png", "toon2.png"]  # outputs went elsewhere

@@ -115,3 +115,33 @@ def test_batch_size_must_be_a_positive_whole_number(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "x.png", "--out", str(tmp_path), "--batch-size", "0"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_a_failed_write_is_reported_alone_and_the_other_outputs_are_complete(inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "toon1_rgba.png").mkdir(parents=True)  # a folder where the cut-out should go
+    status = main(["predict", str(inputs / "toon*.png"), str(inputs / "sticker.png"), "--out", str(out),
+                   "--model", "fallback", "--batch-size", "2"])
+    captured = capsys.readouterr()
+    assert status == 1
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "toon1_rgba.png" in errors[0] and "Traceback" not in captured.err
+    assert "2 of 3 image(s) matted" in captured.out and "1 failed" in captured.out
+    for stem in ("toon0", "sticker"):
+        alpha = np.asarray(Image.open(out / f"{stem}.png"))
+        assert np.array_equal(np.asarray(Image.open(out / f"{stem}_rgba.png"))[..., 3], alpha)
+    assert (out / "toon1_rgba.png").is_dir() and not list(out.glob(".*.tmp"))  # nothing half-written left
+
+
+def test_every_image_is_written_when_batches_outrun_the_writers(tmp_path, monkeypatch, capsys):
+    from toonmatte.commands import predict
+
+    monkeypatch.setattr(predict, "writer_threads", lambda: 1)  # batches of 3 wait on a queue of at most 2 mattes
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for seed in range(7):
+        Image.fromarray(draw_toon(64, 72, seed=seed)[0]).save(folder / f"t{seed}.png")
+    assert main(["predict", str(folder), "--out", str(tmp_path / "out"), "--model", "fallback", "--batch-size", "3"]) == 0
+    assert "7 of 7 image(s) matted" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [f"t{seed}.png" for seed in range(7)] + [f"t{seed}_rgba.png" for seed in range(7)])

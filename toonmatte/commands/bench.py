@@ -13,7 +13,10 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
   its speed-up over fp32 in this run, and how far its matte is from fp32's (mean and max
   |delta alpha| in 8-bit levels, IoU of alpha > 127) on the golden input with the golden
   deterministic weights when ``../shared/golden`` is there (else seeded random ones);
-- foreground estimation at 2048x2048.
+- foreground estimation at 2048x2048;
+- with ``--images DIR``, what a ``predict`` batch costs besides the model (on a GPU, most of it):
+  decoding, the cut-out and the PNG encoding per image (with Pillow's defaults for comparison), and
+  the batch command's throughput with a ready-made matte standing in for the model.
 
 Speed does not depend on the weights' values. Compare ratios, not absolute times, and
 run it on a quiet machine.
@@ -53,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-model", action="store_true", help="skip the model (the slow part on a CPU)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
+    parser.add_argument("--images", type=Path,
+                        help="folder of images to time predict's CPU stages on, the model taken out (e.g. ../shared/samples)")
     parser.add_argument("--batches", type=batch_sizes, default=None,
                         help="batch sizes for the throughput sweep of the fast path, eager and replayed from a "
                              "CUDA graph, e.g. 1,4,8 (default: 1,2,4,8,16 on CUDA, none on the CPU)")
@@ -378,6 +383,82 @@ def bench_foreground(device: torch.device, size: int = 2048, repeats: int = 3) -
     return results
 
 
+class ReadyMatter:
+    """Stands in for ``Matter`` with a matte made without a model (pixels unlike the image's corner
+    colour, edges softened), to time what a batch costs besides the forward pass."""
+
+    title = "ready-made mattes"
+
+    def __init__(self) -> None:
+        from toonmatte.imageio import GRAY
+
+        self.background = GRAY
+
+    def predict_batch(self, images: list, batch_size: int = 1) -> list:
+        import cv2
+
+        from toonmatte.pipeline import Matte
+
+        mattes = []
+        for item in images:
+            distance = np.abs(item.rgb.astype(np.int16) - item.rgb[0, 0].astype(np.int16)).sum(axis=2)
+            alpha = cv2.GaussianBlur(np.where(distance > 40, 255, 0).astype(np.uint8), (5, 5), 0)
+            mattes.append(Matte(alpha, item.rgb, "ready"))
+        return mattes
+
+
+def bench_outputs(folder: Path) -> None:
+    import io
+    import tempfile
+
+    from PIL import Image
+
+    from toonmatte.commands.predict import matte_files, save_outputs, unique_stems, writer_threads
+    from toonmatte.foreground import cutout
+    from toonmatte.imageio import collect_inputs, load_image
+    from toonmatte.png import encode_png
+
+    paths = collect_inputs([str(folder)])
+    if not paths:
+        print(f"batch outputs: no images in {folder}")
+        return
+
+    def pillow(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    stages: dict[str, list[float]] = {"decode": [], "cut-out": [], "PNG encoding": [], "Pillow": []}
+    sizes = [0, 0]
+    matter = ReadyMatter()
+    for path in paths:
+        item = load_image(path)
+        stages["decode"].append(best_time(lambda: load_image(path), 2, lambda: None))
+        alpha = matter.predict_batch([item])[0].alpha
+        stages["cut-out"].append(best_time(lambda: cutout(item.rgb, alpha), 2, lambda: None))
+        rgba = cutout(item.rgb, alpha)
+        stages["PNG encoding"].append(best_time(lambda: (encode_png(alpha), encode_png(rgba)), 2, lambda: None))
+        stages["Pillow"].append(best_time(lambda: (pillow(alpha), pillow(rgba)), 1, lambda: None))
+        sizes[0] += len(encode_png(alpha)) + len(encode_png(rgba))
+        sizes[1] += len(pillow(alpha)) + len(pillow(rgba))
+    median = {name: float(np.median(times)) * 1000 for name, times in stages.items()}
+    print(f"batch outputs, {len(paths)} images from {folder} (median per image): decode {median['decode']:.0f} ms, "
+          f"cut-out {median['cut-out']:.0f} ms, PNG encoding of the alpha and the cut-out {median['PNG encoding']:.0f} ms "
+          f"(Pillow's defaults: {median['Pillow']:.0f} ms; files {sizes[0] / sizes[1]:.2f} x Pillow's size)")
+    jobs = list(zip(paths, unique_stems(paths)))
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        for path, stem in jobs:  # the same work, one stage after another
+            save_outputs(Path(out), stem, matter.predict_batch([load_image(path)])[0], foreground=True)
+        serial = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        matte_files(matter, jobs, Path(out), batch_size=4)
+        overlapped = time.perf_counter() - start
+    print(f"  predict with the model taken out: {len(jobs) / overlapped:.1f} images/s with the stages overlapped "
+          f"({writer_threads()} writer threads), {len(jobs) / serial:.1f} images/s one after another in this run")
+
+
 def report_memory(args: argparse.Namespace, device: torch.device, precisions: list[str]) -> None:
     where = "CUDA peak allocation" if device.type == "cuda" else "peak RSS of a fresh process"
     for precision in precisions:
@@ -446,4 +527,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_foreground:
         for where, seconds in bench_foreground(device).items():
             print(f"foreground estimation 2048x2048, {where}: {seconds * 1000:.1f} ms")
+    if args.images:
+        bench_outputs(args.images)
     return 0

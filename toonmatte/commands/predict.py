@@ -6,13 +6,22 @@ file is reported in one line and the batch goes on; the exit status is 1 if any 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from toonmatte.errors import BadImageError
+from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.foreground import cutout
+from toonmatte.imageio import LoadedImage, collect_inputs, load_image, write_png_atomic
 from toonmatte.zoo import DEFAULT_MODEL, ZOO
+
+if TYPE_CHECKING:
+    from toonmatte.pipeline import Matte, Matter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +63,32 @@ def unique_stems(paths: list[Path]) -> list[str]:
     return stems
 
 
+def writer_threads() -> int:
+    """Threads that cut out and write finished mattes while the model runs the next batch."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def load_chunk(chunk: list[tuple[Path, str]], background: tuple[int, int, int]
+               ) -> tuple[list[tuple[LoadedImage, str]], list[BadImageError]]:
+    """Decode a batch's files; the ones that cannot be read come back as errors, not raised."""
+    loaded, errors = [], []
+    for path, stem in chunk:
+        try:
+            loaded.append((load_image(path, background=background), stem))
+        except BadImageError as error:
+            errors.append(error)
+    return loaded, errors
+
+
+def save_outputs(out: Path, stem: str, matte: Matte, foreground: bool) -> None:
+    """Write ``<stem>.png`` (the alpha) and ``<stem>_rgba.png`` (the cut-out); raises ToonmatteError."""
+    alpha_path, rgba_path = output_paths(out, stem)
+    write_png_atomic(alpha_path, matte.alpha)
+    write_png_atomic(rgba_path, cutout(matte.image, matte.alpha, foreground=foreground))
+
+
 def run(args: argparse.Namespace) -> int:
-    from toonmatte.foreground import cutout
-    from toonmatte.imageio import collect_inputs, load_image, write_png_atomic
-    from toonmatte.pipeline import Matter
+    from toonmatte.pipeline import Matter  # imports torch: not needed for --help
 
     paths = collect_inputs(args.inputs, recursive=args.recursive)
     if not paths:
@@ -67,25 +98,50 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_existing:
         jobs = [(p, s) for p, s in jobs if not all(o.exists() for o in output_paths(args.out, s))]
     matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    with tqdm(total=len(jobs), desc=f"matting ({matter.title})", unit="image", disable=None) as progress:
-        for start in range(0, len(jobs), args.batch_size):
-            chunk = jobs[start:start + args.batch_size]
-            loaded = []  # a bad file is reported alone; the rest of its batch goes on
-            for path, stem in chunk:
-                try:
-                    loaded.append((load_image(path, background=matter.background), stem))
-                except BadImageError as error:
-                    failed += 1
-                    tqdm.write(f"error: {error}", file=sys.stderr)
-            mattes = matter.predict_batch([item for item, _ in loaded], batch_size=args.batch_size)
-            for (_, stem), matte in zip(loaded, mattes):
-                alpha_path, rgba_path = output_paths(args.out, stem)
-                write_png_atomic(alpha_path, matte.alpha)
-                write_png_atomic(rgba_path, cutout(matte.image, matte.alpha, foreground=args.foreground))
-            progress.update(len(chunk))
+    failed = matte_files(matter, jobs, args.out, batch_size=args.batch_size, foreground=args.foreground)
     done = len(jobs) - failed
     print(f"{done} of {len(jobs)} image(s) matted with {matter.title} into {args.out}"
           + (f"; {failed} failed" if failed else "") + (f"; {len(paths) - len(jobs)} skipped" if len(paths) > len(jobs) else ""))
     return 1 if failed else 0
+
+
+def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch_size: int = 1,
+                foreground: bool = True) -> int:
+    """Matte (path, stem) jobs into ``out`` in batches; returns how many failed (each reported in one line).
+
+    Three stages overlap: a thread decodes the next batch and a few threads cut out and write the
+    last one (foreground estimation and PNG compression release the GIL) while the model runs. On a
+    GPU the model is the shortest stage; one after another, these CPU stages would set the pace.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    chunks = [jobs[start:start + batch_size] for start in range(0, len(jobs), batch_size)]
+    failed = 0
+    with tqdm(total=len(jobs), desc=f"matting ({matter.title})", unit="image", disable=None) as progress, \
+            ThreadPoolExecutor(1, thread_name_prefix="toonmatte-load") as loader, \
+            ThreadPoolExecutor(writer_threads(), thread_name_prefix="toonmatte-write") as writers:
+
+        def finished(error: BaseException | None) -> None:
+            nonlocal failed
+            if error is not None:  # a bad file is reported alone; the rest of its batch goes on
+                if not isinstance(error, ToonmatteError):
+                    raise error
+                failed += 1
+                tqdm.write(f"error: {error}", file=sys.stderr)
+            progress.update(1)
+
+        writing: deque[Future] = deque()
+        upcoming = loader.submit(load_chunk, chunks[0], matter.background) if chunks else None
+        for index in range(len(chunks)):
+            loaded, errors = upcoming.result()
+            if index + 1 < len(chunks):
+                upcoming = loader.submit(load_chunk, chunks[index + 1], matter.background)
+            for error in errors:
+                finished(error)
+            mattes = matter.predict_batch([item for item, _ in loaded], batch_size=batch_size)
+            for (_, stem), matte in zip(loaded, mattes):
+                writing.append(writers.submit(save_outputs, out, stem, matte, foreground))
+            while len(writing) > 2 * writer_threads():  # bounds the mattes held in memory
+                finished(writing.popleft().exception())
+        while writing:
+            finished(writing.popleft().exception())
+    return failed

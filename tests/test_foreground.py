@@ -93,11 +93,12 @@ def test_float32_sums_stay_within_a_hundredth_of_a_level_at_2048(r):
     assert (fast - exact).abs().max().item() * 255 < 0.01
 
 
-def test_torch_version_agrees_with_numpy_within_one_level():
+@pytest.mark.parametrize("accumulate", [None, torch.float32])  # float32: the sums a GPU uses
+def test_torch_version_agrees_with_numpy_within_one_level(accumulate):
     pairs = [draw_toon(96, 128, background=b, seed=s) for s, b in ((0, 97), (1, 218))]
     images = torch.stack([torch.from_numpy(i).permute(2, 0, 1) for i, _ in pairs]).float() / 255
     alphas = torch.stack([torch.from_numpy(a)[None] for _, a in pairs]).float() / 255
-    result = estimate_foreground_torch(images, alphas)
+    result = estimate_foreground_torch(images, alphas, accumulate=accumulate)
     assert result.shape == images.shape and result.dtype == images.dtype
     for k, (image, alpha) in enumerate(pairs):
         got = (result[k] * 255).to(torch.uint8).permute(1, 2, 0).numpy().astype(int)

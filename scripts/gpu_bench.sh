@@ -2,7 +2,8 @@
 # The GPU rows of README's speed table. On a machine with a CUDA GPU, from the repository root:
 #   scripts/gpu_bench.sh [GOLDEN_DIR] [LOG_DIR] [IMAGES_DIR]      (COMPILE=0 skips the torch.compile step)
 # IMAGES_DIR (default ../shared/samples, skipped when absent): images for predict's CPU stages with the model taken out.
-# Each step has its own time limit, so one that fails or hangs leaves the others' numbers.
+# Each step has its own time limit, so one that fails or hangs leaves the others' numbers. The limits add up to
+# 580 s without the compile step (COMPILE=0), which fits one 10-minute call of a lent GPU machine.
 set -u
 golden=${1:-../shared/golden}
 logs=${2:-.}

@@ -64,8 +64,8 @@ from typing import Any, Callable, Iterator, Mapping
 import cv2
 import numpy as np
 
-from toonmatte.png import BandedPng
 from toonmatte.errors import ToonmatteError
+from toonmatte.png import BandedPng
 
 STATUSES = ("todo", "predicted", "corrected", "skipped", "reviewed")
 KINDS = ("im", "gt", "an")

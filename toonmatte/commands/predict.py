@@ -115,10 +115,10 @@ def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch
     """
     out.mkdir(parents=True, exist_ok=True)
     chunks = [jobs[start:start + batch_size] for start in range(0, len(jobs), batch_size)]
-    failed = 0
+    threads, failed = writer_threads(), 0
     with tqdm(total=len(jobs), desc=f"matting ({matter.title})", unit="image", disable=None) as progress, \
             ThreadPoolExecutor(1, thread_name_prefix="toonmatte-load") as loader, \
-            ThreadPoolExecutor(writer_threads(), thread_name_prefix="toonmatte-write") as writers:
+            ThreadPoolExecutor(threads, thread_name_prefix="toonmatte-write") as writers:
 
         def finished(error: BaseException | None) -> None:
             nonlocal failed
@@ -140,7 +140,7 @@ def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch
             mattes = matter.predict_batch([item for item, _ in loaded], batch_size=batch_size)
             for (_, stem), matte in zip(loaded, mattes):
                 writing.append(writers.submit(save_outputs, out, stem, matte, foreground))
-            while len(writing) > 2 * writer_threads():  # bounds the mattes held in memory
+            while len(writing) > 2 * threads:  # bounds the mattes held in memory
                 finished(writing.popleft().exception())
         while writing:
             finished(writing.popleft().exception())

@@ -1,16 +1,15 @@
 """End-to-end ``Matter.predict`` on a CUDA GPU, with and without the backbone's CUDA graphs.
 
-Usage (from the repository root, on a machine with a GPU): ``python scripts/gpu_predict.py [GOLDEN_DIR]``.
+Usage (from the repository root, on a machine with a GPU): ``python scripts/gpu_predict.py``.
 
-Writes a checkpoint with the golden deterministic weights (the real ToonOut weights need the
-Hub; speed does not depend on the values), loads it through ``Matter`` as the CLI and the
-studio do, and prints per-image latency (preprocessing, transfer and postprocessing
+Writes a checkpoint with the golden deterministic weights (``toonmatte.golden_fill``; the real
+ToonOut weights need the Hub; speed does not depend on the values), loads it through ``Matter``
+as the CLI and the studio do, and prints per-image latency (preprocessing, transfer and postprocessing
 included), batched throughput, and how far the graphed mattes are from eager ones.
 """
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,17 +19,14 @@ import numpy as np
 import torch
 
 from toonmatte.birefnet import build_model
-from toonmatte.commands.bench import DEFAULT_GOLDEN, load_golden
+from toonmatte.golden_fill import fill_state_dict
 from toonmatte.pipeline import Matter
 
 
-def golden_checkpoint(golden: Path, folder: Path) -> Path:
-    fill = load_golden(golden)
-    if fill is None:
-        sys.exit(f"error: no fill.py in {golden}; pass the folder of the golden data.")
+def golden_checkpoint(folder: Path) -> Path:
     model = build_model()
     path = folder / "golden.pth"
-    torch.save(fill.fill_state_dict(model.state_dict(), salt="toonmatte"), path)
+    torch.save(fill_state_dict(model.state_dict(), salt="toonmatte"), path)
     return path
 
 
@@ -60,10 +56,10 @@ def latency(matter: Matter, images: list[np.ndarray]) -> float:
     return statistics.median(times)
 
 
-def main(golden: Path) -> None:
+def main() -> None:
     images = [drawn_image(1536, 1024, seed) for seed in range(12)]
     with tempfile.TemporaryDirectory() as folder:
-        weights = golden_checkpoint(golden, Path(folder))
+        weights = golden_checkpoint(Path(folder))
         graphed = Matter(weights=weights, device="cuda")
         eager = Matter(weights=weights, device="cuda", cuda_graphs=False)
     print(f"Matter on {torch.cuda.get_device_name()}: {graphed.title}, {graphed.precision}, "
@@ -85,4 +81,4 @@ def main(golden: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_GOLDEN)
+    main()

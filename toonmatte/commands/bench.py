@@ -12,7 +12,9 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
 - the fast path (``--precision auto``: bf16 where the hardware has it): its forward time,
   its speed-up over fp32 in this run, and how far its matte is from fp32's (mean and max
   |delta alpha| in 8-bit levels, IoU of alpha > 127) on the golden input with the golden
-  deterministic weights when ``../shared/golden`` is there (else seeded random ones);
+  deterministic weights (``toonmatte.golden_fill``; the tiny graph gets seeded random ones), and,
+  when the reference's ``forward.npz`` is there (``--golden``, default ``../shared/golden``), how far
+  fp32 is from the published code's logits;
 - foreground estimation at 2048x2048;
 - with ``--images DIR``, what a ``predict`` batch costs besides the model (on a GPU, most of it):
   decoding, the cut-out and the PNG encoding per image (with Pillow's defaults for comparison), and
@@ -24,7 +26,6 @@ run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed forwards per precision after one warm-up")
     parser.add_argument("--tiny", action="store_true", help="bench the tiny test variant instead of ToonOut's graph")
     parser.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN,
-                        help="folder with fill.py: deterministic weights and input for the agreement numbers")
+                        help="folder with the reference's forward.npz, to compare fp32 with the published code's "
+                             "logits (default ../shared/golden; the comparison is left out when it is absent)")
     parser.add_argument("--skip-model", action="store_true", help="skip the model (the slow part on a CPU)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
@@ -123,30 +124,24 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def load_golden(folder: Path) -> ModuleType | None:
-    """The golden ``fill.py`` (deterministic weights and input), or None when it is not there."""
-    path = folder / "fill.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("toonmatte_golden_fill", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def build(tiny: bool, golden: ModuleType | None, device: torch.device) -> torch.nn.Module:
+def build(tiny: bool, device: torch.device, golden: bool = True) -> torch.nn.Module:
+    """ToonOut's graph with the golden deterministic weights (seeded random ones when not ``golden``),
+    or the tiny graph with seeded random ones."""
     from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+    from toonmatte.golden_fill import fill_state_dict
 
     torch.manual_seed(0)
     net = build_model(BiRefNetConfig.tiny() if tiny else None)
-    if golden is not None:
-        net.load_state_dict(golden.fill_state_dict(net.state_dict(), salt="toonmatte"))
+    if golden and not tiny:
+        net.load_state_dict(fill_state_dict(net.state_dict()))
     return optimize_for_inference(net).to(device)
 
 
-def model_input(args: argparse.Namespace, golden: ModuleType | None, device: torch.device) -> torch.Tensor:
-    if golden is not None:
-        x = golden.golden_input(args.size, args.size)
+def model_input(args: argparse.Namespace, device: torch.device) -> torch.Tensor:
+    from toonmatte.golden_fill import golden_input
+
+    if not args.tiny:
+        x = golden_input(args.size, args.size)
     else:
         x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     return x.expand(args.batch, -1, -1, -1).contiguous().to(device)
@@ -227,13 +222,14 @@ def agreement(reference: torch.Tensor, fast: torch.Tensor) -> dict[str, float]:
     }
 
 
-def reference_check(net: torch.nn.Module, fill: ModuleType | None, golden: Path,
-                    device: torch.device) -> dict[str, float] | None:
-    """Largest |logit - reference| of an fp32 forward on this device against the published code's
-    logits in ``golden/forward.npz`` (256x256 and 384x256; TF32 off), or None without them.
-    ``fill`` is the golden ``fill.py`` already loaded (see :func:`load_golden`)."""
+def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) -> dict[str, float] | None:
+    """Largest |logit - reference| of an fp32 forward on this device (golden weights and input) against
+    the published code's logits in ``golden/forward.npz`` (256x256 and 384x256; TF32 off), or None
+    without them."""
+    from toonmatte.golden_fill import golden_input
+
     path = golden / "forward.npz"
-    if fill is None or not path.is_file():
+    if not path.is_file():
         return None
     reference = np.load(path)
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
@@ -241,7 +237,7 @@ def reference_check(net: torch.nn.Module, fill: ModuleType | None, golden: Path,
     try:
         errors = {}
         for height, width in ((256, 256), (384, 256)):
-            logits = run_forward(net, fill.golden_input(height, width).to(device), "fp32").cpu().numpy()
+            logits = run_forward(net, golden_input(height, width).to(device), "fp32").cpu().numpy()
             errors[f"{height}x{width}"] = float(np.abs(logits - reference[f"logits_{height}x{width}"]).max())
         return errors
     finally:
@@ -337,7 +333,7 @@ def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str)
     chosen = torch.device(device)
     if chosen.type == "cpu":
         keep_freed_memory()  # as Matter does on the CPU
-    net = build(tiny, None, chosen)
+    net = build(tiny, chosen, golden=False)  # no filled copy of the weights in the peak
     x = torch.randn(batch, 3, size, size, device=chosen)
     before = _rss_bytes()
     if chosen.type == "cuda":
@@ -485,11 +481,10 @@ def run(args: argparse.Namespace) -> int:
         precisions = ["fp32"] if fast == "fp32" else ["fp32", fast]
         if not args.skip_memory:
             report_memory(args, device, precisions)
-        golden = None if args.tiny else load_golden(args.golden)
-        net = build(args.tiny, golden, device)
-        x = model_input(args, golden, device)
+        net = build(args.tiny, device)
+        x = model_input(args, device)
         graph = "tiny test graph" if args.tiny else "ToonOut graph"
-        weights = "golden deterministic weights" if golden is not None else "random weights"
+        weights = "random weights" if args.tiny else "golden deterministic weights"
         shape = f"{args.batch}x3x{args.size}x{args.size}"
         flop = TOONOUT_FORWARD_FLOP * args.batch * (args.size / 1024) ** 2
         results = {}
@@ -507,7 +502,7 @@ def run(args: argparse.Namespace) -> int:
                 achieved = flop / seconds
                 print(f"  achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm.best:.2f} x the best {precision} "
                       f"GEMM throughput (forward = {flop / 1e12:.2f} TFLOP)")
-        checked = None if args.tiny else reference_check(net, golden, args.golden, device)
+        checked = None if args.tiny else reference_check(net, args.golden, device)
         if checked:
             print(f"fp32 on {device} vs the published code's logits (TF32 off): max |delta logit| "
                   + ", ".join(f"{size}: {error:.1e}" for size, error in checked.items()))

@@ -1,7 +1,6 @@
 """Finding, reading and loading checkpoints, with tiny state dicts built here (no real weights, no network)."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ from toonmatte.weights import (
 )
 from toonmatte.zoo import ZOO
 
-from conftest import GOLDEN
+from conftest import checkpoint_layout
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -254,7 +253,7 @@ def test_tiny_birefnet_from_fp16_safetensors(tmp_path: Path):
 
 def test_toonout_key_layout_fits_the_full_model():
     """The published checkpoint's keys (module._orig_mod.-prefixed) against our Swin-L BiRefNet, on the meta device."""
-    layout = json.loads((GOLDEN / "birefnet_swin_v1_l.keys.json").read_text())
+    layout = checkpoint_layout()
     checkpoint = {
         "module._orig_mod." + key: torch.empty(entry["shape"], dtype=getattr(torch, entry["dtype"]), device="meta")
         for key, entry in layout.items()

@@ -14,7 +14,8 @@ import pytest
 from conftest import save_png as save
 from conftest import REPO, draw_toon
 from toonmatte.cli import main
-from toonmatte.metrics import METRIC_KEYS, image_metrics, pixel_accuracy
+from toonmatte.commands.evaluate import COLUMNS
+from toonmatte.metrics import LOWER_IS_BETTER, METRIC_KEYS, image_metrics, pixel_accuracy
 
 
 def make_pairs(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -142,3 +143,35 @@ def test_models_all_unavailable(tmp_path, capsys):
     assert "No model produced a score" in captured.err
     assert f"toonout={missing}: skipped, The weights file {missing} does not exist" in captured.out
     assert sum(line.startswith("toonout") for line in captured.out.splitlines()) == 2
+
+
+def test_identical_prediction_and_gt_files_score_perfectly(tmp_path, capsys):
+    """Issue 14: bit-identical prediction and gt PNGs must give MAE 0 and perfect scores on every metric."""
+    soft = draw_toon(64, 56, seed=3)[1]
+    mattes = {
+        "soft": soft,
+        "binary": np.where(soft > 128, 255, 0).astype(np.uint8),
+        "never_255": (soft.astype(np.float64) * 200 / 255).round().astype(np.uint8),
+        "ramp": np.tile(np.linspace(40, 200, 56).round().astype(np.uint8), (64, 1)),
+        "all_0": np.zeros((64, 56), np.uint8),
+        "all_255": np.full((64, 56), 255, np.uint8),
+    }
+    for stem, alpha in mattes.items():
+        save(tmp_path / "gt" / f"{stem}.png", alpha)
+        save(tmp_path / "pred" / f"{stem}.png", alpha)
+        assert (tmp_path / "gt" / f"{stem}.png").read_bytes() == (tmp_path / "pred" / f"{stem}.png").read_bytes()
+    out_json = tmp_path / "scores.json"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--hce",
+                 "--json", str(out_json)]) == 0
+    report = json.loads(out_json.read_text())
+    assert set(report["per_image"]) == set(mattes)
+    for stem, scores in [*report["per_image"].items(), ("mean", report["mean"])]:
+        assert set(scores) == set(METRIC_KEYS) | {"hce"}
+        for key, value in scores.items():
+            expected = 0.0 if key in LOWER_IS_BETTER else 1.0
+            assert value == pytest.approx(expected, abs=1e-12), (stem, key)
+    mean_row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mean ("))
+    header = ["image", *(COLUMNS[key] for key in report["mean"])]
+    printed = dict(zip(header[1:], mean_row.split()[2:]))
+    assert printed["MAE"] == "0.0000" and printed["HCE"] == "0.0"
+    assert all(printed[COLUMNS[key]] == "1.0000" for key in METRIC_KEYS if key not in LOWER_IS_BETTER)

@@ -148,9 +148,30 @@ def test_scorer_sees_a_resave_and_reports_damaged_files(tmp_path):
     assert rows["a"].scores["pixel_accuracy"] == 1.0 and prediction.exists()
 
 
-def test_score_pair_is_perfect_for_an_untouched_binary_prediction():
-    gt = np.where(toon(3)[1] > 128, 255, 0).astype(np.uint8)  # MAE compares with the binarized gt: soft edges count
-    assert score_pair(gt, gt) == {"pixel_accuracy": 1.0, "boundary_iou": 1.0, "iou": 1.0, "mae": 0.0}
+PERFECT = {"pixel_accuracy": 1.0, "boundary_iou": 1.0, "iou": 1.0, "mae": 0.0}
+
+
+@pytest.mark.parametrize("kind", ["soft", "binary", "never 255", "all 0", "all 255"])
+def test_score_pair_is_perfect_for_an_untouched_prediction(kind):
+    soft = toon(3)[1]
+    assert np.any((soft > 0) & (soft < 255))  # anti-aliased edges
+    gt = {"soft": soft, "binary": np.where(soft > 128, 255, 0).astype(np.uint8),
+          "never 255": (soft.astype(np.float64) * 200 / 255).round().astype(np.uint8),
+          "all 0": np.zeros_like(soft), "all 255": np.full_like(soft, 255)}[kind]
+    assert score_pair(gt.copy(), gt) == PERFECT
+
+
+def test_untouched_soft_saves_show_mae_zero_in_the_tab(tmp_path):
+    """Issue 14: 0% changed and IoU 1 came with MAE > 0; the tab's whole path (store, Scorer, summary, table)."""
+    store = DatasetStore(tmp_path, generation="g1")
+    for seed, stem in enumerate(["a", "b"]):
+        save(store, stem, seed, toon(seed)[1].copy())  # saved exactly as predicted
+    rows = Scorer(store).rows()
+    assert [r.scores for r in rows] == [PERFECT, PERFECT]
+    summary = summarize(rows)
+    assert summary.untouched == 2 and summary.mean_scores == PERFECT
+    assert "MAE 0.0000" in summary_markdown(summary)
+    assert table_frame(rows)["MAE"].tolist() == [0.0, 0.0]
 
 
 # ------------------------------------------------------------------------------------------- summary and charts

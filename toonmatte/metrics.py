@@ -1,11 +1,18 @@
 """ToonOut's evaluation metrics for one predicted alpha matte against its ground truth.
 
 Inputs are 8-bit single-channel arrays of the same shape (``pred``: the model's alpha,
-``gt``: the corrected alpha). Binarization follows ToonOut: the ground truth is foreground
-where ``gt > 128`` and the prediction is used as ``pred / 255``. S-measure, E-measure,
-F-measure, weighted F-measure, MAE and HCE come from ``pysodmetrics`` (called with
-``normalize=False`` so that the prediction is *not* min-max stretched); ToonOut's Pixel
-Accuracy, IoU and boundary IoU are computed here.
+``gt``: the corrected alpha). S-measure, E-measure, F-measure, weighted F-measure, MAE and
+HCE come from ``pysodmetrics`` (called with ``normalize=False`` so that the prediction is
+*not* min-max stretched); ToonOut's Pixel Accuracy, IoU and boundary IoU are computed here.
+
+Every metric gives a perfect score to a prediction identical to the ground truth, soft or
+not. ToonOut feeds pysodmetrics the binarized ground truth ``gt > 128`` but the prediction
+as it is (``pred / 255``), so a soft ground truth (anti-aliased edges) was scored against
+its own binarization: identical files gave MAE > 0 and S, E, F, weighted F < 1. Here the
+prediction gets the same per-pixel move as the ground truth (see :func:`_sod_inputs`); with
+a binary ground truth (only 0 and 255) nothing moves and the pysodmetrics metrics are exactly
+ToonOut's. E- and F-measure also leave out pysodmetrics' threshold 0, and E-measure divides
+by the pixel count (see :func:`_e_measure`, :func:`_f_measure`).
 
 Empty ground truth (no pixel > 128) never divides by zero; each metric's doc says what it
 returns then.
@@ -108,12 +115,25 @@ def _binary_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _sod_inputs(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ToonOut's binarization, as pysodmetrics expects it with ``normalize=False``."""
-    return pred.astype(np.float64) / 255.0, gt > 128
+    """The pair pysodmetrics scores (``normalize=False``): a [0, 1] prediction and ToonOut's binarized gt.
+
+    ToonOut binarizes the ground truth (``gt > 128``), which moves each soft pixel to 0 or 255,
+    and used the prediction as ``pred / 255``. The prediction here gets the same per-pixel move
+    as the ground truth, in 8-bit levels: ``clip(pred + (255 * (gt > 128) - gt), 0, 255) / 255``.
+    So an identical prediction becomes exactly the binarized gt (perfect scores), a binary gt
+    (0/255) moves nothing (ToonOut's ``pred / 255``), and at a soft gt pixel the error is the
+    distance from ``pred`` to the interval between ``gt`` and its binarization: matching the
+    annotated soft value and matching ToonOut's binary target both count as correct.
+    """
+    binary = gt > 128
+    moved = pred.astype(np.int16) + np.where(binary, 255, 0).astype(np.int16) - gt.astype(np.int16)
+    # integer levels first: (level / 255) * 255 truncates back to the same level, as pysodmetrics' histograms need
+    return np.clip(moved, 0, 255).astype(np.float64) / 255.0, binary
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean absolute error between ``pred / 255`` and the binarized ground truth."""
+    """Mean absolute error between the prediction and the binarized ground truth (see :func:`_sod_inputs`):
+    ToonOut's ``mean |pred / 255 - (gt > 128)|`` for a binary gt, 0 for an identical prediction."""
     return _mae(*_sod_inputs(*_check_pair(pred, gt)))
 
 
@@ -130,21 +150,44 @@ def _s_measure(p: np.ndarray, g: np.ndarray) -> float:
 
 
 def _e_measure(p: np.ndarray, g: np.ndarray) -> float:
-    """Mean E-measure over the 256 thresholds."""
+    """Mean E-measure over the 255 thresholds ``pred >= t/255``, t = 1..255.
+
+    Two departures from pysodmetrics (and the MATLAB original), both so that a perfect
+    prediction scores 1: its curve also has t = 0, where every pixel is foreground whatever
+    the prediction (a value that depends on the gt alone and is below 1 unless the gt is all
+    foreground); and it divides the enhanced-alignment sum by ``#pixels - 1 + eps``, which
+    scores a perfect prediction ``n / (n - 1) > 1``; the sum is divided by ``n`` here.
+    """
     evaluator = _sod().Emeasure()
     evaluator.step(p, g, normalize=False)
-    return float(np.mean(evaluator.get_results()["em"]["curve"]))
+    curve = np.asarray(evaluator.get_results()["em"]["curve"], np.float64)  # pred >= 255, 254, ..., 0
+    n = g.size
+    from py_sod_metrics.utils import EPS
+
+    return float(np.mean(curve[:-1]) * (n - 1 + EPS) / n)
 
 
 def _f_measure(p: np.ndarray, g: np.ndarray) -> float:
-    """Mean F-measure (beta^2 = 0.3) over the 256 thresholds; 0 when the ground truth is empty."""
+    """Mean F-measure (beta^2 = 0.3) over the 255 thresholds ``pred >= t/255``, t = 1..255.
+
+    pysodmetrics' threshold t = 0 (every pixel foreground, whatever the prediction) is left
+    out, as for :func:`_e_measure`. Empty ground truth: precision and recall are 0/0, so each
+    threshold scores 1 when the binarized prediction is empty too and 0 otherwise (the
+    convention of :func:`iou`; pysodmetrics gives 0).
+    """
+    if not g.any():
+        levels = np.round(p * 255).astype(np.int64)
+        return float(np.mean(np.arange(1, 256) > levels.max()))
     evaluator = _sod().FmeasureV2({"fm": _sod().FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
     evaluator.step(p, g, normalize=False)
-    return float(np.mean(evaluator.get_results()["fm"]["dynamic"]))
+    return float(np.mean(np.asarray(evaluator.get_results()["fm"]["dynamic"])[:-1]))  # pred >= 255, ..., 1 (not 0)
 
 
 def _weighted_f(p: np.ndarray, g: np.ndarray) -> float:
-    """Weighted F-measure (Margolin et al., beta^2 = 1); pysodmetrics gives 0 for an empty ground truth."""
+    """Weighted F-measure (Margolin et al., beta^2 = 1). Empty ground truth: 1 when the prediction is all 0 too,
+    otherwise 0 (pysodmetrics gives 0 in both cases; the convention of :func:`iou`)."""
+    if not g.any():
+        return float(not p.any())
     evaluator = _sod().WeightedFmeasure()
     evaluator.step(p, g, normalize=False)
     return float(evaluator.get_results()["wfm"])

@@ -222,8 +222,13 @@ def build_app(studio: Studio) -> gr.Blocks:
         def on_quality_open(current, choice, colour, clean, evt: gr.SelectData):
             return reopen(selected_stem(evt), current, choice, colour, clean)
 
+        # Progress shows on the progress line only. Gradio's front end asks the editor for its value
+        # (re-uploading its layers) on every loading-status change it is given, and applies those
+        # changes out of order once the uploads race: the editor then stays covered by a stale
+        # "pending" overlay that swallows the strokes painted over it.
         private = {"api_visibility": "private"}
-        engine_calls = {"concurrency_id": ENGINE, "concurrency_limit": 1, **private}
+        editing = {**private, "show_progress_on": [progress]}
+        engine_calls = {"concurrency_id": ENGINE, "concurrency_limit": 1, **editing}
 
         def then_downloads(event: Any) -> None:
             event.then(on_downloads, [item_state, decontaminate], downloads, **private)
@@ -232,10 +237,10 @@ def build_app(studio: Studio) -> gr.Blocks:
         then_downloads(previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls))
         then_downloads(skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls))
         then_downloads(save_next.click(on_save_next, [item_state, editor, *look], shows, **engine_calls))
-        then_downloads(save.click(on_save, [item_state, editor, *look], shows, **private))
-        then_downloads(apply.click(on_strokes("apply"), [item_state, editor, *look], shows, **private))
-        then_downloads(snap.click(on_strokes("snap"), [item_state, editor, *look], shows, **private))
-        then_downloads(reset.click(on_reset, [item_state, *look], shows, **private))
+        then_downloads(save.click(on_save, [item_state, editor, *look], shows, **editing))
+        then_downloads(apply.click(on_strokes("apply"), [item_state, editor, *look], shows, **editing))
+        then_downloads(snap.click(on_strokes("snap"), [item_state, editor, *look], shows, **editing))
+        then_downloads(reset.click(on_reset, [item_state, *look], shows, **editing))
         for control in (background, custom):
             control.change(on_look, [item_state, *look], views, **private)
         then_downloads(decontaminate.change(on_decontaminate, [item_state, *look], [*views, *downloads], **private))

@@ -22,7 +22,7 @@ from annotate import editing, preview
 from annotate.api import OutputFolder, matte_file, save_file
 from annotate.editing import Item
 from annotate.engine import Engine
-from annotate.queue import ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
+from annotate.queue import STATE_KEY, ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
 from annotate.render import Renderer
 from annotate.store import STATUSES, DatasetStore
 from toonmatte.errors import BadImageError, ToonmatteError
@@ -54,6 +54,15 @@ class Step:
     item: Item | None
     warnings: list[str] = field(default_factory=list)
     info: str | None = None
+
+
+def status_label(record) -> str:
+    """How Browse names an item's state: a save that kept the model's matte is not called a correction."""
+    if record.status == "corrected" and record.changed_fraction is not None:
+        if record.changed_fraction == 0:
+            return "saved untouched"
+        return f"corrected ({record.changed_fraction:.1%} changed)"
+    return record.status
 
 
 class Studio:
@@ -96,13 +105,22 @@ class Studio:
         if not found.paths:
             raise BadImageError(" ".join(found.skipped) or "No images were found; upload PNG, JPEG or WebP files or a zip of them.")
         source = folder or ", ".join(Path(path).name for path in uploads[:3])
-        left = self.leave(current)
         with self._lock:
-            if self.queue is not None:
-                self.queue.close()
+            previous = self.queue
             self.queue = WorkQueue.from_paths(self.store, self.engine.predict_item, found.paths, source)
         step = self.current()
-        step.warnings[:0] = left + found.skipped
+        if step.item is None:  # nothing new could be read: the person keeps the queue and image they had
+            with self._lock:
+                self.queue.close()
+                self.queue = previous
+                if previous is not None:
+                    previous.save_state()
+                else:
+                    self.store.set_state(STATE_KEY, {})
+            raise BadImageError(" ".join([*found.skipped, *step.warnings]) + " Nothing was loaded.")
+        if previous is not None:
+            previous.close()
+        step.warnings[:0] = self.leave(current) + found.skipped
         step.info = f"Loaded {len(self.queue)} images from {source}."
         return step
 
@@ -177,6 +195,9 @@ class Studio:
         line = self.queue.describe()
         if item is not None and item.stem != self.queue.item.stem:
             line += f" · editing saved item **{item.stem}** (from Browse)"
+        if item is not None and item.unsaved:
+            changed = np.count_nonzero(item.alpha != item.origin) / item.alpha.size
+            line += f" · *unsaved changes ({changed:.2%} of pixels)*"
         return line
 
     # ---------------------------------------------------------------- editing
@@ -225,7 +246,7 @@ class Studio:
         for record in self.store.items(status)[:BROWSE_LIMIT]:
             thumb = self._thumbnail(record)
             if thumb is not None:
-                entries.append((thumb, f"{record.stem} · {record.status}"))
+                entries.append((thumb, f"{record.stem} · {status_label(record)}"))
                 stems.append(record.stem)
         return entries, stems
 

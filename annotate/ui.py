@@ -27,7 +27,11 @@ from toonmatte.errors import ToonmatteError
 
 ENGINE = "engine"
 """Concurrency group of every event that may run the model: one at a time (the GPU is shared)."""
-EDITOR_HEIGHT = 640
+EDITOR_HEIGHT = 580
+PREVIEW_HEIGHT = 330
+"""Editor and previews side by side fit a 1400x1000 window, so the result of Apply shows without scrolling."""
+LEGEND = ("<small>The **magenta tint** marks what the matte removes (alpha 0: full tint; soft edges: partial "
+          "tint). Paint over mistakes, then **Apply**; nothing changes until you do.</small>")
 CSS = """
 #engine-banner.fallback { background: #fff4d6; border: 1px solid #e0b100; border-radius: 8px; padding: 4px 12px; }
 #engine-banner.fallback p { color: #5c4500; }
@@ -62,9 +66,9 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Tabs(selected="correct") as tabs:
             with gr.Tab("Correct", id="correct"):
                 with gr.Row():
-                    with gr.Column(scale=1, min_width=300):
+                    with gr.Column(scale=1, min_width=250):
                         uploads = gr.File(label="Images or a zip", file_count="multiple",
-                                          file_types=["image", ".zip"], elem_id="uploads")
+                                          file_types=["image", ".zip"], elem_id="uploads", height=140)
                         folder = gr.Textbox(label="...or a folder on the server", placeholder="/path/to/images",
                                             visible=studio.allow_server_paths, elem_id="folder")
                         load = gr.Button("Load", elem_id="load-queue")
@@ -75,7 +79,14 @@ def build_app(studio: Studio) -> gr.Blocks:
                         save_next = gr.Button("Save & next (S)", elem_id="save-next", variant="primary")
                         with gr.Accordion("Keyboard shortcuts", open=False):
                             gr.Markdown(help_markdown())
-                    with gr.Column(scale=3):
+                        with gr.Accordion("Preview and downloads", open=True):
+                            background = gr.Radio(list(preview.BACKGROUNDS), value=preview.CHECKERBOARD,
+                                                  label="Preview background", elem_id="preview-background")
+                            custom = gr.ColorPicker("#3a7bd5", label="Custom colour", elem_id="custom-colour")
+                            decontaminate = gr.Checkbox(True, label="Decontaminate edge colours", elem_id="decontaminate")
+                            download_rgba = gr.DownloadButton("Download cut-out (RGBA PNG)", elem_id="download-rgba")
+                            download_mask = gr.DownloadButton("Download mask (PNG)", elem_id="download-mask")
+                    with gr.Column(scale=3, min_width=420):
                         editor = StrokesEditor(
                             label="Paint: green = subject, red = background, blue = soft edge to re-solve",
                             elem_id=EDITOR_ID, type="numpy", format="png", image_mode="RGBA", height=EDITOR_HEIGHT,
@@ -83,31 +94,23 @@ def build_app(studio: Studio) -> gr.Blocks:
                             brush=gr.Brush(colors=[FOREGROUND_HEX, BACKGROUND_HEX, EDGE_HEX], color_mode="fixed"),
                             layers=gr.LayerOptions(allow_additional_layers=False, layers=["strokes"]),
                         )
+                        gr.Markdown(LEGEND, elem_id="editor-legend")
                         with gr.Row():  # wired in the browser by annotate/shortcuts.js (they drive the editor's toolbar)
-                            gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm")
-                            gr.Button("Background (B)", elem_id="brush-bg", elem_classes="brush-bg", size="sm")
-                            gr.Button("Edge (E)", elem_id="brush-edge", elem_classes="brush-edge", size="sm")
-                            gr.Button("Smaller ([)", elem_id="brush-smaller", size="sm")
-                            gr.Button("Bigger (])", elem_id="brush-bigger", size="sm")
+                            gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm", min_width=60)
+                            gr.Button("Background (B)", elem_id="brush-bg", elem_classes="brush-bg", size="sm", min_width=60)
+                            gr.Button("Edge (E)", elem_id="brush-edge", elem_classes="brush-edge", size="sm", min_width=60)
+                            gr.Button("Smaller ([)", elem_id="brush-smaller", size="sm", min_width=60)
+                            gr.Button("Bigger (])", elem_id="brush-bigger", size="sm", min_width=60)
                         with gr.Row():
-                            apply = gr.Button("Apply strokes (A)", elem_id="apply")
-                            snap = gr.Button("Snap (G)", elem_id="snap")
-                            reset = gr.Button("Reset to prediction", elem_id="reset")
-                            save = gr.Button("Save", elem_id="save")
-                with gr.Row():
-                    with gr.Column(scale=1, min_width=300):
-                        background = gr.Radio(list(preview.BACKGROUNDS), value=preview.CHECKERBOARD,
-                                              label="Preview background", elem_id="preview-background")
-                        custom = gr.ColorPicker("#3a7bd5", label="Custom colour", elem_id="custom-colour")
-                        decontaminate = gr.Checkbox(True, label="Decontaminate edge colours", elem_id="decontaminate")
-                        download_rgba = gr.DownloadButton("Download cut-out (RGBA PNG)", elem_id="download-rgba")
-                        download_mask = gr.DownloadButton("Download mask (PNG)", elem_id="download-mask")
-                    with gr.Column(scale=2):
+                            apply = gr.Button("Apply strokes (A)", elem_id="apply", size="sm", min_width=60)
+                            snap = gr.Button("Snap (G)", elem_id="snap", size="sm", min_width=60)
+                            reset = gr.Button("Reset to prediction", elem_id="reset", size="sm", min_width=60)
+                            save = gr.Button("Save", elem_id="save", size="sm", min_width=60)
+                    with gr.Column(scale=2, min_width=300):
                         shown = gr.Image(label="Preview", type="filepath", interactive=False,
-                                         elem_id="preview", height=480)
-                    with gr.Column(scale=2):
+                                         elem_id="preview", height=PREVIEW_HEIGHT)
                         slider = gr.ImageSlider(label="Before / after", type="filepath",
-                                                interactive=False, elem_id="before-after", max_height=480)
+                                                interactive=False, elem_id="before-after", max_height=PREVIEW_HEIGHT)
             with gr.Tab("Browse", id="browse") as browse_tab:
                 with gr.Row():
                     status_filter = gr.Dropdown(["all", *STATUSES], value="all", label="Status", elem_id="status-filter")

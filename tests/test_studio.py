@@ -101,6 +101,9 @@ def test_apply_snap_reset_and_empty_strokes(tmp_path: Path, engine: Engine) -> N
         layer = layer_with(item.alpha.shape, box, FOREGROUND_COLOR)
         applied, painted = studio.apply(item, {"layers": [layer]}, "apply")
         assert painted and (applied.alpha[box] == 255).all() and not np.array_equal(applied.alpha, item.alpha)
+        changed = np.count_nonzero(applied.alpha != item.alpha) / item.alpha.size
+        assert f"unsaved changes ({changed:.2%} of pixels)" in studio.progress_line(applied)
+        assert "unsaved" not in studio.progress_line(item) and "unsaved" not in studio.progress_line(applied.saved())
         snapped, painted = studio.apply(item, {"layers": [layer]}, "snap")
         assert painted and (snapped.alpha[box] == 255).all()
         reset = applied.with_alpha(applied.predicted)
@@ -161,7 +164,13 @@ def test_browse_filter_and_reopen(tmp_path: Path, engine: Engine) -> None:
         assert set(stems) == {"toon0", "toon1", "toon2"}
         assert all(thumb.ndim == 3 and thumb.shape[2] == 3 for thumb, _ in entries)
         corrected, stems = studio.browse("corrected")
-        assert stems == ["toon0"] and corrected[0][1] == "toon0 · corrected"
+        changed = np.count_nonzero(edited.alpha != item.predicted) / item.alpha.size
+        assert stems == ["toon0"] and corrected[0][1] == f"toon0 · corrected ({changed:.1%} changed)"
+        studio.move("next")
+        studio.save(studio.current().item, None)  # saved as the model predicted it
+        labels = dict(zip(studio.browse("corrected")[1], (label for _, label in studio.browse("corrected")[0])))
+        assert labels["toon1"] == "toon1 · saved untouched"
+        studio.move("previous")
         with pytest.raises(ToonmatteError, match="Unknown status"):
             studio.browse("done")
         studio.move("next")
@@ -261,3 +270,34 @@ def test_moving_on_keeps_applied_unsaved_changes(tmp_path: Path, engine: Engine)
         assert any("toon0" in warning for warning in reloaded.warnings)
     finally:
         studio.close()
+
+
+def test_a_load_with_nothing_readable_keeps_the_open_queue(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        item = studio.load(write_toons(tmp_path / "in", 2), None).item
+        fake = tmp_path / "upload" / "notes.png"  # a text file renamed .png
+        fake.parent.mkdir()
+        fake.write_text("not an image")
+        with pytest.raises(BadImageError) as raised:
+            studio.load([fake], None, item)
+        message = str(raised.value)
+        assert message.startswith("Cannot read notes.png: it is not an image format") and "Nothing was loaded" in message
+        assert str(tmp_path) not in message  # the file as uploaded, not its copy on the server
+        assert studio.current().item.stem == "toon0" and len(studio.queue) == 2
+        studio.close()
+        studio = make_studio(tmp_path / "dataset", engine)  # the kept queue is also what a restart resumes
+        assert studio.current().item.stem == "toon0" and len(studio.queue) == 2
+    finally:
+        studio.close()
+
+    fresh = make_studio(tmp_path / "fresh", engine)
+    try:
+        with pytest.raises(BadImageError, match="notes.png"):
+            fresh.load([fake], None)
+        assert fresh.queue is None and fresh.current().item is None
+        fresh.close()
+        fresh = make_studio(tmp_path / "fresh", engine)
+        assert fresh.queue is None
+    finally:
+        fresh.close()

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 
 from annotate import preview
@@ -30,6 +31,8 @@ TINT_COLOR = (255, 0, 255)
 TINT_OPACITY = 0.5
 """The background (alpha 0) is shown magenta at half opacity in the editor: distinct from the three brushes."""
 LAYER_NAME = "strokes"
+EDITOR_MAX_SIDE = 2048
+"""Images larger than this (either side) are shown in the editor scaled down (see ``Item.editor_size``)."""
 
 
 class _Source:
@@ -164,6 +167,24 @@ class Item:
 
     def tint_png(self) -> BandedPng:
         return self.png("tint_png", self.tint)
+
+    def editor_size(self) -> tuple[int, int]:
+        """(height, width) the editor shows: the image, scaled down to ``EDITOR_MAX_SIDE`` when larger.
+
+        The browser encodes and uploads the editor's canvas at this size on every Apply, and a
+        canvas of tens of megapixels stalls it; strokes painted on the smaller canvas are scaled
+        back to full resolution (nearest neighbour), so edits still land on full-resolution pixels.
+        """
+        h, w = self.alpha.shape
+        scale = min(1.0, EDITOR_MAX_SIDE / max(h, w))
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
+    def editor_png(self) -> bytes:
+        """The editor's background as PNG bytes, at ``editor_size``."""
+        h, w = self.editor_size()
+        if (h, w) == self.alpha.shape:
+            return self.tint_png().tobytes()
+        return self.cached("editor_png", lambda: BandedPng(cv2.resize(self.tint(), (w, h), interpolation=cv2.INTER_AREA)).tobytes())
 
     def cutout_png(self, decontaminate: bool = True) -> BandedPng:
         if decontaminate:

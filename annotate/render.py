@@ -56,8 +56,9 @@ class Renderer:
         self._lock = threading.Lock()
 
     def editor(self, item: Item) -> dict:
-        """The ``gr.ImageEditor`` value: the tinted image (a PNG file) as background and no strokes."""
-        return {"background": self._file(item, "editor", "background.png", lambda: item.tint_png().tobytes()),
+        """The ``gr.ImageEditor`` value: the tinted image (a PNG file, scaled down when very large) as
+        background and no strokes."""
+        return {"background": self._file(item, "editor", "background.png", item.editor_png),
                 "layers": [], "composite": None}
 
     def views(self, item: Item, choice: str, colour: str | None, decontaminate: bool) -> tuple[str, tuple[str, str]]:

@@ -116,9 +116,10 @@ def decode_strokes(layers: list[np.ndarray] | np.ndarray, size: tuple[int, int])
         layer = _as_layer(raw)
         if layer is None:
             continue
-        if layer.shape[:2] != (h, w):
-            layer = cv2.resize(layer, (w, h), interpolation=cv2.INTER_NEAREST)
         painted = _brush_masks(layer)
+        if layer.shape[:2] != (h, w):  # decoded at the layer's size: the same as resizing the layer first
+            painted = [cv2.resize(mask.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+                       for mask in painted]
         if masks is None:
             masks = painted
         else:

@@ -1,9 +1,11 @@
 """Real browser: Debian's Chromium driven by Playwright paints on the studio's editor and saves.
 
-Upload an image, paint one foreground stroke over the backdrop and one background stroke over
-the character (brushes picked with the keyboard shortcuts), save, and check that the saved ``gt``
-changed where the strokes were painted and nowhere else. Screenshots go to the test's temp folder
-(and to ``$TOONMATTE_SHOTS`` when set, for looking at them while developing).
+Upload an image; paint a foreground stroke over the backdrop and Apply; paint a background stroke
+across the character and Apply again; paint one more foreground stroke and press Save & next
+(which applies it). Brushes are picked with the keyboard shortcuts. The saved ``gt`` must have
+changed where each of the three strokes was painted and nowhere else: a stroke lost after an Apply
+fails it. Screenshots go to the test's temp folder (and to ``$TOONMATTE_SHOTS`` when set, for
+looking at them while developing).
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                       "--disable-component-update", "--disable-sync"])
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1300})
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
                 page.wait_for_selector("#load-queue")
                 page.wait_for_function("() => document.querySelector('#engine-banner').innerText.includes('Engine')",
@@ -122,19 +124,38 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
 
                 fg_stroke = ((12.0, 14.0), (50.0, 20.0))  # over the plain backdrop (top left)
                 bg_stroke = ((70.0, 140.0), (92.0, 140.0))  # across the character's body
+                fg_stroke2 = ((140.0, 14.0), (150.0, 40.0))  # over the backdrop (top right), saved unapplied
+
+                def apply_and_wait(shot: str) -> None:
+                    """Press Apply and wait until the editor shows the new matte, with no overlay on it."""
+                    before = page.locator("#progress").inner_text()
+                    page.keyboard.press("a")
+                    page.wait_for_function(
+                        "previous => { const now = document.querySelector('#progress').innerText;"
+                        " return now !== previous && now.includes('unsaved changes'); }", arg=before, timeout=120_000)
+                    page.wait_for_timeout(1500)  # the editor loads its new background
+                    assert not page.locator("#editor .eta-bar, #editor .progress-text, #editor .error").count(), \
+                        "a status overlay covers the editor after Apply"
+                    page.screenshot(path=str(shots / shot), full_page=True)
+
                 use("f", "rgb(0, 255, 0)")
                 paint(*fg_stroke)
+                apply_and_wait("2-applied-fg.png")
+                assert not page.locator(".toast-body.warning").count(), "Apply said nothing was painted"
                 use("b", "rgb(255, 0, 0)")
                 paint(*bg_stroke)
+                apply_and_wait("3-applied-bg.png")
+                assert not page.locator(".toast-body.warning").count(), "the second Apply lost its stroke"
+                use("f", "rgb(0, 255, 0)")
+                paint(*fg_stroke2)
                 page.wait_for_timeout(300)
-                page.screenshot(path=str(shots / "2-painted.png"), full_page=True)
 
                 page.keyboard.press("s")  # save and next
                 saved = dataset / "train" / GENERATION / "gt" / "painted.png"
                 page.wait_for_function("() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')",
                                        timeout=120_000)
                 page.wait_for_timeout(1000)
-                page.screenshot(path=str(shots / "3-saved.png"), full_page=True)
+                page.screenshot(path=str(shots / "4-saved.png"), full_page=True)
 
                 page.locator("button[role=tab] >> text=Browse").click()  # the saved item is in the gallery...
                 page.locator("#gallery >> text=painted · corrected").click(timeout=120_000)
@@ -142,7 +163,7 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                     "() => document.querySelector('button[role=tab][aria-selected=true]').innerText.includes('Correct')",
                     timeout=120_000)
                 page.wait_for_function("() => !document.querySelector('.pending')", timeout=120_000)
-                page.screenshot(path=str(shots / "4-reopened.png"), full_page=True)
+                page.screenshot(path=str(shots / "5-reopened.png"), full_page=True)
                 assert not page.locator(".toast-body.error").count(), "reopening showed an error"
             finally:
                 browser.close()
@@ -155,16 +176,19 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
     with Image.open(saved) as gt_image:
         gt = np.asarray(gt_image).copy()
     shape = predicted.shape
-    fg_core = capsule(shape, *fg_stroke, radius - TOLERANCE)
-    bg_core = capsule(shape, *bg_stroke, radius - TOLERANCE)
-    fg_reach = capsule(shape, *fg_stroke, radius + TOLERANCE)
-    bg_reach = capsule(shape, *bg_stroke, radius + TOLERANCE)
-    assert (predicted[fg_core] == 0).all() and (predicted[bg_core] == 255).all(), "strokes must cross a real change"
-    assert (gt[fg_core] == 255).all(), "the foreground stroke did not set alpha 255 where it was painted"
-    assert (gt[bg_core] == 0).all(), "the background stroke did not set alpha 0 where it was painted"
+    strokes = {"foreground": [fg_stroke, fg_stroke2], "background": [bg_stroke]}
+    core = {kind: np.logical_or.reduce([capsule(shape, *stroke, radius - TOLERANCE) for stroke in painted])
+            for kind, painted in strokes.items()}
+    reach = {kind: np.logical_or.reduce([capsule(shape, *stroke, radius + TOLERANCE) for stroke in painted])
+             for kind, painted in strokes.items()}
+    assert (predicted[core["foreground"]] == 0).all() and (predicted[core["background"]] == 255).all(), \
+        "strokes must cross a real change"
+    for stroke in strokes["foreground"]:
+        assert (gt[capsule(shape, *stroke, radius - TOLERANCE)] == 255).all(), f"the foreground stroke {stroke} was lost"
+    assert (gt[core["background"]] == 0).all(), "the background stroke did not set alpha 0 where it was painted"
     changed = gt != predicted
-    assert not (changed & ~(fg_reach | bg_reach)).any(), "pixels changed outside the painted strokes"
-    assert (gt[changed & fg_reach] == 255).all() and (gt[changed & bg_reach] == 0).all()
+    assert not (changed & ~(reach["foreground"] | reach["background"])).any(), "pixels changed outside the painted strokes"
+    assert (gt[changed & reach["foreground"]] == 255).all() and (gt[changed & reach["background"]] == 0).all()
     im = np.asarray(Image.open(dataset / "train" / GENERATION / "im" / "painted.png"))
     assert np.array_equal(im, rgb)
     assert "Traceback" not in log.read_text()

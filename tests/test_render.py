@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from gradio.components.image_editor import EditorData, EditorDataBlobs
@@ -147,3 +148,19 @@ def test_strokes_editor_decodes_only_layers(tmp_path: Path) -> None:
     value = editor.preprocess(EditorData(layers=[FileData(path=str(rgb_path))]))
     assert value["layers"][0].shape == (20, 30, 4) and np.array_equal(value["layers"][0][..., :3], layer[..., :3])
     assert (value["layers"][0][..., 3] == 255).all()
+
+
+def test_a_large_image_is_shown_scaled_down_and_edited_at_full_resolution(item: Item, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(editing, "EDITOR_MAX_SIDE", 48)  # the 120x96 item counts as "large"
+    assert item.editor_size() == (48, 38)
+    background = read(Renderer(tmp_path).editor(item)["background"])
+    assert background.shape == (48, 38, 3)
+    layer = np.zeros((48, 38, 4), np.uint8)
+    layer[0:4, 0:6] = (*FOREGROUND_COLOR, 255)  # the backdrop's top-left corner, on the small canvas
+    edited, painted = editing.apply_editor(item, {"layers": [layer]})
+    assert painted
+    reach = cv2.resize(layer[..., 3], (96, 120), interpolation=cv2.INTER_NEAREST) > 0  # about 10x15 pixels
+    assert reach.sum() >= 10 * 15 and (edited.alpha[reach] == 255).all()
+    assert not (edited.alpha != item.alpha)[~reach].any()
+    monkeypatch.setattr(editing, "EDITOR_MAX_SIDE", 4096)
+    assert item.editor_size() == item.alpha.shape

@@ -246,3 +246,19 @@ def test_mismatched_sizes_are_refused(toon):
         apply_strokes(image, alpha, Strokes.empty((10, 10)))
     with pytest.raises(ToonmatteError, match="8-bit RGB"):
         apply_strokes(image[..., 0], alpha, Strokes.empty(alpha.shape))
+
+
+def test_decoding_a_scaled_layer_equals_decoding_it_resized_to_full_size():
+    """Strokes from a scaled-down editor canvas: masks are decoded at the layer's size, then scaled."""
+    rng = np.random.default_rng(3)
+    small = np.zeros((37, 53, 4), np.uint8)
+    for colour in (FOREGROUND_COLOR, BACKGROUND_COLOR, EDGE_COLOR):
+        for _ in range(4):
+            y, x = rng.integers(0, 30), rng.integers(0, 45)
+            _paint(small, (slice(y, y + int(rng.integers(2, 8))), slice(x, x + int(rng.integers(2, 9)))), colour)
+    size = (101, 149)  # not a whole multiple of the layer
+    expected = decode_strokes([cv2.resize(small, size[::-1], interpolation=cv2.INTER_NEAREST)], size)
+    got = decode_strokes([small], size)
+    for name in ("foreground", "background", "edge"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+        assert getattr(got, name).any()

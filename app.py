@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from annotate.server_log import quiet_client_disconnects
+
+    quiet_client_disconnects()
     # Gradio reads this when the Blocks are built: calling demo.queue(default_concurrency_limit=...)
     # instead rebuilds the whole server app once more (about 0.2 s of a 2-vCPU start).
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", str(DEFAULT_CONCURRENCY))

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_client_disconnects()
     # Gradio reads this when the Blocks are built: calling demo.queue(default_concurrency_limit=...)
-    # instead rebuilds the whole server app once more (about 0.2 s of a 2-vCPU start).
+    # instead rebuilds the whole server app once more at start-up.
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", str(DEFAULT_CONCURRENCY))
     from annotate.gradio_import import skip_stub_writing
 

@@ -1,11 +1,11 @@
-"""Import Gradio without its import-time stub writing: about 1.5 s of a 2-vCPU start.
+"""Import Gradio without its import-time stub writing, a large share of the studio's start-up time.
 
 Every Gradio component class is built by a metaclass that re-creates the class's ``.pyi`` type
 stub as it is defined (``gradio.component_meta.create_or_modify_pyi``): it reads the component's
 source file, parses it with ``ast`` twice and rewrites the stub if it differs. That is editor
-tooling, not behaviour, and on a 2-vCPU machine it is 1.5 of the 3.9-4.4 s that ``import gradio``
-takes. ``skip_stub_writing`` makes that one function do nothing for this process, from the moment
-its module is loaded; it must run before anything imports Gradio. If Gradio moves the function,
+tooling, not behaviour, and it is a large part of what ``import gradio`` costs. ``skip_stub_writing``
+makes that one function do nothing for this process, from the moment its module is loaded; it
+must run before anything imports Gradio. If Gradio moves the function,
 nothing is skipped and everything still works, only slower to start.
 """
 from __future__ import annotations

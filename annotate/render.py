@@ -7,8 +7,8 @@ at preview size as JPEG (the alpha-alone view as PNG, where compression artefact
 and the full-resolution downloads as PNG. Each file is written once per matte and reused.
 
 By default the files are written inside Gradio's file cache: Gradio serves a returned file from
-there as it is, while a file from anywhere else is first hashed and copied into the cache (on a
-2-vCPU machine, tens of ms per full-resolution PNG after every Apply).
+there as it is, while a file from anywhere else is first hashed and copied into the cache (work
+repeated for every full-resolution PNG after every Apply).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import STATE_KEY, ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
 from annotate.render import Renderer
-from annotate.store import STATUSES, DatasetStore
+from annotate.store import STATUSES, DatasetStore, ItemRecord
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imageio import load_image
 
@@ -56,7 +56,7 @@ class Step:
     info: str | None = None
 
 
-def status_label(record) -> str:
+def status_label(record: ItemRecord) -> str:
     """How Browse names an item's state: a save that kept the model's matte is not called a correction."""
     if record.status == "corrected" and record.changed_fraction is not None:
         if record.changed_fraction == 0:

@@ -1,20 +1,20 @@
-"""``python -m annotate.bench``: how responsive the studio is on this machine (issue 5, target 5).
+"""``python -m annotate.bench``: how responsive the studio is on this machine, server side.
 
 Times, on a procedurally drawn 2048x2048 toon image:
 
-- **Apply strokes**: the UI's "Apply strokes" handler as Gradio calls it (decode the painted layer,
-  apply the strokes, re-tint the editor background, render the preview views), and separately
-  Gradio's own server-side work around it (decoding the strokes PNG the browser uploaded, caching
-  the returned files after it), and, over HTTP from a client process, receiving the three PNGs the
-  editor uploads first (the client's wait, and the server's CPU time). The PNGs are compressed as
-  Chromium's canvas compresses them (``browser_png``), since that sets what decoding them costs;
+- **Apply strokes**: the UI's "Apply strokes" handler as Gradio calls it (decode the painted crop
+  the editor sends with the event, apply the strokes, re-tint the editor background, render the
+  preview views), and separately Gradio's own server-side work around it (reading the inputs,
+  caching the returned files after it). The crop is compressed as Chromium's canvas compresses it
+  (``browser_png``), since that sets what decoding it costs;
 - **Save**: storing the triple (``editing.save``: foreground estimation when no cached cut-out
   exists, three PNGs, fsync'd atomic commit), and the whole Save button handler;
 - **Start**: ``python app.py`` with no weights (offline, empty Hugging Face cache) until ``/``
   answers HTTP 200.
 
 Each time is the median of ``--repeats`` runs after a warm-up. Targets: apply + preview under
-100 ms, save under 500 ms, start under 5 s. The engine's own benchmarks are ``python -m toonmatte bench``.
+100 ms, save under 500 ms, start under 5 s. What a person waits for in a browser is
+``python -m benchmarks.studio_browser``; the engine's own benchmarks are ``python -m toonmatte bench``.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import io
 import json
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -33,7 +32,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +136,19 @@ def browser_png(array: np.ndarray) -> bytes:
     return png_file(array.shape, zlib.compress(up_filtered(rows, None), 1))
 
 
+def strokes_payload(layer: np.ndarray) -> str:
+    """What the studio's editor (``annotate/canvas.js``) sends with an event for a painted ``layer``:
+    the painted pixels' bounding box as a PNG data URL, with its offset and the canvas size."""
+    import base64
+
+    from annotate.canvas import PNG_DATA_URL
+
+    rows, cols = np.flatnonzero(layer[..., 3].any(1)), np.flatnonzero(layer[..., 3].any(0))
+    crop = layer[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return json.dumps({"width": layer.shape[1], "height": layer.shape[0], "x": int(cols[0]), "y": int(rows[0]),
+                       "png": PNG_DATA_URL + base64.b64encode(browser_png(crop)).decode()})
+
+
 class _StudioHarness:
     """A Studio with its Blocks built (not launched), to call the real event handlers and
     Gradio's pre- and post-processing for them."""
@@ -153,7 +164,6 @@ class _StudioHarness:
                              annotator="bench")
         self.demo = build_app(self.studio)
         self._session: Any = None
-        self._uploaded: list[Path] = []
         self._loop = asyncio.new_event_loop()  # one loop, as in the server: ``asyncio.run`` would add its own
         # set-up, and on exit even the repr of the finished task, arrays included (about 10 ms)
 
@@ -162,57 +172,6 @@ class _StudioHarness:
             if block_fn.name == name:
                 return block_fn
         raise LookupError(f"the studio has no event handler named {name}")
-
-    def editor_blobs(self, shown: np.ndarray, layer: np.ndarray) -> list[tuple[str, str | None, bytes]]:
-        """The PNGs the browser's editor posts before an event: the background it was given
-        (``shown``, RGB), the strokes layer and their composite, as (type, layer index, bytes)."""
-        background = np.dstack([shown, np.full(shown.shape[:2], 255, np.uint8)])
-        painted = layer[..., 3:4].astype(np.float32) / 255.0
-        composite = background.copy()
-        composite[..., :3] = (layer[..., :3] * painted + shown * (1 - painted)).astype(np.uint8)
-        return [("background", None, browser_png(background)), ("layer", "0", browser_png(layer)),
-                ("composite", None, browser_png(composite))]
-
-    def upload(self, blobs: list[tuple[str, str | None, bytes]]) -> dict[str, Any]:
-        """Store ``blobs`` in Gradio's file cache as its ``/upload`` route does, and return the event's payload
-        naming them, as the browser sends it."""
-        from annotate.render import gradio_cache
-
-        def stored(kind: str, index: str | None, data: bytes) -> dict[str, Any]:
-            path = gradio_cache() / uuid.uuid4().hex / (f"layer_{index}.png" if kind == "layer" else f"{kind}.png")
-            path.parent.mkdir(parents=True)
-            path.write_bytes(data)
-            self._uploaded.append(path.parent)
-            return {"path": str(path), "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
-
-        files = {kind: stored(kind, index, data) for kind, index, data in blobs}
-        return {"background": files.get("background"), "composite": files.get("composite"),
-                "layers": [files["layer"]] if "layer" in files else [], "id": None}
-
-    def post(self, blobs: list[tuple[str, str | None, bytes]], repeats: int) -> tuple[float, float]:
-        """Upload ``blobs`` at once over HTTP to the launched app's ``/upload`` route, each file its own request, as
-        the browser's editor does before an event (it has no change listener, so nothing is posted while painting),
-        from a client in another process: (the client's median wall ms per event, the server's CPU ms per event: all
-        its threads, less what the idle server burns in the same time, averaged over the runs)."""
-        files = []
-        for kind, index, data in blobs:
-            path = self.folder / f"posted-{kind}.png"
-            path.write_bytes(data)
-            files.append(str(path))
-        port = _free_port()
-        self.demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
-        request = {"url": f"http://127.0.0.1:{port}/gradio_api/upload", "files": files, "runs": max(1, repeats) + 1}
-        try:
-            idle_rate, _, _ = _cpu_rate(lambda: time.sleep(1.0))  # the idle server's own polling
-            rate, wall, done = _cpu_rate(lambda: subprocess.run(
-                [sys.executable, "-c", _POST_CLIENT, json.dumps(request)], capture_output=True, text=True, timeout=600))
-            server_cpu_ms = max(0.0, rate - idle_rate) * wall * 1000.0 / request["runs"]
-            if done.returncode != 0:
-                raise RuntimeError(f"the posting client failed:\n{done.stderr}")
-            walls = json.loads(done.stdout)[1:]  # the first run warms up
-        finally:
-            self.demo.close()
-        return statistics.median(walls), server_cpu_ms
 
     def _session_state(self) -> Any:
         """One browser session's state, built once as the server does when a page connects."""
@@ -231,36 +190,6 @@ class _StudioHarness:
     def close(self) -> None:
         self.studio.close()
         self._loop.close()
-        for folder in self._uploaded:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-_POST_CLIENT = """
-import json, os, sys, time
-from concurrent.futures import ThreadPoolExecutor
-import httpx
-request = json.loads(sys.argv[1])
-files = [(os.path.basename(path), open(path, "rb").read()) for path in request["files"]]
-walls = []
-with httpx.Client(timeout=60) as client, ThreadPoolExecutor(len(files)) as pool:
-    def post(file):
-        client.post(request["url"], files={"files": (file[0], file[1], "image/png")}).raise_for_status()
-    for _ in range(request["runs"]):
-        start = time.perf_counter()
-        list(pool.map(post, files))
-        walls.append((time.perf_counter() - start) * 1000.0)
-print(json.dumps(walls))
-"""
-"""The browser's side of uploading the editor's PNGs, run in its own process so that the server's CPU
-time can be told from the client's."""
-
-
-def _cpu_rate(fn: Callable[[], Any]) -> tuple[float, float, Any]:
-    """(this process's CPU seconds per wall second while ``fn`` runs, the wall seconds, its result)."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    result = fn()
-    wall = time.perf_counter() - wall
-    return (time.process_time() - cpu) / wall, wall, result
 
 
 def _timed(prepare: Callable[[], Any], run: Callable[[Any], Any], repeats: int) -> tuple[float, Any]:
@@ -279,6 +208,7 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
     """Show an image, apply strokes to it and save it, through the studio's real handlers."""
     from annotate import editing, preview
     from annotate.editing import Item
+    from annotate.canvas import editor_value
     from annotate.strokes import strokes_from_editor
 
     rgb, truth = draw_scene(size)
@@ -305,29 +235,24 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
 
             show_ms, shown = _timed(new_item, show, repeats)
             downloads_fn.fn(shown, True)  # the page now shows ``shown``, as after loading it
-            blobs = harness.editor_blobs(shown.tint(), layer)
-            pre_ms, processed = _timed(lambda: [None, harness.upload(blobs), *look],
+            value = strokes_payload(layer)
+            pre_ms, processed = _timed(lambda: [None, value, *look],
                                        lambda inputs: harness.preprocess(apply_fn, inputs), repeats)
-            value = processed[1]
-            receive_ms, receive_cpu_ms = harness.post(blobs, repeats)
-
-            apply_ms, outputs = median_ms(lambda: apply_fn.fn(shown, value, *look), repeats)
+            apply_ms, outputs = median_ms(lambda: apply_fn.fn(shown, processed[1], *look), repeats)
             post_ms, _ = median_ms(lambda: harness.postprocess(apply_fn, outputs), repeats)
-            decode_ms, _ = median_ms(lambda: strokes_from_editor(value, shown.alpha.shape), repeats)
+            decode_ms, _ = median_ms(lambda: strokes_from_editor(editor_value(value, shown.editor_size()),
+                                                                 shown.alpha.shape), repeats)
             after_ms, _ = _timed(lambda: apply_fn.fn(shown, value, *look)[0], lambda item: downloads_fn.fn(item, True),
                                  repeats)
             rows += [Row(f"show a new {size}x{size} image (load/next), handler work", show_ms),
                      Row("apply strokes + preview, handler", apply_ms),
-                     Row("  of which: decode strokes", decode_ms),
-                     Row("  Gradio: decode the strokes PNG (before the handler)", pre_ms),
+                     Row(f"  of which: decode the strokes ({len(value) / 1024:.0f} KB sent with the event)", decode_ms),
+                     Row("  Gradio: read the event's inputs (before the handler)", pre_ms),
                      Row("  Gradio: cache the returned files (after)", post_ms),
                      Row("apply strokes + preview, all server-side work", pre_ms + apply_ms + post_ms, APPLY_TARGET_MS),
-                     Row("  before it: uploading the 3 PNGs, the client waits (HTTP)", receive_ms),
-                     Row("    server CPU time to receive them", receive_cpu_ms),
                      Row("  then: download files (chained step)", after_ms)]
 
             cold_ms, _ = _timed(new_item, lambda item: editing.save(harness.studio.store, item, "bench"), repeats)
-            empty = {"background": None, "layers": [], "composite": None}
 
             def applied() -> Item:
                 """A new image shown with its downloads, then strokes applied: as before a first Save."""
@@ -337,7 +262,7 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
                 downloads_fn.fn(item, True)
                 return item
 
-            handler_ms, _ = _timed(applied, lambda item: save_fn.fn(item, empty, *look), repeats)
+            handler_ms, _ = _timed(applied, lambda item: save_fn.fn(item, "", *look), repeats)
             rows += [Row("save triple, nothing cached (editing.save)", cold_ms, SAVE_TARGET_MS),
                      Row("first save after Apply, Save handler", handler_ms, SAVE_TARGET_MS)]
         finally:

@@ -171,9 +171,9 @@ class Item:
     def editor_size(self) -> tuple[int, int]:
         """(height, width) the editor shows: the image, scaled down to ``EDITOR_MAX_SIDE`` when larger.
 
-        The browser encodes and uploads the editor's canvas at this size on every Apply, and a
-        canvas of tens of megapixels stalls it; strokes painted on the smaller canvas are scaled
-        back to full resolution (nearest neighbour), so edits still land on full-resolution pixels.
+        The browser holds the image and a stroke canvas of this size, and tens of megapixels of
+        them make it slow to draw; strokes painted on the smaller canvas are scaled back to full
+        resolution (nearest neighbour), so edits still land on full-resolution pixels.
         """
         h, w = self.alpha.shape
         scale = min(1.0, EDITOR_MAX_SIDE / max(h, w))
@@ -235,13 +235,6 @@ def from_store(store: DatasetStore, stem: str, predict: Callable[[np.ndarray], A
     matte = predict(image)
     return Item(stem, image, matte.alpha, gt, matte.engine, str(getattr(matte, "version", matte.engine)),
                 record.source_path if record else None, record.source_hash if record else None)
-
-
-def editor_value(item: Item | None) -> dict | None:
-    """The ``gr.ImageEditor`` value: the tinted image as background and no strokes."""
-    if item is None:
-        return None
-    return {"background": item.tint(), "layers": [], "composite": None}
 
 
 def apply_editor(item: Item, value: dict | None, how: str = "apply") -> tuple[Item, bool]:

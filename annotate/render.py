@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from annotate import preview
+from annotate.canvas import stage_html
 from annotate.editing import Item
 from toonmatte.errors import ToonmatteError
 
@@ -55,11 +56,13 @@ class Renderer:
         self._pruned = time.monotonic()
         self._lock = threading.Lock()
 
-    def editor(self, item: Item) -> dict:
-        """The ``gr.ImageEditor`` value: the tinted image (a PNG file, scaled down when very large) as
-        background and no strokes."""
-        return {"background": self._file(item, "editor", "background.png", item.editor_png),
-                "layers": [], "composite": None}
+    def editor(self, item: Item) -> str:
+        """The stroke editor's stage (``annotate.canvas``) showing ``editor_background``, with no strokes."""
+        return stage_html(self.editor_background(item), item.editor_size(), item.stem)
+
+    def editor_background(self, item: Item) -> str:
+        """The editor's tinted image as a PNG file (scaled down when very large)."""
+        return self._file(item, "editor", "background.png", item.editor_png)
 
     def views(self, item: Item, choice: str, colour: str | None, decontaminate: bool) -> tuple[str, tuple[str, str]]:
         """(the preview file, (before, after) files for the slider) for one of ``preview.BACKGROUNDS``."""

@@ -25,10 +25,9 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
 
 
 def head() -> str:
-    """The ``<script>`` for ``launch(head=...)``: key handling plus ``window.toonmatte`` brush helpers."""
+    """The ``<script>`` for ``launch(head=...)``: key handling, and ``window.toonmatte.strokes()`` for events."""
     source = (Path(__file__).with_name("shortcuts.js").read_text(encoding="utf-8")
-              .replace("__KEYS__", json.dumps({key: elem_id for key, elem_id, _ in SHORTCUTS}))
-              .replace("__EDITOR__", EDITOR_ID))
+              .replace("__KEYS__", json.dumps({key: elem_id for key, elem_id, _ in SHORTCUTS})))
     for placeholder, elem_id in BRUSH_BUTTONS.items():
         source = source.replace(placeholder, elem_id)
     return f"<script>\n{source}</script>"
@@ -38,5 +37,5 @@ def help_markdown() -> str:
     """The shortcut table shown in the studio."""
     rows = "\n".join(f"| `{key}` | {what} |" for key, _, what in SHORTCUTS)
     return ("| key | action |\n|---|---|\n" + rows +
-            "\n\nUndo/redo and zoom are the editor's own buttons (top right of the canvas). "
-            "Shortcuts are ignored while typing in a text field.")
+            "\n\n`Ctrl+Z` / `Ctrl+Shift+Z` undo / redo a stroke; the mouse wheel zooms; drag with the right "
+            "button (or hold `Space`) to pan. Shortcuts are ignored while typing in a text field.")

@@ -1,4 +1,4 @@
-"""Brush strokes from the studio's ``gr.ImageEditor``: decode them and apply them to a matte.
+"""Brush strokes from the studio's stroke editor (``annotate.canvas``): decode them and apply them to a matte.
 
 The person paints on an editor layer with three brushes whose colours are pure saturated
 primaries, far apart in RGB, so the meaning of every painted pixel is recoverable exactly even
@@ -93,7 +93,7 @@ def _as_layer(layer: Any) -> np.ndarray | None:
     if layer.dtype != np.uint8:
         raise ToonmatteError(f"A brush layer must hold 8-bit pixels, not {layer.dtype}; send the editor's layers unchanged.")
     if layer.ndim == 2:  # "L" mode: no colour, so nothing can be decoded from it
-        raise ToonmatteError("The brush layer has no colour channels; set the image editor's image_mode to RGBA.")
+        raise ToonmatteError("The brush layer has no colour channels; send the strokes as an RGBA image.")
     if layer.shape[2] == 3:  # "RGB" mode drops alpha: transparent pixels come back black
         opaque = np.where(layer.any(axis=2), 255, 0).astype(np.uint8)
         layer = np.dstack([layer, opaque])
@@ -154,7 +154,7 @@ def _brush_pixels(layer: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def strokes_from_editor(value: dict | None, size: tuple[int, int]) -> Strokes:
-    """Decode the value of a ``gr.ImageEditor`` ({"background", "layers", "composite"})."""
+    """Decode an editor value ({"layers": [RGBA layers]}, as ``annotate.canvas.editor_value`` gives it)."""
     if not value or not value.get("layers"):
         return Strokes.empty(size)
     return decode_strokes(list(value["layers"]), size)

@@ -1,7 +1,8 @@
 """The studio's Gradio Blocks: layout and short event handlers over ``annotate.studio.Studio``.
 
-The image editor has no ``.change``/``.input`` listeners (they would make the browser re-upload
-every layer after each stroke): strokes reach the server only when a button is pressed.
+The stroke editor is ``annotate.canvas`` (a ``gr.HTML`` stage and its script): strokes reach the
+server only when a button is pressed, as the painted pixels' crop in a hidden textbox that the
+event's ``js`` fills (``STROKES_JS``).
 
 Handlers return files written by ``studio.renderer`` (the editor's PNG re-encoded only where the
 matte changed, previews at preview size), not arrays for Gradio to encode. The full-resolution
@@ -15,14 +16,13 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from annotate import preview
+from annotate import canvas, preview
+from annotate.canvas import EMPTY_STAGE
 from annotate.editing import Item
 from annotate.quality_tab import quality_tab, selected_stem
 from annotate.shortcuts import EDITOR_ID, help_markdown
 from annotate.store import STATUSES
-from annotate.strokes import BACKGROUND_HEX, EDGE_HEX, FOREGROUND_HEX
 from annotate.studio import Step, Studio
-from annotate.widgets import StrokesEditor
 from toonmatte.errors import ToonmatteError
 
 ENGINE = "engine"
@@ -31,7 +31,10 @@ EDITOR_HEIGHT = 580
 PREVIEW_HEIGHT = 330
 """Editor and previews side by side fit a 1400x1000 window, so the result of Apply shows without scrolling."""
 LEGEND = ("<small>The **magenta tint** marks what the matte removes (alpha 0: full tint; soft edges: partial "
-          "tint). Paint over mistakes, then **Apply**; nothing changes until you do.</small>")
+          "tint). Paint over mistakes, then **Apply**; nothing changes until you do. Wheel: zoom; right-drag: "
+          "pan; Ctrl+Z: undo a stroke.</small>")
+STROKES_JS = "(...values) => { values[1] = window.toonmatte.strokes(); return values; }"
+"""An event's ``js``: its second input (the hidden strokes textbox) gets the editor's painted strokes."""
 CSS = """
 #engine-banner.fallback { background: #fff4d6; border: 1px solid #e0b100; border-radius: 8px; padding: 4px 12px; }
 #engine-banner.fallback p { color: #5c4500; }
@@ -87,13 +90,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                             download_rgba = gr.DownloadButton("Download cut-out (RGBA PNG)", elem_id="download-rgba")
                             download_mask = gr.DownloadButton("Download mask (PNG)", elem_id="download-mask")
                     with gr.Column(scale=3, min_width=420):
-                        editor = StrokesEditor(
-                            label="Paint: green = subject, red = background, blue = soft edge to re-solve",
-                            elem_id=EDITOR_ID, type="numpy", format="png", image_mode="RGBA", height=EDITOR_HEIGHT,
-                            sources=[], transforms=[], interactive=True,
-                            brush=gr.Brush(colors=[FOREGROUND_HEX, BACKGROUND_HEX, EDGE_HEX], color_mode="fixed"),
-                            layers=gr.LayerOptions(allow_additional_layers=False, layers=["strokes"]),
-                        )
+                        editor = gr.HTML(EMPTY_STAGE, elem_id=EDITOR_ID, min_height=EDITOR_HEIGHT,
+                                         label="Paint: green = subject, red = background, blue = soft edge to re-solve",
+                                         show_label=True, container=True, js_on_load=None)
+                        strokes = gr.Textbox(visible=False)  # filled by STROKES_JS when an event needs them
                         gr.Markdown(LEGEND, elem_id="editor-legend")
                         with gr.Row():  # wired in the browser by annotate/shortcuts.js (they drive the editor's toolbar)
                             gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm", min_width=60)
@@ -170,20 +170,24 @@ def build_app(studio: Studio) -> gr.Blocks:
             handler.__name__ = f"on_{action}"
             return handler
 
-        @_friendly
-        def on_save_next(current, value, choice, colour, clean):
-            return show(studio.save_and_next(current, value), current, choice, colour, clean)
+        def painted(current: Item | None, payload: str | None) -> dict | None:
+            """The editor's strokes for the item on screen (their canvas is its ``editor_size``)."""
+            return None if current is None else canvas.editor_value(payload, current.editor_size())
 
         @_friendly
-        def on_save(current, value, choice, colour, clean):
-            item, stem = studio.save(current, value)
+        def on_save_next(current, payload, choice, colour, clean):
+            return show(studio.save_and_next(current, painted(current, payload)), current, choice, colour, clean)
+
+        @_friendly
+        def on_save(current, payload, choice, colour, clean):
+            item, stem = studio.save(current, painted(current, payload))
             return show(Step(item, info=f"Saved {stem}."), current, choice, colour, clean)
 
         def on_strokes(how: str):
             @_friendly
-            def handler(current, value, choice, colour, clean):
-                item, painted = studio.apply(current, value, how)
-                if not painted:
+            def handler(current, payload, choice, colour, clean):
+                item, any_painted = studio.apply(current, painted(current, payload), how)
+                if not any_painted:
                     gr.Warning("Nothing is painted yet: pick a brush (F, B or E) and paint on the image first.")
                     return show(Step(None), current, choice, colour, clean)
                 return show(Step(item), current, choice, colour, clean)
@@ -225,10 +229,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         def on_quality_open(current, choice, colour, clean, evt: gr.SelectData):
             return reopen(selected_stem(evt), current, choice, colour, clean)
 
-        # Progress shows on the progress line only. Gradio's front end asks the editor for its value
-        # (re-uploading its layers) on every loading-status change it is given, and applies those
-        # changes out of order once the uploads race: the editor then stays covered by a stale
-        # "pending" overlay that swallows the strokes painted over it.
+        # Progress shows on the progress line only: a status overlay on the editor would cover the
+        # canvas (and swallow strokes) while the event runs, and an error badge would hide the image.
         private = {"api_visibility": "private"}
         editing = {**private, "show_progress_on": [progress]}
         engine_calls = {"concurrency_id": ENGINE, "concurrency_limit": 1, **editing}
@@ -239,10 +241,10 @@ def build_app(studio: Studio) -> gr.Blocks:
         then_downloads(load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls))
         then_downloads(previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls))
         then_downloads(skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls))
-        then_downloads(save_next.click(on_save_next, [item_state, editor, *look], shows, **engine_calls))
-        then_downloads(save.click(on_save, [item_state, editor, *look], shows, **editing))
-        then_downloads(apply.click(on_strokes("apply"), [item_state, editor, *look], shows, **editing))
-        then_downloads(snap.click(on_strokes("snap"), [item_state, editor, *look], shows, **editing))
+        then_downloads(save_next.click(on_save_next, [item_state, strokes, *look], shows, js=STROKES_JS, **engine_calls))
+        then_downloads(save.click(on_save, [item_state, strokes, *look], shows, js=STROKES_JS, **editing))
+        then_downloads(apply.click(on_strokes("apply"), [item_state, strokes, *look], shows, js=STROKES_JS, **editing))
+        then_downloads(snap.click(on_strokes("snap"), [item_state, strokes, *look], shows, js=STROKES_JS, **editing))
         then_downloads(reset.click(on_reset, [item_state, *look], shows, **editing))
         for control in (background, custom):
             control.change(on_look, [item_state, *look], views, **private)
@@ -276,7 +278,8 @@ def build_app(studio: Studio) -> gr.Blocks:
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Page-level options that Gradio 6 takes in ``launch``: the stylesheet and the shortcut script."""
-    from annotate.shortcuts import head
+    """Page-level options that Gradio 6 takes in ``launch``: the stylesheet, the shortcut and editor scripts."""
+    from annotate import shortcuts
 
-    return {"css": CSS, "head": head()}
+    return {"css": CSS + f"#{EDITOR_ID} {{ --tm-editor-height: {EDITOR_HEIGHT}px; }}\n",
+            "head": shortcuts.head() + "\n" + canvas.head()}

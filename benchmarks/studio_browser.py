@@ -5,13 +5,14 @@ Chromium through Playwright (1400x1000), and for each image size draws a toon im
 times, from the click to what the person sees:
 
 - **Load**, **Apply** and **Snap** (the last two after one painted stroke): until the preview shows
-  the new matte (the editor's new background arrives in the same answer);
-- **Save & next**: until the "Saved" message shows.
+  the new matte and the editor its new canvas;
+- **Save & next**: until the progress line counts the image as saved.
 
 Each time is split at the moments the browser sends the event (``queue/join``) and first asks for a
-file of the answer: before the send is the browser's own work (the editor exporting and uploading
-its canvas), in between the server's, after it the browser fetching and drawing the results. Median of ``--repeats`` runs per action. The server-side benchmark is
-``python -m annotate.bench``; the engine's is ``python -m toonmatte bench``.
+file of the answer: before the send is the browser's own work (the editor cropping and encoding
+its strokes), in between the server's, after it the browser fetching and drawing the results.
+Median of ``--repeats`` runs per action. The server-side benchmark is ``python -m annotate.bench``;
+the engine's is ``python -m toonmatte bench``.
 """
 from __future__ import annotations
 
@@ -101,7 +102,14 @@ class Timeline:
 
 
 PREVIEW_CHANGED = """previous => { const img = document.querySelector('#preview img');
-  return !!img && img.src !== previous && img.complete && img.naturalWidth > 0; }"""
+  const stage = document.querySelector('#editor .tm-stage[data-ready] img.tm-background');
+  return !!img && img.src !== previous && img.complete && img.naturalWidth > 0
+    && !!stage && stage.complete && stage.naturalWidth > 0; }"""
+
+
+SAVED = """() => { const counted = document.querySelector('#progress').innerText.match(/(\\d+) of (\\d+) corrected/);
+  return !!counted && counted[1] === counted[2]; }"""
+"""The progress line counts every queued image as saved (each round saves the last one)."""
 
 
 def preview_changed(page) -> str:
@@ -113,8 +121,7 @@ def preview_changed(page) -> str:
 def paint(page) -> None:
     """One stroke across the editor's canvas with the foreground brush."""
     page.keyboard.press("f")
-    page.wait_for_function("() => !window.toonmatte.busy()")
-    box = page.locator("#editor .pixi-target canvas").bounding_box()
+    box = page.locator("#editor canvas.tm-strokes").bounding_box()
     x, y = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.15
     page.mouse.move(x, y)
     page.mouse.down()
@@ -141,6 +148,9 @@ def measure(url: str, sizes: list[int], repeats: int, workdir: Path) -> dict[tup
                 cv2.imwrite(str(path), cv2.cvtColor(toon(size, i), cv2.COLOR_RGB2BGR))
                 paths.append(str(path))
             for i, path in enumerate(paths):  # the first round warms up
+                clear = page.locator("#uploads button[aria-label='Clear']")
+                if clear.count():  # the upload box keeps earlier files: each round loads one image
+                    clear.first.click()
                 page.locator("#uploads input[type=file]").set_input_files(path)
                 page.wait_for_selector(f"#uploads td.filename[aria-label='{Path(path).name}']", timeout=600_000)
                 timings = {"Load": timeline.run("#load-queue", preview_changed(page))}
@@ -149,9 +159,7 @@ def measure(url: str, sizes: list[int], repeats: int, workdir: Path) -> dict[tup
                     paint(page)
                     timings[action] = timeline.run(button, preview_changed(page))
                     page.wait_for_timeout(1500)
-                saved = page.locator(".toast-body", has_text="Saved").count()
-                timings["Save & next"] = timeline.run(
-                    "#save-next", f"() => [...document.querySelectorAll('.toast-body')].filter(t => t.innerText.includes('Saved')).length > {saved}")
+                timings["Save & next"] = timeline.run("#save-next", SAVED)
                 page.wait_for_timeout(1500)
                 print(f"{size} round {i}: " + ", ".join(f"{a} {v[2]:.2f}s" for a, v in timings.items()), flush=True)
                 if i:

@@ -8,22 +8,24 @@ import numpy as np
 import pyspng
 
 from annotate import bench, preview
+from annotate.canvas import editor_value
 from annotate.editing import Item
 
 
-def test_harness_hands_the_editor_blobs_as_the_browser_does(tmp_path: Path) -> None:
+def test_harness_hands_the_strokes_over_as_the_browser_does(tmp_path: Path) -> None:
     rgb, alpha = bench.draw_scene(128)
     layer = bench.stroke_layer(128)
     harness = bench._StudioHarness(tmp_path)
     try:
         item = Item("toon", rgb, alpha, alpha.copy(), "fallback", "v")
         apply_fn = harness.handler("on_apply")
-        payload = harness.upload(harness.editor_blobs(item.tint(), layer))
+        payload = bench.strokes_payload(layer)
+        assert np.array_equal(editor_value(payload, item.editor_size())["layers"][0], layer)  # only the crop travels
+        assert len(payload) < len(bench.browser_png(layer)) * 4 / 3
         _, value, *_ = harness.preprocess(apply_fn, [None, payload, preview.CHECKERBOARD, "#3a7bd5", True])
-        assert value["background"] is None and np.array_equal(value["layers"][0], layer)
-        edited, editor_value, *rest = apply_fn.fn(item, value, preview.CHECKERBOARD, "#3a7bd5", True)
-        assert not np.array_equal(edited.alpha, item.alpha)
-        harness.postprocess(apply_fn, [edited, editor_value, *rest])
+        edited, stage, *rest = apply_fn.fn(item, value, preview.CHECKERBOARD, "#3a7bd5", True)
+        assert not np.array_equal(edited.alpha, item.alpha) and 'class="tm-stage"' in stage
+        harness.postprocess(apply_fn, [edited, stage, *rest])
     finally:
         harness.close()
 

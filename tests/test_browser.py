@@ -10,7 +10,6 @@ looking at them while developing).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -79,15 +78,15 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                 page.click("#load-queue")
                 page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Image 1 of 1')",
                                        timeout=120_000)
-                page.wait_for_timeout(1000)  # the editor draws its canvas after the value arrives
+                page.wait_for_selector("#editor canvas.tm-strokes", timeout=120_000)
+                page.wait_for_timeout(500)
                 page.screenshot(path=str(shots / "1-loaded.png"), full_page=True)
 
-                canvas = page.locator("#editor .pixi-target canvas").bounding_box()
-                zoom = float(re.sub(r"[^0-9.]", "", page.locator("#editor .zoom-number span").inner_text())) / 100
-                centre = (canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2)
+                canvas = page.locator("#editor canvas.tm-strokes").bounding_box()
+                scale = canvas["width"] / SIZE  # the canvas is the image's size, fitted into the editor
 
                 def to_screen(x: float, y: float) -> tuple[float, float]:
-                    return centre[0] + (x - SIZE / 2) * zoom, centre[1] + (y - SIZE / 2) * zoom
+                    return canvas["x"] + x * scale, canvas["y"] + y * scale
 
                 def paint(start: tuple[float, float], end: tuple[float, float]) -> None:
                     page.mouse.move(*to_screen(*start))
@@ -97,30 +96,23 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                         page.mouse.move(*to_screen(start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t))
                     page.mouse.up()
 
-                def brush_radius() -> float:
-                    """The editor's brush radius in image pixels, read off its size slider."""
-                    page.locator("#editor button[aria-label='Brush Size']").click()
-                    value = float(page.locator("#editor input[type=range]").input_value())
-                    page.evaluate("document.body.dispatchEvent(new MouseEvent('mousedown', {bubbles: true}))")
-                    page.wait_for_function("() => !document.querySelector('#editor input[type=range]')", timeout=60_000)
-                    return value
+                def brush() -> dict:
+                    return page.evaluate("window.toonmatteCanvas.brush()")
 
                 def use(key: str, colour: str | None = None) -> None:
-                    """Press a shortcut and wait until the editor's toolbar has done it (and its pop-ups closed)."""
+                    """Press a shortcut; with ``colour``, check the editor's brush now paints in it."""
                     page.keyboard.press(key)
-                    page.wait_for_function(
-                        "() => !window.toonmatte.busy() && !document.querySelector('#editor menu.swatch')"
-                        " && !document.querySelector('#editor input[type=range]')", timeout=60_000)
                     if colour:
-                        assert page.locator("#editor button[aria-label='Color']").get_attribute("style").startswith(
-                            f"color: {colour};")
+                        assert brush()["colour"] == colour
 
                 page.locator("h1").click()  # keyboard focus on the page, not in a text field
-                start_radius = brush_radius()
-                for key in "[[]":  # smaller, smaller, bigger: through the shortcuts
+                start_radius = brush()["radius"]
+                for key in "]]][":  # bigger three times, then smaller: through the shortcuts
                     use(key)
-                radius = brush_radius()
-                assert 4 <= radius < start_radius
+                radius = brush()["radius"]
+                assert radius == int(np.floor(np.ceil(np.ceil(np.ceil(start_radius * 1.5) * 1.5) * 1.5) / 1.5))
+                assert radius >= 4
+                assert page.locator("#editor .tm-status").inner_text().startswith(f"foreground brush · radius {radius} px")
 
                 fg_stroke = ((12.0, 14.0), (50.0, 20.0))  # over the plain backdrop (top left)
                 bg_stroke = ((70.0, 140.0), (92.0, 140.0))  # across the character's body
@@ -133,20 +125,21 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                     page.wait_for_function(
                         "previous => { const now = document.querySelector('#progress').innerText;"
                         " return now !== previous && now.includes('unsaved changes'); }", arg=before, timeout=120_000)
-                    page.wait_for_timeout(1500)  # the editor loads its new background
+                    page.wait_for_function("() => !!document.querySelector('#editor .tm-stage[data-ready]')")
+                    page.wait_for_timeout(300)
                     assert not page.locator("#editor .eta-bar, #editor .progress-text, #editor .error").count(), \
                         "a status overlay covers the editor after Apply"
                     page.screenshot(path=str(shots / shot), full_page=True)
 
-                use("f", "rgb(0, 255, 0)")
+                use("f", "#00ff00")
                 paint(*fg_stroke)
                 apply_and_wait("2-applied-fg.png")
                 assert not page.locator(".toast-body.warning").count(), "Apply said nothing was painted"
-                use("b", "rgb(255, 0, 0)")
+                use("b", "#ff0000")
                 paint(*bg_stroke)
                 apply_and_wait("3-applied-bg.png")
                 assert not page.locator(".toast-body.warning").count(), "the second Apply lost its stroke"
-                use("f", "rgb(0, 255, 0)")
+                use("f", "#00ff00")
                 paint(*fg_stroke2)
                 page.wait_for_timeout(300)
 

@@ -8,8 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from gradio.components.image_editor import EditorData, EditorDataBlobs
-from gradio.data_classes import FileData
 from PIL import Image
 
 from annotate import editing, preview
@@ -17,7 +15,6 @@ from annotate.editing import TINT_COLOR, TINT_OPACITY, Item
 from annotate.render import Renderer
 from annotate.store import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, tint
-from annotate.widgets import StrokesEditor
 from conftest import draw_toon
 from toonmatte.foreground import estimate_foreground
 
@@ -64,9 +61,11 @@ def test_renders_of_an_edited_item_equal_fresh_ones(item: Item) -> None:
 def test_renderer_files(item: Item, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(preview, "PREVIEW_SIDE", 48)
     renderer = Renderer(tmp_path / "files")
-    value = renderer.editor(item)
-    assert value["layers"] == [] and np.array_equal(read(value["background"]), item.tint())
-    assert renderer.editor(item) == value  # written once per matte
+    value = renderer.editor_background(item)
+    assert np.array_equal(read(value), item.tint())
+    assert renderer.editor_background(item) == value  # written once per matte
+    stage = renderer.editor(item)
+    assert f'src="gradio_api/file={value}"' in stage and 'data-width="96" data-height="120"' in stage
 
     shown, (before, after) = renderer.views(item, preview.CHECKERBOARD, None, True)
     assert after == shown and read(shown).shape == (48, 38, 3) and read(before).shape == (48, 38, 3)
@@ -85,7 +84,7 @@ def test_renderer_files(item: Item, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     edited, _ = editing.apply_editor(item, painted(item))
     _, (before_again, _) = renderer.views(edited, preview.CHECKERBOARD, None, True)
     assert before_again == before  # the original image's preview is shared by every matte of it
-    assert renderer.editor(edited)["background"] != value["background"]
+    assert renderer.editor_background(edited) != value
 
     Path(cut).unlink()  # pruned while the item stays open: written again
     again, _ = renderer.downloads(item, True)
@@ -100,7 +99,7 @@ def test_renderer_writes_where_gradio_serves_files_as_they_are(item: Item, tmp_p
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     renderer = Renderer()
-    background = renderer.editor(item)["background"]
+    background = renderer.editor_background(item)
     assert Path(background).is_relative_to(tmp_path / "gradio")
     shown = gr.Image(type="filepath", render=False)
     assert shown.move_resource_to_block_cache(background) == background  # no hash, no copy
@@ -125,35 +124,10 @@ def test_save_stores_the_cached_encodings_exactly(item: Item, tmp_path: Path) ->
         store.save_triple("x", item.image, item.alpha, encoded={"thumbnail": b""})
 
 
-def test_strokes_editor_decodes_only_layers(tmp_path: Path) -> None:
-    editor = StrokesEditor(type="numpy", image_mode="RGBA", render=False)
-    assert editor.get_block_name() == "imageeditor"
-    layer = np.zeros((20, 30, 4), np.uint8)
-    layer[5:9, 3:12] = (*FOREGROUND_COLOR, 255)
-    layer[12, 20] = (10, 20, 30, 140)
-    path = tmp_path / "layer.png"
-    Image.fromarray(layer).save(path)
-    junk = FileData(path=str(tmp_path / "missing-background.png"))  # never read
-    value = editor.preprocess(EditorData(background=junk, layers=[FileData(path=str(path))], composite=junk))
-    assert value["background"] is None and value["composite"] is None
-    assert len(value["layers"]) == 1 and np.array_equal(value["layers"][0], layer)
-
-    editor.blob_storage["id1"] = EditorDataBlobs(background=b"junk", layers=[path.read_bytes(), None], composite=b"junk")
-    value = editor.preprocess(EditorData(id="id1"))
-    assert len(value["layers"]) == 1 and np.array_equal(value["layers"][0], layer) and "id1" not in editor.blob_storage
-    assert editor.preprocess(None) is None
-
-    rgb_path = tmp_path / "rgb-layer.png"  # not RGBA: decoded by Gradio's own conversion instead
-    Image.fromarray(layer[..., :3]).save(rgb_path)
-    value = editor.preprocess(EditorData(layers=[FileData(path=str(rgb_path))]))
-    assert value["layers"][0].shape == (20, 30, 4) and np.array_equal(value["layers"][0][..., :3], layer[..., :3])
-    assert (value["layers"][0][..., 3] == 255).all()
-
-
 def test_a_large_image_is_shown_scaled_down_and_edited_at_full_resolution(item: Item, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(editing, "EDITOR_MAX_SIDE", 48)  # the 120x96 item counts as "large"
     assert item.editor_size() == (48, 38)
-    background = read(Renderer(tmp_path).editor(item)["background"])
+    background = read(Renderer(tmp_path).editor_background(item))
     assert background.shape == (48, 38, 3)
     layer = np.zeros((48, 38, 4), np.uint8)
     layer[0:4, 0:6] = (*FOREGROUND_COLOR, 255)  # the backdrop's top-left corner, on the small canvas

@@ -73,6 +73,11 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                 page.wait_for_selector("#load-queue")
                 page.wait_for_function("() => document.querySelector('#engine-banner').innerText.includes('Engine')",
                                        timeout=120_000)
+                page.click("#save-next")  # nothing loaded yet: one clear message, and nothing covered by an error badge
+                page.wait_for_selector(".toast-body.error", timeout=60_000)
+                assert "load images first" in page.locator(".toast-body.error").inner_text().lower()
+                assert not page.locator("#editor .error, #preview .error, #before-after .error").count()
+                page.locator(".toast-body.error button, .toast-close").first.click()
                 page.locator("#uploads input[type=file]").set_input_files(str(source))
                 page.wait_for_selector("#uploads td.filename[aria-label='painted.png']", timeout=120_000)
                 page.click("#load-queue")

@@ -16,6 +16,7 @@ from annotate.render import Renderer
 from annotate.store import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, tint
 from conftest import draw_toon
+from toonmatte.errors import ToonmatteError
 from toonmatte.foreground import estimate_foreground
 
 
@@ -138,3 +139,14 @@ def test_a_large_image_is_shown_scaled_down_and_edited_at_full_resolution(item: 
     assert not (edited.alpha != item.alpha)[~reach].any()
     monkeypatch.setattr(editing, "EDITOR_MAX_SIDE", 4096)
     assert item.editor_size() == item.alpha.shape
+
+
+def test_a_preview_file_that_cannot_be_written_is_one_sentence_without_server_paths(item: Item, tmp_path: Path) -> None:
+    renderer = Renderer(tmp_path / "files")
+    for child in renderer.folder.iterdir():
+        child.rmdir()
+    renderer.folder.rmdir()
+    renderer.folder.write_bytes(b"a file where the folder was")  # every write under it fails
+    with pytest.raises(ToonmatteError) as raised:
+        renderer.editor_background(item)
+    assert str(raised.value).startswith("Cannot write the studio's preview files") and str(tmp_path) not in str(raised.value)

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     skip_stub_writing()  # before Gradio is first imported (by annotate.ui)
     from annotate.engine import Engine
-    from annotate.store import DatasetStore
+    from toonmatte.dataset import DatasetStore
     from annotate.studio import Studio
     from annotate.ui import build_app, launch_kwargs
     from toonmatte.errors import ToonmatteError

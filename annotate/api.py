@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from annotate.store import DatasetStore, hash_file
-from toonmatte.errors import BadImageError
-from toonmatte.imageio import load_image, write_png_atomic
+from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
+from toonmatte.imageio import load_image, load_mask, write_png_atomic
 
 
 class OutputFolder:
@@ -56,37 +54,6 @@ class OutputFolder:
         return paths
 
 
-def read_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """An 8-bit single-channel mask of ``size`` (height, width) from a file.
-
-    Grayscale ("L"), 1-bit and gray-valued RGB/RGBA files are accepted; anything else (colour,
-    16-bit, another size) is a ``BadImageError``.
-    """
-    name = Path(path).name
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode == "1":
-                image = image.convert("L")
-            if image.mode == "L":
-                mask = np.asarray(image).copy()
-            elif image.mode in ("RGB", "RGBA"):
-                rgb = np.asarray(image)[..., :3]
-                if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-                    raise BadImageError(f"The mask {name} is a colour image; send an 8-bit grayscale PNG (255 = subject, 0 = background).")
-                mask = rgb[..., 0].copy()
-            else:
-                raise BadImageError(f"The mask {name} is a {mode} image; send an 8-bit grayscale PNG (255 = subject, 0 = background).")
-    except BadImageError:
-        raise
-    except (OSError, ValueError, SyntaxError) as error:
-        raise BadImageError(f"The mask {name} could not be read ({error}); send an 8-bit grayscale PNG.") from None
-    if mask.shape != tuple(size):
-        raise BadImageError(f"The mask {name} is {mask.shape[1]}x{mask.shape[0]} but the image is {size[1]}x{size[0]}; send a mask of the same size.")
-    return mask
-
-
 def matte_file(engine: Any, image_path: str | Path, outputs: OutputFolder, decontaminate: bool = True) -> tuple[Path, Path]:
     """Matte an image file: (RGBA cut-out PNG, 8-bit mask PNG), named after the input."""
     from annotate.preview import cutout_rgba
@@ -98,16 +65,20 @@ def matte_file(engine: Any, image_path: str | Path, outputs: OutputFolder, decon
     return cut, mask
 
 
-def save_file(store: DatasetStore, image_path: str | Path, mask_path: str | Path, annotator: str | None = None) -> str:
-    """Store an image file and its mask as a triple; returns the stem.
+def save_file(store: DatasetStore, image_path: str | Path, mask_path: str | Path,
+              annotator: str | None = None) -> tuple[str, list[str]]:
+    """Store an image file and its mask as a triple; returns the stem and warnings about the mask.
 
     The stem comes from the file name; the same image (by content) saved again reuses its stem,
-    so the earlier triple moves to the history rather than being lost.
+    so the earlier triple moves to the history rather than being lost. Messages name the files
+    by their names only (never the server's upload folder).
     """
-    image = load_image(Path(image_path)).rgb
-    mask = read_mask(mask_path, image.shape[:2])
+    image = load_image(Path(image_path), label=Path(image_path).name).rgb
+    mask = load_mask(mask_path, image.shape[:2], label=Path(mask_path).name)
     digest = hash_file(image_path)
     with store.naming():
         stem = store.stem_for(Path(image_path).name, digest)
-        return store.save_triple(stem, image, mask, source_path=None, source_hash=digest,
+        stem = store.save_triple(stem, image, mask, source_path=None, source_hash=digest,
                                  annotator=annotator, status="corrected")
+    warning = uniform_alpha_warning(mask)
+    return stem, [] if warning is None else [warning]

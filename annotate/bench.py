@@ -155,7 +155,7 @@ class _StudioHarness:
 
     def __init__(self, folder: Path) -> None:
         from annotate.engine import Engine
-        from annotate.store import DatasetStore
+        from toonmatte.dataset import DatasetStore
         from annotate.studio import Studio
         from annotate.ui import build_app
 

@@ -22,7 +22,7 @@ from annotate import preview
 from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
 from toonmatte.png import BandedPng
 from annotate.queue import Prediction
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint
 from toonmatte.errors import ToonmatteError
 from toonmatte.foreground import estimate_foreground

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from annotate.queue import Prediction, QueueItem
-from annotate.store import hash_file
+from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError
 
 log = logging.getLogger(__name__)

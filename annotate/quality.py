@@ -3,7 +3,7 @@ good those mattes were against the corrected ``gt``, worst first, with a summary
 
 Where the model's alpha comes from. Every studio save passes the matte the person started from (the
 model's prediction, also the editor's reset target) to ``DatasetStore.save_triple``, and the store
-keeps it with that version under ``.toonmatte/predictions/`` (see ``annotate.store``). The quality
+keeps it with that version under ``.toonmatte/predictions/`` (see ``toonmatte.dataset.store``). The quality
 view scores exactly that file. Re-running ``studio.engine`` instead was rejected: it would score
 whatever model is loaded today rather than the one the annotator corrected (the index's
 ``model``/``model_version``), it would not agree with the change statistics recorded at save time,
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from annotate.store import DatasetStore, ItemRecord
+from toonmatte.dataset import DatasetStore, ItemRecord
 from toonmatte.errors import ToonmatteError
 from toonmatte.metrics import boundary_iou, iou, mae, pixel_accuracy
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from annotate.store import DatasetStore, hash_file, sanitize_stem
+from toonmatte.dataset import DatasetStore, hash_file, sanitize_stem
 from toonmatte.errors import ToonmatteError
 from toonmatte.imageio import IMAGE_EXTENSIONS, collect_inputs
 

@@ -348,13 +348,3 @@ def retint(preview: np.ndarray, image: np.ndarray, before: np.ndarray, after: np
     if box is not None:
         out[box] = tint(image[box], after[box], color, opacity)
     return out
-
-
-def change_stats(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
-    """(fraction of pixels whose alpha changed, mean |delta alpha| over all pixels in levels 0..255)."""
-    if before.shape != after.shape:
-        raise ToonmatteError(f"Cannot compare mattes of sizes {before.shape} and {after.shape}.")
-    if before.size == 0:
-        return 0.0, 0.0
-    diff = cv2.absdiff(np.ascontiguousarray(before, np.uint8), np.ascontiguousarray(after, np.uint8))
-    return cv2.countNonZero(diff.reshape(diff.shape[0], -1)) / diff.size, float(cv2.sumElems(diff)[0]) / diff.size

@@ -24,7 +24,7 @@ from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import STATE_KEY, ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
 from annotate.render import Renderer
-from annotate.store import STATUSES, DatasetStore, ItemRecord
+from toonmatte.dataset import STATUSES, DatasetStore, ItemRecord, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imageio import load_image
 
@@ -219,16 +219,19 @@ class Studio:
     def save_and_next(self, item: Item | None, editor_value: dict | None) -> Step:
         """Save, then show the next queue image (or, after a reopened item, the queue's current one)."""
         item, stem = self.save(item, editor_value)
+        warning = uniform_alpha_warning(item.alpha)
         queue = self.queue
         if queue is None or queue.item.stem != stem:
             step = self.current() if queue is not None else Step(item)
             step.info = f"Saved {stem}."
-            return step
-        if queue.at_end():
-            return Step(item, info=f"Saved {stem}. {self.finished_line()}")
-        queue.next()
-        step = self.current()
-        step.info = f"Saved {stem}."
+        elif queue.at_end():
+            step = Step(item, info=f"Saved {stem}. {self.finished_line()}")
+        else:
+            queue.next()
+            step = self.current()
+            step.info = f"Saved {stem}."
+        if warning is not None:
+            step.warnings.insert(0, warning)
         return step
 
     # ----------------------------------------------------------------- browse
@@ -293,8 +296,8 @@ class Studio:
         cut, mask = matte_file(self.engine, image_path, self.outputs)
         return str(cut), str(mask)
 
-    def save_endpoint(self, image_path: str | None, mask_path: str | None) -> str:
-        """``/save``: image file + mask file -> the stored stem."""
+    def save_endpoint(self, image_path: str | None, mask_path: str | None) -> tuple[str, list[str]]:
+        """``/save``: image file + mask file -> the stored stem, and warnings about the mask."""
         if not image_path or not mask_path:
             raise BadImageError("Both an image file and a mask file are needed; pass the two files.")
         return save_file(self.store, image_path, mask_path, self.annotator or "api")

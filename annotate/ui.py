@@ -21,7 +21,7 @@ from annotate.canvas import EMPTY_STAGE
 from annotate.editing import Item
 from annotate.quality_tab import quality_tab, selected_stem
 from annotate.shortcuts import EDITOR_ID, help_markdown
-from annotate.store import STATUSES
+from toonmatte.dataset import STATUSES, uniform_alpha_warning
 from annotate.studio import Step, Studio
 from toonmatte.errors import ToonmatteError
 
@@ -181,7 +181,9 @@ def build_app(studio: Studio) -> gr.Blocks:
         @_friendly
         def on_save(current, payload, choice, colour, clean):
             item, stem = studio.save(current, painted(current, payload))
-            return show(Step(item, info=f"Saved {stem}."), current, choice, colour, clean)
+            warning = uniform_alpha_warning(item.alpha)
+            return show(Step(item, warnings=[] if warning is None else [warning], info=f"Saved {stem}."),
+                        current, choice, colour, clean)
 
         def on_strokes(how: str):
             @_friendly
@@ -258,7 +260,14 @@ def build_app(studio: Studio) -> gr.Blocks:
         api_matte_button.click(_friendly(studio.matte_endpoint), [api_image], [api_cutout, api_alpha],
                                api_name="matte", concurrency_id=ENGINE, concurrency_limit=1,
                                api_description="Matte an image file: returns the RGBA cut-out PNG and the 8-bit mask PNG.")
-        api_save_button.click(_friendly(studio.save_endpoint), [api_image, api_mask], [api_stem], api_name="save",
+        @_friendly
+        def on_api_save(image_path, mask_path):
+            stem, warnings = studio.save_endpoint(image_path, mask_path)
+            for message in warnings:
+                gr.Warning(message)
+            return stem
+
+        api_save_button.click(on_api_save, [api_image, api_mask], [api_stem], api_name="save",
                               api_description="Store an image file and its 8-bit mask (same size) as an im/gt/an "
                                               "triple; returns the stem. Saving the same image again keeps the "
                                               "previous version in the history.")

@@ -3,15 +3,15 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate import store as store_module
+from toonmatte.dataset import store as store_module
 from annotate.api import save_file
 from annotate.queue import register
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from conftest import draw_toon, save_png
 
 
 def test_a_save_between_anothers_files_and_index_row_keeps_the_stem(tmp_path: Path, monkeypatch) -> None:
-    """The second save of a new image arrives when the first's files are in place but not yet indexed."""
+    """The second save of a new image arrives while the first has written its files but not yet indexed them."""
     store = DatasetStore(tmp_path / "dataset")
     rgb, alpha = draw_toon(40, 40, seed=2)
     source, masks = tmp_path / "race.png", [tmp_path / "mask0.png", tmp_path / "mask1.png"]
@@ -19,15 +19,15 @@ def test_a_save_between_anothers_files_and_index_row_keeps_the_stem(tmp_path: Pa
     for i, mask in enumerate(masks):
         save_png(mask, np.full_like(alpha, 255 * i))
     stems: list[str] = []
-    second = threading.Thread(target=lambda: stems.append(save_file(store, source, masks[1])))
+    second = threading.Thread(target=lambda: stems.append(save_file(store, source, masks[1])[0]))
 
     def pause(step: str) -> None:
-        if step == "history-committed" and not second.is_alive() and not stems:
+        if step == "history-staged" and not second.is_alive() and not stems:
             second.start()
             second.join(1.0)  # unfixed, it finishes here under another stem; fixed, it waits for the naming lock
 
     monkeypatch.setattr(store_module, "_fault_point", pause)
-    stems.insert(0, save_file(store, source, masks[0]))
+    stems.insert(0, save_file(store, source, masks[0])[0])
     second.join(60)
     assert stems == ["race", "race"]
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toonmatte.dataset import describe_missing, incomplete_items, list_items, read_alpha
-from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.dataset import describe_missing, incomplete_items, list_items
+from toonmatte.errors import ToonmatteError
 
 
 def touch_png(path: Path) -> None:
@@ -37,18 +37,3 @@ def test_list_items_errors(tmp_path):
         list_items(tmp_path / "missing")
     with pytest.raises(ToonmatteError, match="Unknown split"):
         list_items(tmp_path, splits=["dev"])
-
-
-def test_read_alpha_modes(tmp_path):
-    gray = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
-    Image.fromarray(gray).save(tmp_path / "l.png")
-    rgba = np.zeros((8, 8, 4), np.uint8)
-    rgba[..., 3] = gray
-    Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
-    Image.fromarray(np.stack([gray] * 3, axis=-1)).save(tmp_path / "rgb.png")
-    for name in ("l", "rgba", "sixteen", "rgb"):
-        np.testing.assert_array_equal(read_alpha(tmp_path / f"{name}.png"), gray, err_msg=name)
-    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(BadImageError, match="broken.png"):
-        read_alpha(tmp_path / "broken.png")

@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import FIXTURES, draw_toon
 from toonmatte import imageio
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import GRAY, MIN_SIDE, LoadedImage, collect_inputs, load_image, write_png_atomic
+from toonmatte.imageio import GRAY, MIN_SIDE, LoadedImage, collect_inputs, load_image, load_mask, write_png_atomic
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -543,3 +543,78 @@ def test_collected_paths_load(tmp_path):
     (tmp_path / "toon.txt").write_text("not an image")
     [path] = collect_inputs([str(tmp_path)])
     np.testing.assert_array_equal(load_image(path).alpha, alpha)
+
+
+# ------------------------------------------------------------------ masks
+
+def gray_png_header_only(width: int, height: int) -> bytes:
+    """A gray PNG whose IHDR claims width x height, with one tiny IDAT: decoding it would fail as truncated."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", zlib.compress(b"\0" * 16)) + png_chunk(b"IEND", b""))
+
+
+def test_load_mask_reads_gray_sixteen_bit_one_bit_and_gray_rgb(tmp_path):
+    alpha = draw_toon(32, 24)[1]
+    Image.fromarray(alpha).save(tmp_path / "l.png")
+    Image.fromarray(np.dstack([alpha] * 3)).save(tmp_path / "rgb.png")
+    Image.fromarray(alpha.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    Image.fromarray(alpha > 127).save(tmp_path / "bits.png")
+    Image.fromarray(np.dstack([alpha, np.full_like(alpha, 255)]), "LA").save(tmp_path / "opaque_la.png")
+    for name in ("l", "rgb", "sixteen", "opaque_la"):
+        assert np.array_equal(load_mask(tmp_path / f"{name}.png", (32, 24)), alpha), name
+    assert np.array_equal(load_mask(tmp_path / "bits.png"), np.where(alpha > 127, 255, 0))
+
+
+def test_load_mask_takes_the_matte_from_a_meaningful_alpha_channel(tmp_path):
+    """White RGB with the subject in alpha (a common mask export) and a cut-out both give their alpha."""
+    rgb, alpha = draw_toon(40, 32, seed=1)
+    Image.fromarray(np.dstack([np.full_like(rgb, 255), alpha])).save(tmp_path / "white.png")
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "cutout.png")
+    binary = np.where(alpha > 127, 255, 0).astype(np.uint8)
+    Image.fromarray(np.dstack([binary, binary, binary, alpha])).save(tmp_path / "black_bg.png")
+    for name in ("white", "cutout", "black_bg"):
+        mask = load_mask(tmp_path / f"{name}.png", (40, 32))
+        assert np.array_equal(mask, alpha), name
+        assert mask.min() == 0 and mask.max() == 255  # never the uniform white of the colour channels
+
+
+def test_load_mask_refuses_colour_and_conflicting_mattes_with_how_to_export(tmp_path):
+    alpha = draw_toon(32, 24)[1]
+    Image.fromarray(np.dstack([alpha, alpha // 2, alpha])).save(tmp_path / "colour.png")
+    with pytest.raises(BadImageError) as error:
+        load_mask(tmp_path / "colour.png", (32, 24), label="colour.png")
+    assert_one_sentence(error, "colour.png", "colour image", "8-bit grayscale PNG")
+    transparency = np.zeros_like(alpha)
+    transparency[:, :12] = 255  # a gray matte, half of it made transparent: which one is the subject?
+    Image.fromarray(np.dstack([alpha, transparency]), "LA").save(tmp_path / "both.png")
+    with pytest.raises(BadImageError) as error:
+        load_mask(tmp_path / "both.png", (32, 24))
+    assert_one_sentence(error, "different one in its transparency", "without transparency")
+
+
+def test_load_mask_checks_the_size_from_the_header_before_decoding(tmp_path):
+    """A tiny file declaring 13000x13000 is refused from its header (decoding it would say "truncated")."""
+    path = tmp_path / "huge_mask.png"
+    path.write_bytes(gray_png_header_only(13_000, 13_000))
+    with pytest.raises(BadImageError) as error:
+        load_mask(path, (480, 640), label="huge_mask.png")
+    assert_one_sentence(error, "huge_mask.png", "13000x13000", "100 MP limit", "downscale")  # the images' sentence
+    with pytest.raises(BadImageError) as error:
+        load_image(path, label="huge_mask.png")
+    assert_one_sentence(error, "huge_mask.png", "13000x13000", "100 MP limit", "downscale")
+    path.write_bytes(gray_png_header_only(900, 700))
+    with pytest.raises(BadImageError) as error:
+        load_mask(path, (480, 640), label="huge_mask.png")
+    assert_one_sentence(error, "900x700", "640x480", "same size")
+    path.write_bytes(gray_png_header_only(60_000, 60_000))  # beyond Pillow's own hard limit
+    with pytest.raises(BadImageError) as error:
+        load_mask(path, (480, 640))
+    assert_one_sentence(error, "decompression bomb")
+
+
+def test_load_mask_names_the_file_by_its_label_only(tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    with pytest.raises(BadImageError) as error:
+        load_mask(tmp_path / "junk.png", (32, 24), label="junk.png")
+    assert str(tmp_path) not in str(error.value) and "junk.png" in str(error.value)

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO, draw_toon
 from toonmatte import metrics
-from toonmatte.metrics import boundary_iou, image_metrics, iou, mae, mean_metrics, pixel_accuracy
+from toonmatte.errors import ToonmatteError
+from toonmatte.metrics import boundary_iou, change_stats, image_metrics, iou, mae, mean_metrics, pixel_accuracy
 
 
 def block(shape: tuple[int, int], rows: slice, cols: slice, value: int = 255) -> np.ndarray:
@@ -294,3 +295,15 @@ def test_importing_the_studio_does_not_import_scikit_learn():
     # py_sod_metrics imports scikit-learn (~1.5 s); the studio must start without it (issue 5: start < 5 s)
     code = "import sys, annotate.ui; sys.exit(int('sklearn' in sys.modules or 'py_sod_metrics' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
+
+
+def test_change_stats():
+    before = np.zeros((10, 10), np.uint8)
+    after = before.copy()
+    after[0, :5] = 200
+    after[1, 0] = 10
+    fraction, mean = change_stats(before, after)
+    assert fraction == pytest.approx(0.06) and mean == pytest.approx(10.1)
+    assert change_stats(after, after) == (0.0, 0.0)
+    with pytest.raises(ToonmatteError):
+        change_stats(before, before[:5])

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from annotate import store as store_module
+from toonmatte.dataset import store as store_module
 from annotate.engine import Engine
 from annotate.quality import (ACCURACY_BINS, DEFAULT_SORT, NO_PREDICTION, SORTS, TABLE_COLUMNS, QualityRow, Scorer,
                               accuracy_histogram, change_over_time, quality_view, score_pair, sort_rows, summarize,
                               summary_markdown, table_frame)
 from annotate.quality_tab import QualityTab, quality_tab, selected_stem
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from annotate.studio import Studio
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
@@ -75,7 +75,7 @@ def test_store_keeps_the_prediction_of_the_current_version_only(tmp_path):
 
 
 @pytest.mark.parametrize("step, expected", [("temps-written", "old"), ("history-staged", "old"),
-                                            ("journal-written", "new"), ("indexed", "new")])
+                                            ("indexed", "new"), ("renamed-gt", "new"), ("history-committed", "new")])
 def test_crash_mid_save_pairs_each_gt_with_its_own_prediction(tmp_path, monkeypatch, step, expected):
     store = DatasetStore(tmp_path, generation="g1")
     image, gt = toon(0)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from annotate.queue import (Prediction, QueueItem, WorkQueue, extract_zip, folder_images, import_uploads,
                             skip_unreadable)
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from conftest import draw_toon
 from toonmatte.errors import BadImageError
 from toonmatte.imageio import load_image

@@ -13,7 +13,7 @@ from PIL import Image
 from annotate import editing, preview
 from annotate.editing import TINT_COLOR, TINT_OPACITY, Item
 from annotate.render import Renderer
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, tint
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError

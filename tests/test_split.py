@@ -10,8 +10,10 @@ import pytest
 from PIL import Image
 
 from toonmatte.cli import main
-from toonmatte.commands import split as split_command
-from toonmatte.dataset import KINDS, SPLITS, list_items
+from toonmatte.dataset import KINDS, SPLITS, DatasetStore, list_items
+from toonmatte.dataset import journal
+from toonmatte.dataset import store as store_module
+from toonmatte.dataset.journal import unfinished_moves
 
 
 def write_item(root: Path, folder: str, stem: str, tag: int, kinds: tuple[str, ...] = KINDS) -> None:
@@ -40,7 +42,9 @@ def make_dataset(root: Path, n: int = 10) -> dict[str, int]:
 
 
 def snapshot(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The dataset's files and history (not the store's own index, locks and journals in ``.toonmatte``)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.relative_to(root).parts[0] != ".toonmatte")
 
 
 def test_split_moves_whole_triples_into_generation_folders(tmp_path, capsys):
@@ -58,7 +62,7 @@ def test_split_moves_whole_triples_into_generation_folders(tmp_path, capsys):
         assert {tag_of(item.path(kind)) for kind in KINDS} == {tags[item.stem]}
     assert not (tmp_path / "gen_a").exists() and not (tmp_path / "gen_b").exists()
     assert hidden.read_bytes() == b"old version"  # hidden folders are left alone
-    assert not (tmp_path / split_command.JOURNAL).exists()
+    assert unfinished_moves(tmp_path) == 0
 
 
 def test_split_is_deterministic_and_follows_the_seeded_shuffle(tmp_path):
@@ -121,22 +125,31 @@ def test_same_stem_in_two_generations_is_two_items(tmp_path):
     assert sorted((item.generation, tag_of(item.gt)) for item in items) == [("gen_a", 1), ("gen_b", 2)]
 
 
-def test_an_interrupted_split_is_finished_by_the_next_run(tmp_path):
+def test_an_interrupted_split_is_finished_by_the_next_run(tmp_path, monkeypatch, capsys):
+    """The split process dies right after the first file of a move was renamed."""
     tags = make_dataset(tmp_path)
-    items = list_items(tmp_path)
-    entries = split_command._entries(tmp_path, split_command.plan_split(items), split_command.StudioRecords(tmp_path))
-    split_command._write_journal(tmp_path, entries)
-    source, destination = entries[0]["moves"][0]  # the crash happened after the first file moved
-    (tmp_path / destination).parent.mkdir(parents=True, exist_ok=True)
-    os.rename(tmp_path / source, tmp_path / destination)
+    renames: list[tuple[str, str]] = []
+    real_rename = os.rename
+
+    def rename_then_crash(source, destination):
+        if renames:
+            raise KeyboardInterrupt  # stands in for the kill: nothing below this frame runs
+        renames.append((source, destination))
+        real_rename(source, destination)
+
+    monkeypatch.setattr(journal.os, "rename", rename_then_crash)
+    assert main(["split", str(tmp_path)]) == 130  # the CLI's exit status for an interruption
+    monkeypatch.setattr(journal.os, "rename", real_rename)
+    assert unfinished_moves(tmp_path) == 1 and len(renames) == 1
+    assert any(not item.complete for item in list_items(tmp_path))  # a triple is apart on disk
 
     assert main(["split", str(tmp_path), "--dry-run"]) == 0  # reports, touches nothing
-    assert (tmp_path / split_command.JOURNAL).exists()
+    assert "1 interrupted moves" in capsys.readouterr().out and unfinished_moves(tmp_path) == 1
     assert main(["split", str(tmp_path)]) == 0
     items = list_items(tmp_path)
     assert len(items) == 10 and all(item.complete and item.split in SPLITS for item in items)
     assert all({tag_of(item.path(kind)) for kind in KINDS} == {tags[item.stem]} for item in items)
-    assert not (tmp_path / split_command.JOURNAL).exists()
+    assert unfinished_moves(tmp_path) == 0
 
 
 @pytest.mark.parametrize("ratios", ["0.8,0.1", "0.8,0.3,0.1", "a,b,c", "1.2,-0.1,-0.1"])
@@ -153,8 +166,6 @@ def test_empty_or_missing_root(tmp_path, capsys):
 
 
 def test_split_keeps_the_studio_index_and_history_in_step(tmp_path):
-    from annotate.store import DatasetStore
-
     rgb, alpha = np.full((8, 8, 3), 90, np.uint8), np.full((8, 8), 255, np.uint8)
     with DatasetStore(tmp_path, split="train", generation="g1") as store:
         for i in range(10):
@@ -178,12 +189,24 @@ def test_split_keeps_the_studio_index_and_history_in_step(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def test_split_waits_for_unfinished_studio_saves(tmp_path, capsys):
-    make_dataset(tmp_path)
-    journal = tmp_path / ".toonmatte" / "journal" / "img001.0123.json"
-    journal.parent.mkdir(parents=True)
-    journal.write_text("{}")
-    before = snapshot(tmp_path)
-    assert main(["split", str(tmp_path)]) == 1
-    assert "unfinished saves" in capsys.readouterr().err
-    assert snapshot(tmp_path) == before
+def test_split_finishes_an_interrupted_studio_save_first(tmp_path, monkeypatch):
+    rgb = np.full((8, 8, 3), 90, np.uint8)
+    with DatasetStore(tmp_path, split="train", generation="g1") as store:
+        for i in range(10):
+            store.save_triple(f"s{i}", rgb, np.full((8, 8), 10, np.uint8), foreground=rgb)
+
+        def crash(step: str) -> None:
+            if step == "renamed-im":
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(store_module, "_fault_point", crash)
+        with pytest.raises(KeyboardInterrupt):
+            store.save_triple("s3", rgb, np.full((8, 8), 20, np.uint8), foreground=rgb)
+        monkeypatch.setattr(store_module, "_fault_point", lambda step: None)
+    assert main(["split", str(tmp_path)]) == 0
+    with DatasetStore(tmp_path) as store:
+        im, gt, an = store.load_triple("s3")
+        assert (gt == 20).all() and (an[..., 3] == 20).all() and store.get("s3").versions == 2
+        assert {item.stem: item.split for item in list_items(tmp_path)} == {
+            record.stem: record.split for record in store.items()}
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from annotate.strokes import (BACKGROUND_COLOR, BACKGROUND_HEX, EDGE_COLOR, EDGE_HEX, FOREGROUND_COLOR, FOREGROUND_HEX,
-                              Strokes, apply_strokes, change_stats, decode_strokes, retint, snap, strokes_from_editor,
+                              Strokes, apply_strokes, decode_strokes, retint, snap, strokes_from_editor,
                               tint)
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
@@ -226,18 +226,6 @@ def test_retint_equals_a_full_tint(toon):
     updated = retint(preview, image, alpha, after, (0, 255, 255), 0.3)
     assert np.array_equal(updated, tint(image, after, (0, 255, 255), 0.3))
     assert not np.array_equal(updated, preview) and np.array_equal(preview, tint(image, alpha, (0, 255, 255), 0.3))
-
-
-def test_change_stats():
-    before = np.zeros((10, 10), np.uint8)
-    after = before.copy()
-    after[0, :5] = 200
-    after[1, 0] = 10
-    fraction, mean = change_stats(before, after)
-    assert fraction == pytest.approx(0.06) and mean == pytest.approx(10.1)
-    assert change_stats(after, after) == (0.0, 0.0)
-    with pytest.raises(ToonmatteError):
-        change_stats(before, before[:5])
 
 
 def test_mismatched_sizes_are_refused(toon):

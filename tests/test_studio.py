@@ -8,9 +8,8 @@ import pytest
 from PIL import Image
 
 from annotate import editing, preview
-from annotate.api import read_mask
 from annotate.engine import Engine
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR
 from annotate.studio import Studio
 from conftest import draw_toon
@@ -194,7 +193,7 @@ def test_endpoints(tmp_path: Path, engine: Engine) -> None:
         assert Path(cut).name == "shot.png" and Path(mask).name == "shot_mask.png"
         mask_path = tmp_path / "mask.png"
         Image.fromarray(alpha).save(mask_path)
-        assert studio.save_endpoint(str(source), str(mask_path)) == "shot"
+        assert studio.save_endpoint(str(source), str(mask_path)) == ("shot", [])
         assert np.array_equal(studio.store.load_triple("shot")[1], alpha)
         assert studio.store.get("shot").annotator == "tester"
         with pytest.raises(BadImageError):
@@ -203,24 +202,6 @@ def test_endpoints(tmp_path: Path, engine: Engine) -> None:
             studio.save_endpoint(str(source), None)
     finally:
         studio.close()
-
-
-def test_read_mask_accepts_gray_only(tmp_path: Path) -> None:
-    alpha = draw_toon(32, 24)[1]
-    Image.fromarray(alpha).save(tmp_path / "l.png")
-    Image.fromarray(np.dstack([alpha] * 3)).save(tmp_path / "rgb.png")
-    Image.fromarray(np.dstack([alpha, alpha // 2, alpha])).save(tmp_path / "colour.png")
-    Image.fromarray(alpha > 127).save(tmp_path / "bits.png")
-    assert np.array_equal(read_mask(tmp_path / "l.png", (32, 24)), alpha)
-    assert np.array_equal(read_mask(tmp_path / "rgb.png", (32, 24)), alpha)
-    assert set(np.unique(read_mask(tmp_path / "bits.png", (32, 24)))) <= {0, 255}
-    with pytest.raises(BadImageError, match="colour"):
-        read_mask(tmp_path / "colour.png", (32, 24))
-    with pytest.raises(BadImageError, match="same size"):
-        read_mask(tmp_path / "l.png", (24, 32))
-    (tmp_path / "junk.png").write_bytes(b"junk")
-    with pytest.raises(BadImageError, match="could not be read"):
-        read_mask(tmp_path / "junk.png", (32, 24))
 
 
 def test_preview_views(toon) -> None:

@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 
 from annotate.engine import Engine
-from annotate.store import DatasetStore
+from toonmatte.dataset import DatasetStore
 from annotate.studio import Studio
 from annotate.ui import build_app
 from conftest import draw_toon

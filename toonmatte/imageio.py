@@ -62,12 +62,14 @@ def load_image(
     source: ImageSource,
     background: tuple[int, int, int] = GRAY,
     max_pixels: int = MAX_PIXELS,
+    label: str | None = None,
 ) -> LoadedImage:
     """Load a path, encoded bytes, PIL image or numpy array as uint8 RGB plus optional alpha.
 
     EXIF orientation is applied, animated images give their first frame, 16-bit data is
     rescaled (not clipped) to 8 bits, floats are read as [0, 1], and transparent pixels are
-    alpha-composited onto ``background``. Raises BadImageError with a one-sentence message.
+    alpha-composited onto ``background``. Raises BadImageError with a one-sentence message that
+    names a path by ``label`` when given (a server uses the uploaded file's name, not its temp path).
     """
     if isinstance(source, np.ndarray):
         channels = _array_channels(source, "the given array", max_pixels)
@@ -84,8 +86,8 @@ def load_image(
         name = ""
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        with _open_path(path) as image:
-            channels = _decoded_channels(image, str(path), max_pixels)
+        with _open_path(path, label or str(path)) as image:
+            channels = _decoded_channels(image, label or str(path), max_pixels)
         name = path.stem
     else:
         raise BadImageError(
@@ -96,19 +98,19 @@ def load_image(
 
 
 @contextmanager
-def _open_path(path: Path) -> Iterator[Image.Image]:
+def _open_path(path: Path, label: str) -> Iterator[Image.Image]:
     if path.is_dir():
-        raise BadImageError(f"Cannot read {path}: it is a folder, not an image file; pass the image files inside it.")
+        raise BadImageError(f"Cannot read {label}: it is a folder, not an image file; pass the image files inside it.")
     if not path.exists():
-        raise BadImageError(f"Cannot read {path}: no such file; check the path.")
+        raise BadImageError(f"Cannot read {label}: no such file; check the path.")
     try:
         if path.stat().st_size == 0:
-            raise BadImageError(f"Cannot read {path}: the file is empty (0 bytes); re-export or re-download it.")
+            raise BadImageError(f"Cannot read {label}: the file is empty (0 bytes); re-export or re-download it.")
         with open(path, "rb") as file:
             head = file.read(1024)
     except OSError as error:
-        raise BadImageError(f"Cannot read {path}: {error.strerror or error}; check that the file is readable.") from None
-    with _open_with_pillow(lambda: Image.open(path), str(path), head, path.suffix) as image:
+        raise BadImageError(f"Cannot read {label}: {error.strerror or error}; check that the file is readable.") from None
+    with _open_with_pillow(lambda: Image.open(path), label, head, path.suffix) as image:
         yield image
 
 
@@ -143,6 +145,43 @@ def _open_with_pillow(opener, label: str, head: bytes, suffix: str) -> Iterator[
         raise BadImageError(f"Cannot read {label}: the image header is corrupt; re-export or re-download the file.") from None
     with image:
         yield image
+
+
+def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None, label: str | None = None,
+              max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An alpha matte file as uint8 HxW (255 = subject, 0 = background).
+
+    Its size is checked from the header before any pixel is decoded: the same limits and sentences
+    as for images, then against ``size`` (height, width) when given. Gray files (8-bit, 16-bit
+    rescaled, 1-bit, gray-valued RGB) are the matte. A file whose alpha channel is not all opaque is
+    read from that channel, as a cut-out's is and as a mask exported with white colour and the subject
+    in its transparency is. Refused with a sentence on how to export the mask: a colour image without
+    transparency, and a gray matte whose transparency carries a different one. Messages name the file
+    by ``label`` when given.
+    """
+    path = Path(path)
+    label = label or str(path)
+    with _open_path(path, label) as image:
+        width, height = image.size
+        _check_size(width, height, label, max_pixels)
+        if size is not None and (height, width) != tuple(size):
+            raise BadImageError(f"The mask {label} is {width}x{height} but the image is {size[1]}x{size[0]}; "
+                                "send a mask of the same size.")
+        channels = _decoded_channels(image, label, max_pixels)
+    count = channels.shape[2]
+    colour = channels[..., :3] if count >= 3 else channels[..., :1]
+    gray = colour[..., 0]
+    gray_valued = all(np.array_equal(gray, colour[..., c]) for c in range(1, colour.shape[2]))
+    alpha = channels[..., -1] if count in (2, 4) else None
+    export = "export the matte as an 8-bit grayscale PNG without transparency (255 = subject, 0 = background)"
+    if alpha is not None and (alpha != 255).any():
+        opaque = gray[alpha == 255]
+        if gray_valued and opaque.size and opaque.min() != opaque.max() and not np.array_equal(gray, alpha):
+            raise BadImageError(f"The mask {label} has a gray matte and a different one in its transparency; {export}.")
+        return np.array(alpha, order="C")
+    if not gray_valued:
+        raise BadImageError(f"The mask {label} is a colour image; {export}, or send the cut-out with transparency.")
+    return np.array(gray, order="C")
 
 
 @contextmanager

@@ -26,6 +26,8 @@ from types import ModuleType
 import cv2
 import numpy as np
 
+from toonmatte.errors import ToonmatteError
+
 METRIC_KEYS: tuple[str, ...] = (
     "pixel_accuracy", "mae", "s_measure", "e_measure", "f_measure", "weighted_f", "iou", "boundary_iou",
 )
@@ -234,3 +236,13 @@ def mean_metrics(per_image: Iterable[Mapping[str, float]]) -> dict[str, float]:
         return {}
     keys = [key for key in rows[0] if all(key in row for row in rows)]
     return {key: float(np.mean([row[key] for row in rows])) for key in keys}
+
+
+def change_stats(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(fraction of pixels whose alpha changed, mean |delta alpha| over all pixels in levels 0..255)."""
+    if before.shape != after.shape:
+        raise ToonmatteError(f"Cannot compare mattes of sizes {before.shape} and {after.shape}.")
+    if before.size == 0:
+        return 0.0, 0.0
+    diff = cv2.absdiff(np.ascontiguousarray(before, np.uint8), np.ascontiguousarray(after, np.uint8))
+    return cv2.countNonZero(diff.reshape(diff.shape[0], -1)) / diff.size, float(cv2.sumElems(diff)[0]) / diff.size

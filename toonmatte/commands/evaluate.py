@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from toonmatte.dataset import SPLITS, Item, list_items, read_alpha
+from toonmatte.dataset import SPLITS, Item, list_items
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import IMAGE_EXTENSIONS
+from toonmatte.imageio import IMAGE_EXTENSIONS, load_mask
 from toonmatte.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
 
 FALLBACK = "fallback"
@@ -99,7 +99,7 @@ def score_pairs(pairs: Sequence[tuple[str, Path, Path]], hce: bool = False, desc
     scores = Scores()
     for stem, pred_path, gt_path in tqdm(pairs, desc=desc, unit="image"):
         try:
-            scores.add(stem, read_alpha(pred_path), read_alpha(gt_path), hce)
+            scores.add(stem, load_mask(pred_path), load_mask(gt_path), hce)
         except BadImageError as error:
             scores.skipped[stem] = str(error)
     return scores
@@ -134,7 +134,7 @@ def score_model(predict: Callable[[Path], np.ndarray], items: Sequence[Item], hc
     scores = Scores()
     for item in tqdm(items, desc=desc, unit="image"):
         try:
-            scores.add(item_key(item), predict(item.im), read_alpha(item.gt), hce)
+            scores.add(item_key(item), predict(item.im), load_mask(item.gt), hce)
         except BadImageError as error:
             scores.skipped[item_key(item)] = str(error)
     return scores

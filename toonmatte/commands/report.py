@@ -25,9 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from toonmatte.commands.evaluate import COLUMNS, Scores, evaluable_items, format_value, matte_files
-from toonmatte.dataset import SPLITS, Item, list_items, read_alpha
+from toonmatte.dataset import SPLITS, Item, list_items
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import load_image
+from toonmatte.imageio import load_image, load_mask
 from toonmatte.metrics import LOWER_IS_BETTER
 
 THUMBNAIL = 256
@@ -113,7 +113,7 @@ def _prediction_source(args: argparse.Namespace) -> tuple[Callable[[Item], np.nd
     """(item -> model alpha or None when there is none, engine description, fallback notice)."""
     if args.pred is not None:
         files = matte_files(args.pred)
-        return (lambda item: read_alpha(files[item.stem]) if item.stem in files else None), f"predictions in {args.pred}", None
+        return (lambda item: load_mask(files[item.stem]) if item.stem in files else None), f"predictions in {args.pred}", None
     from toonmatte.pipeline import Matter
 
     matter = Matter(model=args.model or "toonout", weights=args.weights, device=args.device)
@@ -130,7 +130,7 @@ def collect(items: list[Item], predict: Callable[[Item], np.ndarray | None], wor
             if pred is None:
                 scores.skipped[key] = "no prediction with this stem"
                 continue
-            gt = read_alpha(item.gt)
+            gt = load_mask(item.gt)
             scores.add(key, pred, gt, hce)
             if key in scores.per_image:
                 worst.offer(key, scores.per_image[key], item.im, pred, gt)

@@ -1,25 +1,74 @@
-"""Read ToonOut's dataset layout: ``<root>/<split>/<generation>/{im,gt,an}/<stem>.png``.
+"""ToonOut's dataset layout: where each file of an item lives, and listing the items under a root.
 
-``im`` is the RGB image, ``gt`` the 8-bit alpha, ``an`` the RGBA cut-out; the three files of
-one item (its *triple*) share a stem. Items may also sit outside any split, at
-``<root>/<generation>/{im,gt,an}/<stem>.png``, until ``python -m toonmatte split`` moves
-them. Hidden files and folders (names starting with ".", such as the studio's index and
-history) are ignored, and so is anything that is not a ``.png``.
+``<root>/<split>/<generation>/{im,gt,an}/<stem>.png``: ``im`` is the RGB image, ``gt`` the 8-bit
+alpha, ``an`` the RGBA cut-out; the three files of one item (its *triple*) share a stem. Items may
+also sit outside any split, at ``<root>/<generation>/{im,gt,an}/<stem>.png``, until ``python -m
+toonmatte split`` moves them. Hidden files and folders (names starting with ".") are not part of
+the dataset: ``.toonmatte/`` holds the store's index, journals, locks and predicted alphas, and
+``.history/<split>/<generation>/<stem>/<UTC timestamp>/{im,gt,an}.png`` keeps replaced versions.
+Anything that is not a ``.png`` is ignored too.
 """
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.errors import ToonmatteError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 KINDS: tuple[str, ...] = ("im", "gt", "an")
 SUFFIX = ".png"
+META_DIR = ".toonmatte"
+HISTORY_DIR = ".history"
+MAX_STEM_LENGTH = 120
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def sanitize_stem(name: str) -> str:
+    """A file name or path as a safe stem: the base name without its extension, made of
+    ``[A-Za-z0-9_-]`` (anything else, dots included, becomes ``_``, so the result is a fixed point),
+    not starting with ``-``, never empty, at most ``MAX_STEM_LENGTH`` characters. Names that lose
+    information (non-ASCII characters, truncation) get 8 hex digits of a hash of the original base
+    name appended, so that distinct names stay distinct. Being a bare name, it cannot leave a folder."""
+    base = re.split(r"[/\\]", str(name))[-1]
+    head, dot, _extension = base.rpartition(".")
+    if dot and head.strip("."):
+        base = head
+    folded = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")  # é -> e
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", folded.lstrip(".")).lstrip("-")
+    lossy = not base.isascii()
+    if len(stem) > MAX_STEM_LENGTH:
+        stem, lossy = stem[:MAX_STEM_LENGTH - 9], True
+    if lossy:
+        digest = hashlib.sha1(base.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem = f"{stem}-{digest}" if stem else digest
+    if not stem:
+        return "untitled"
+    return f"_{stem}" if stem.upper() in _RESERVED else stem
+
+
+def check_folder_name(value: str, what: str) -> str:
+    """``value`` if it is a safe split or generation folder name, else a one-sentence error."""
+    if not isinstance(value, str) or not _SAFE_NAME.match(value) or len(value) > MAX_STEM_LENGTH:
+        raise ToonmatteError(f"The {what} name {value!r} is not allowed; use letters, digits, '.', '_' and '-' only, starting with a letter or digit.")
+    return value
+
+
+def triple_paths(root: Path, split: str | None, generation: str, stem: str) -> dict[str, Path]:
+    """The ``im``, ``gt`` and ``an`` paths of an item (whether or not they exist)."""
+    folder = root / generation if split is None else root / split / generation
+    return {kind: folder / kind / f"{stem}{SUFFIX}" for kind in KINDS}
+
+
+def history_folder(root: Path, split: str | None, generation: str, stem: str) -> Path:
+    """The folder holding an item's replaced versions, one timestamped subfolder each."""
+    return root / HISTORY_DIR / (split or "") / generation / stem
 
 
 @dataclass(frozen=True)
@@ -106,26 +155,3 @@ def describe_missing(items: Iterable[Item], limit: int = 20) -> str:
     if len(items) > limit:
         parts.append(f"and {len(items) - limit} more")
     return ", ".join(parts)
-
-
-def read_alpha(path: str | Path) -> np.ndarray:
-    """An alpha matte file as uint8 HxW: a gray image as is, the alpha band of an image that has one.
-
-    16-bit gray images are scaled to 8 bits; colour images without alpha are converted to gray.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode.startswith("I"):
-                values = np.asarray(image, dtype=np.float64)
-                if image.mode.startswith("I;16") or values.max() > 255:
-                    values = values / 257.0
-                return values.round().clip(0, 255).astype(np.uint8)
-            if image.mode == "P":
-                image = image.convert("RGBA" if "transparency" in image.info else "L")
-            if "A" in image.getbands():
-                return np.asarray(image.getchannel("A"), dtype=np.uint8)
-            return np.asarray(image.convert("L"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise BadImageError(f"Cannot read the matte {path} ({error}); check that it is an intact PNG.") from error

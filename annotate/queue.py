@@ -7,10 +7,13 @@ person edits item k, item k+1 is predicted on a background thread, so "next" is 
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import shutil
 import stat
 import threading
+import uuid
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from toonmatte.dataset import DatasetStore, hash_file, sanitize_stem
-from toonmatte.errors import ToonmatteError
+from toonmatte.errors import ToonmatteError, write_error
 from toonmatte.imageio import IMAGE_EXTENSIONS, collect_inputs
 
 log = logging.getLogger(__name__)
@@ -108,19 +111,19 @@ def extract_zip(archive: str | Path, destination: str | Path) -> ImportResult:
             relative = _safe_member_path(info.filename)
             mode = info.external_attr >> 16
             if relative is None:
-                result.skipped.append(f"{label}: {info.filename!r} has an unsafe path and was not extracted.")
+                result.skipped.append(f"{label}: {_short(info.filename)!r} has an unsafe path and was not extracted.")
                 continue
             if stat.S_ISLNK(mode):
-                result.skipped.append(f"{label}: {info.filename!r} is a symbolic link and was not extracted.")
+                result.skipped.append(f"{label}: {_short(info.filename)!r} is a symbolic link and was not extracted.")
                 continue
             if any(part.startswith(".") for part in relative.parts) or not _is_image_name(relative.name):
                 continue  # hidden files (__MACOSX resource forks too) and non-images are simply not part of the queue
             target = (root / relative).resolve()
             if not target.is_relative_to(root):
-                result.skipped.append(f"{label}: {info.filename!r} would land outside the work folder and was not extracted.")
+                result.skipped.append(f"{label}: {_short(info.filename)!r} would land outside the work folder and was not extracted.")
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(info) as source, open(target, "wb") as sink:
                     for chunk in iter(lambda: source.read(_CHUNK), b""):
                         written += len(chunk)
@@ -128,16 +131,37 @@ def extract_zip(archive: str | Path, destination: str | Path) -> ImportResult:
                             raise ToonmatteError(f"{label} inflates to more than {MAX_ZIP_BYTES >> 30} GiB; split it into smaller zips.")
                         sink.write(chunk)
             except ToonmatteError as error:
-                target.unlink(missing_ok=True)
+                _remove(target)
                 result.skipped.append(str(error))
                 return result
-            except (zipfile.BadZipFile, OSError, EOFError) as error:
-                target.unlink(missing_ok=True)
-                result.skipped.append(f"{label}: {info.filename!r} could not be extracted ({error}).")
+            except (zipfile.BadZipFile, EOFError) as error:
+                _remove(target)
+                result.skipped.append(f"{label}: {_short(info.filename)!r} could not be extracted ({error}).")
+                continue
+            except OSError as error:
+                _remove(target)
+                if error.errno != errno.ENAMETOOLONG:  # the work folder itself failed: stop here, keep what came out
+                    result.skipped.append(str(write_error(error, f"The images of {label}")))
+                    break
+                result.skipped.append(f"{label}: {_short(info.filename)!r} has a name too long for the file system "
+                                      "and was not extracted; shorten it.")
                 continue
             result.paths.append(target)
     result.paths.sort()
     return result
+
+
+def _short(name: str, limit: int = 60) -> str:
+    """A member name short enough for a message."""
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _remove(path: Path) -> None:
+    """Delete a partly extracted file, if it got that far (never raises: another error is being reported)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportResult:
@@ -161,10 +185,17 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportR
             if not extracted.paths and not extracted.skipped:
                 result.skipped.append(f"{path.name} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
         elif _is_image_name(path.name):
-            folder.mkdir(parents=True, exist_ok=True)
             target = folder / (sanitize_stem(path.stem) + path.suffix.lower())
-            if not target.exists():
-                shutil.copyfile(path, target)
+            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # a failed copy is never reused
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    shutil.copyfile(path, partial)
+                    os.replace(partial, target)
+            except OSError as error:
+                _remove(partial)
+                result.skipped.append(str(write_error(error, f"The upload {path.name}")))
+                continue
             result.paths.append(target)
         else:
             result.skipped.append(f"{path.name} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor a zip; it was left out.")

@@ -94,3 +94,46 @@ def offline_hub(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TOONMATTE_CACHE", str(home / "toonmatte"))
     monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
     return home
+
+
+class Mounts:
+    """Small tmpfs file systems for tests of full and read-only disks (root can mount; others skip)."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def tmpfs(self, folder: Path, size: str) -> Path:
+        """A tmpfs of ``size`` (such as "768k") mounted at ``folder``."""
+        import subprocess
+
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+        self.mounted.append(folder)
+        return folder
+
+    def read_only_view(self, folder: Path, view: Path) -> Path:
+        """``folder`` seen read-only at ``view`` (a read-only bind mount: as root, permission bits stop nothing)."""
+        import subprocess
+
+        view.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here ({done.stderr.decode().strip() or 'not root'})")
+        self.mounted.append(view)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True, capture_output=True)
+        return view
+
+    def release(self) -> None:
+        import subprocess
+
+        for folder in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def mounts():
+    helper = Mounts()
+    yield helper
+    helper.release()

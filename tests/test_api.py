@@ -2,12 +2,14 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from toonmatte.dataset import store as store_module
 from annotate.api import save_file
 from annotate.queue import register
-from toonmatte.dataset import DatasetStore
 from conftest import draw_toon, save_png
+from toonmatte.dataset import DatasetStore
+from toonmatte.dataset import store as store_module
+from toonmatte.errors import BadImageError
 
 
 def test_a_save_between_anothers_files_and_index_row_keeps_the_stem(tmp_path: Path, monkeypatch) -> None:
@@ -56,3 +58,40 @@ def test_two_files_with_one_name_queued_at_once_get_two_stems(tmp_path: Path, mo
     assert stems[0] == "pic" and stems[1].startswith("pic-")
     assert {record.stem: record.source_path for record in store.items()} == {
         stems[0]: str(sources[0]), stems[1]: str(sources[1])}
+
+
+def test_a_mask_with_the_subject_in_its_alpha_is_stored_as_that_alpha(tmp_path: Path) -> None:
+    """White RGB with the subject in the alpha channel: before, the whole image became subject."""
+    store = DatasetStore(tmp_path / "dataset")
+    rgb, alpha = draw_toon(48, 40, seed=3)
+    source, mask = tmp_path / "shot.png", tmp_path / "mask.png"
+    save_png(source, rgb)
+    save_png(mask, np.dstack([np.full_like(rgb, 255), alpha]))
+    stem, warnings = save_file(store, source, mask)
+    assert np.array_equal(store.load_triple(stem)[1], alpha) and warnings == []
+
+
+def test_a_uniform_mask_is_saved_with_a_warning(tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path / "dataset")
+    rgb, _ = draw_toon(48, 40, seed=3)
+    source, mask = tmp_path / "shot.png", tmp_path / "mask.png"
+    save_png(source, rgb)
+    save_png(mask, np.full(rgb.shape[:2], 255, np.uint8))
+    stem, warnings = save_file(store, source, mask)
+    assert stem == "shot" and len(warnings) == 1 and "all subject" in warnings[0]
+
+
+def test_a_mask_header_claiming_13000x13000_is_refused_before_decoding(tmp_path: Path) -> None:
+    from test_imageio import gray_png_header_only
+
+    store = DatasetStore(tmp_path / "dataset")
+    source, mask = tmp_path / "shot.png", tmp_path / "upload" / "bomb.png"
+    save_png(source, draw_toon(48, 40, seed=3)[0])
+    mask.parent.mkdir()
+    mask.write_bytes(gray_png_header_only(13_000, 13_000))
+    with pytest.raises(BadImageError) as error:
+        save_file(store, source, mask)
+    message = str(error.value)
+    assert "bomb.png" in message and "13000x13000" in message and "downscale" in message
+    assert str(mask.parent) not in message  # the upload's name only, not the server's folder
+    assert store.items() == [] and not list((tmp_path / "dataset").rglob("*.png"))

@@ -158,3 +158,13 @@ def test_bad_files_give_one_sentence_and_the_server_stays_usable(studio, tmp_pat
     cut_path, mask_path = client.predict(handle_file(str(image)), api_name="/matte")
     assert read(mask_path).shape == (40, 40)
 
+
+
+def test_the_app_refuses_to_start_on_a_read_only_dataset_root(tmp_path: Path, mounts) -> None:
+    (tmp_path / "data").mkdir()
+    view = mounts.read_only_view(tmp_path / "data", tmp_path / "view")
+    done = subprocess.run([sys.executable, str(REPO / "app.py"), "--dataset-root", str(view), "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in done.stderr

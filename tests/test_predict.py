@@ -145,3 +145,23 @@ def test_every_image_is_written_when_batches_outrun_the_writers(tmp_path, monkey
     assert "7 of 7 image(s) matted" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [f"t{seed}.png" for seed in range(7)] + [f"t{seed}_rgba.png" for seed in range(7)])
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_an_output_folder_that_cannot_be_made_is_one_sentence(inputs, tmp_path, capsys, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    out = blocker if where == "file" else blocker / "out"
+    assert main(["predict", str(inputs / "toon0.png"), "--out", str(out), "--model", "fallback"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "Errno" not in err
+    assert f"The output folder {out} could not be written" in err and "a file stands where a folder should be" in err
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_a_read_only_output_folder_is_one_sentence(inputs, tmp_path, capsys, mounts):
+    (tmp_path / "out").mkdir()
+    view = mounts.read_only_view(tmp_path / "out", tmp_path / "view")
+    assert main(["predict", str(inputs / "toon0.png"), "--out", str(view / "sub"), "--model", "fallback"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read-only" in err and "Traceback" not in err

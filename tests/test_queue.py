@@ -219,3 +219,34 @@ def test_unreadable_files_are_skipped_with_a_message(store: DatasetStore, tmp_pa
             queue.current()
     finally:
         queue.close()
+
+
+def test_a_member_name_too_long_for_the_file_system_is_skipped_and_the_rest_load(tmp_path: Path) -> None:
+    archive = tmp_path / "long.zip"
+    long_name = "characters/" + "very_long_name_" * 20 + ".png"  # a 300-byte file name: over 255
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("a.png", png_bytes(0))
+        bundle.writestr(long_name, png_bytes(1))
+        bundle.writestr("z.png", png_bytes(2))
+    result = import_uploads([archive], tmp_path / "work")
+    assert sorted(p.name for p in result.paths) == ["a.png", "z.png"]
+    assert len(result.skipped) == 1 and "name too long" in result.skipped[0]
+    assert str(tmp_path) not in result.skipped[0] and len(result.skipped[0]) < 200
+
+
+def test_an_upload_that_cannot_be_copied_is_one_sentence_and_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import shutil
+
+    source = tmp_path / "pic.png"
+    source.write_bytes(png_bytes(0))
+
+    def full_disk(src, dst, **kwargs):
+        Path(dst).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    result = import_uploads([source], tmp_path / "work")
+    assert not result.paths and result.skipped == [
+        "The upload pic.png could not be written: the disk is full; free some space and try again."]
+    assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,43 @@ def test_split_finishes_an_interrupted_studio_save_first(tmp_path, monkeypatch):
         assert {item.stem: item.split for item in list_items(tmp_path)} == {
             record.stem: record.split for record in store.items()}
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def _studio_saves(root: Path, count: int) -> None:
+    """Another process: the studio saving new versions of its items while a split runs."""
+    rgb = np.full((8, 8, 3), 90, np.uint8)
+    with DatasetStore(root, split="train", generation="g1") as store:
+        (root / "studio-started").touch()
+        for round_ in range(count):
+            for i in range(12):
+                store.save_triple(f"s{i}", rgb, np.full((8, 8), 20 + round_, np.uint8), foreground=rgb)
+
+
+def test_split_and_the_studio_at_once_keep_the_dataset_consistent(tmp_path):
+    import multiprocessing
+
+    rgb = np.full((8, 8, 3), 90, np.uint8)
+    with DatasetStore(tmp_path, split="train", generation="g1") as store:
+        for i in range(12):
+            store.save_triple(f"s{i}", rgb, np.full((8, 8), 10, np.uint8), foreground=rgb)
+    studio = multiprocessing.get_context("spawn").Process(target=_studio_saves, args=(tmp_path, 6))
+    studio.start()
+    while not (tmp_path / "studio-started").exists():
+        assert studio.is_alive()
+        time.sleep(0.01)
+    splits = 0
+    while studio.is_alive():  # reshuffle with another seed each time, so items keep moving under the saves
+        assert main(["split", str(tmp_path), "--seed", str(splits)]) == 0
+        splits += 1
+    studio.join(120)
+    assert splits >= 2
+    assert studio.exitcode == 0
+    items = list_items(tmp_path)
+    assert len(items) == 12 and all(item.complete for item in items)
+    with DatasetStore(tmp_path) as store:
+        assert {item.stem: item.split for item in items} == {record.stem: record.split for record in store.items()}
+        for item in items:
+            im, gt, an = store.load_triple(item.stem)
+            assert (gt == 25).all() and np.array_equal(an[..., 3], gt)  # the studio's last save, wherever it is now
+            assert store.get(item.stem).versions == 7 == len(store.history(item.stem)) + 1
+    assert not list(tmp_path.rglob("*.tmp")) and unfinished_moves(tmp_path) == 0

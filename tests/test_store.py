@@ -1,9 +1,12 @@
 """The dataset store: round trips, history, stem sanitizing, crash recovery, concurrent writers, index, state."""
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from toonmatte.dataset import MAX_STEM_LENGTH, STATUSES, DatasetStore, sanitize_stem
+from toonmatte.dataset import MAX_STEM_LENGTH, STATUSES, DatasetStore, list_items, sanitize_stem
 from toonmatte.dataset import store as store_module
 from toonmatte.dataset.files import hash_file, read_png
-from toonmatte.errors import ToonmatteError
+from toonmatte.errors import ToonmatteError, WriteError
 
 FAULT_STEPS = ("temps-written", "history-staged", "indexed", "renamed-im", "renamed-gt", "renamed-an",
                "history-committed")
@@ -351,3 +354,164 @@ def test_an_item_keeps_its_place_and_stem_for_deduplicates(tmp_path):
     assert new.stem_for("/y/pic.png", "bbbb2222") == "pic-bbbb2222"
     assert new.stem_for("/y/other.png", "aaaa1111") == "pic"  # same bytes, same item
     assert new.stem_for("fresh.png", "cccc") == "fresh"
+
+
+# ------------------------------------------------------- failures: all done or not done at all
+
+def _dataset_values(store: DatasetStore) -> dict[str, int]:
+    """stem -> the value each triple's im and gt hold, after checking that every triple is whole (its
+    ``an`` alpha is its gt), that the disk and the index agree, and that no save left anything behind."""
+    items = list_items(store.root)
+    assert all(item.complete for item in items), [item.name for item in items if not item.complete]
+    values = {item.stem: _value_of({"im": item.im, "gt": item.gt}) for item in items}
+    assert all(np.array_equal(read_png(item.an)[..., 3], read_png(item.gt)) for item in items)
+    indexed = {record.stem: record for record in store.items()}
+    assert set(indexed) == set(values)
+    for item in items:
+        assert (indexed[item.stem].split, indexed[item.stem].generation) == (item.split, item.generation)
+    assert _leftovers(store.root) == []
+    return values
+
+
+def _one_sentence(message: str, *needles: str) -> None:
+    assert "\n" not in message and message.endswith(".") and message.count(". ") == 0, message
+    assert "Errno" not in message and "/" not in message, message  # no raw OS error, no path
+    for needle in needles:
+        assert needle in message, message
+
+
+_HOLD_INDEX = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_save_while_another_program_holds_the_index_changes_nothing_and_a_retry_is_the_same_item(tmp_path):
+    from annotate.api import save_file
+
+    store = DatasetStore(tmp_path / "data", generation="g", busy_timeout=0.3)
+    _save_uniform(store, "kept", 10)
+    source, mask = tmp_path / "locked.png", tmp_path / "mask.png"
+    cv2.imwrite(str(source), np.full((12, 16, 3), 40, np.uint8))
+    cv2.imwrite(str(mask), np.full((12, 16), 40, np.uint8))  # one value per triple, as _value_of reads it
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_INDEX, str(store.root / ".toonmatte" / "index.sqlite")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(WriteError) as error:
+            save_file(store, source, mask)
+        _one_sentence(str(error.value), "locked by another program", "nothing was saved")
+        with pytest.raises(WriteError, match="locked by another program"):
+            _save_uniform(store, "kept", 11)  # a new version of an existing item: the old one stays
+        assert _dataset_values(store) == {"kept": 10}
+    finally:
+        holder.communicate("")
+    stem, _ = save_file(store, source, mask)
+    assert stem == "locked" and save_file(store, source, mask)[0] == "locked"  # the same bytes are the same item
+    assert store.get("locked").versions == 2 and len(store.history("locked")) == 1
+    assert set(_dataset_values(store)) == {"kept", "locked"}
+
+
+def test_a_full_index_names_the_real_cause_and_rolls_the_files_back(tmp_path):
+    """SQLite's own "database or disk is full", reached by capping the index's size in pages."""
+    store = DatasetStore(tmp_path, generation="g")
+    pages = store._index.query("PRAGMA page_count")[0][0]
+    store._index.query(f"PRAGMA max_page_count = {pages}")
+    acknowledged = {}
+    with pytest.raises(WriteError) as error:
+        for i in range(200):  # each new row takes room until a page is needed
+            _save_uniform(store, f"item{i:03d}-" + "x" * 100, i % 250)
+            acknowledged[f"item{i:03d}-" + "x" * 100] = i % 250
+    _one_sentence(str(error.value), "disk holding the dataset is full", "nothing was saved")
+    assert "rollback" not in str(error.value)
+    assert acknowledged and _dataset_values(store) == acknowledged
+
+
+def test_no_space_while_writing_the_temps_leaves_no_partial_file(tmp_path, monkeypatch):
+    store = DatasetStore(tmp_path, generation="g")
+    _save_uniform(store, "item", 10)
+    real_write, calls = os.write, []
+
+    def write_until_full(fd: int, data) -> int:
+        calls.append(len(data))
+        if len(calls) == 2:  # the gt: half of it fits, then the disk is full
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write_until_full)
+    with pytest.raises(WriteError) as error:
+        _save_uniform(store, "item", 20)
+    monkeypatch.setattr(os, "write", real_write)
+    _one_sentence(str(error.value), "disk is full", "free some space")
+    assert _dataset_values(store) == {"item": 10} and store.history("item") == []
+
+
+def test_a_really_full_disk_keeps_exactly_the_acknowledged_saves(tmp_path, mounts):
+    disk = mounts.tmpfs(tmp_path / "disk", "768k")
+    store = DatasetStore(disk, generation="g")
+    rng = np.random.default_rng(0)
+    acknowledged: dict[str, int] = {}
+    failure = None
+    for i in range(60):  # noise does not compress: about 50 KB per triple, so the disk fills up
+        value = i + 1
+        image = rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)
+        image[0, 0] = value
+        try:
+            store.save_triple(f"noise{i:02d}", np.full((64, 128, 3), value, np.uint8), np.full((64, 128), value, np.uint8),
+                              foreground=image)
+        except WriteError as error:
+            failure = str(error)
+            break
+        acknowledged[f"noise{i:02d}"] = value
+    assert failure is not None, "the disk never filled up"
+    _one_sentence(failure, "full")
+    assert _dataset_values(store) == acknowledged
+
+
+def test_a_read_only_root_is_refused_on_open_in_one_sentence(tmp_path, mounts):
+    with DatasetStore(tmp_path / "data", generation="g") as store:
+        _save_uniform(store, "item", 10)
+    view = mounts.read_only_view(tmp_path / "data", tmp_path / "view")
+    with pytest.raises(WriteError) as error:
+        DatasetStore(view, generation="g")
+    message = str(error.value)
+    assert "read-only" in message and str(view) in message and "Errno" not in message  # the operator's folder, named
+    assert _value_of(DatasetStore(tmp_path / "data").triple_paths("item")) == 10
+
+
+@pytest.mark.parametrize("code, phrase", [(errno.EROFS, "read-only"), (errno.EACCES, "permission was denied"),
+                                          (errno.ENOSPC, "disk is full")])
+def test_a_root_that_stops_taking_writes_gives_one_sentence_and_keeps_the_item(tmp_path, monkeypatch, code, phrase):
+    """The disk turns read-only (or loses permission, or fills) while the studio runs."""
+    store = DatasetStore(tmp_path, generation="g")
+    _save_uniform(store, "item", 10)
+    real_open = os.open
+
+    def refuse_writes(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse_writes)
+    with pytest.raises(WriteError) as error:
+        _save_uniform(store, "item", 20)
+    with pytest.raises(WriteError):
+        with store.naming():
+            pass
+    monkeypatch.setattr(os, "open", real_open)
+    _one_sentence(str(error.value), phrase)
+    assert _dataset_values(store) == {"item": 10}
+
+
+def test_a_file_in_the_way_of_a_folder_is_one_sentence(tmp_path):
+    store = DatasetStore(tmp_path, split="train", generation="g")
+    (tmp_path / "train" / "g").mkdir(parents=True)
+    (tmp_path / "train" / "g" / "gt").write_text("not a folder")
+    with pytest.raises(WriteError) as error:
+        _save_uniform(store, "item", 10)
+    _one_sentence(str(error.value), "a file stands where a folder should be")
+    assert store.get("item") is None and _leftovers(tmp_path) == []

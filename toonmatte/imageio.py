@@ -22,7 +22,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.errors import BadImageError, write_error
 from toonmatte.png import encode_png
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
 
     The PNG goes to a uniquely named temp file in the same folder, is fsynced, then renamed
     over ``path``, so readers never see a half-written file. Parent folders are created.
-    Raises ValueError for a wrong array and ToonmatteError when the disk write fails.
+    Raises ValueError for a wrong array and a WriteError naming only the file when the disk write fails.
     """
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[2] == 1:
@@ -328,9 +328,25 @@ def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
             os.fsync(file.fileno())
         os.replace(temp, target)
     except OSError as error:
-        temp.unlink(missing_ok=True)
-        raise ToonmatteError(f"Cannot write {target}: {error.strerror or error}; check the folder exists and is writable.") from None
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise write_error(error, target.name) from None
     _fsync_directory(target.parent)
+
+
+def prepare_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (and its parents) and check that it takes a new file; when it cannot, one
+    sentence that starts with ``what`` and names the folder (a file in the way, permission, read-only,
+    a full disk)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{secrets.token_hex(6)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise write_error(error, f"{what} {folder}") from None
 
 
 def _fsync_directory(folder: Path) -> None:

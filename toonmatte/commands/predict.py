@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.foreground import cutout
-from toonmatte.imageio import LoadedImage, collect_inputs, load_image, write_png_atomic
+from toonmatte.imageio import LoadedImage, collect_inputs, load_image, prepare_folder, write_png_atomic
 from toonmatte.zoo import DEFAULT_MODEL, ZOO
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = list(zip(paths, unique_stems(paths)))
     if args.skip_existing:
         jobs = [(p, s) for p, s in jobs if not all(o.exists() for o in output_paths(args.out, s))]
+    prepare_folder(args.out, "The output folder")  # before the model loads: a bad --out costs nothing
     matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
     failed = matte_files(matter, jobs, args.out, batch_size=args.batch_size, foreground=args.foreground)
     done = len(jobs) - failed
@@ -113,7 +114,7 @@ def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch
     last one (foreground estimation and PNG compression release the GIL) while the model runs. On a
     GPU the model is the shortest stage; one after another, these CPU stages would set the pace.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_folder(out, "The output folder")
     chunks = [jobs[start:start + batch_size] for start in range(0, len(jobs), batch_size)]
     threads, failed = writer_threads(), 0
     with tqdm(total=len(jobs), desc=f"matting ({matter.title})", unit="image", disable=None) as progress, \

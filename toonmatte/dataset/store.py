@@ -202,7 +202,8 @@ class DatasetStore:
                 write_synced(self._prediction_dir / f"{stem}.{txid}.png", prediction)
                 fsync_path(self._prediction_dir)
             _fault_point("temps-written")
-            self._stage_history(stem, txid, targets)
+            if self._stage_history(stem, txid, targets):  # its folder now, so nothing after the commit allocates
+                make_dirs(history_folder(self.root, split, generation, stem))
             _fault_point("history-staged")
             with self._index.transaction("nothing was saved") as db:
                 self._index.upsert_saved(db, {**row, "split": split, "generation": generation, "updated_at": now()}, txid)
@@ -227,10 +228,11 @@ class DatasetStore:
                 if attempt == 2:
                     raise
 
-    def _stage_history(self, stem: str, txid: str, targets: dict[str, Path]) -> None:
+    def _stage_history(self, stem: str, txid: str, targets: dict[str, Path]) -> bool:
+        """Hard-link the files a save replaces into its staging folder; False when there are none."""
         existing = [(kind, path) for kind, path in targets.items() if path.exists()]
         if not existing:
-            return
+            return False
         staged = self._staging_dir / f"{stem}.{txid}"
         staged.mkdir()
         for kind, path in existing:
@@ -243,6 +245,7 @@ class DatasetStore:
                 fsync_path(staged / f"{kind}.png")
         fsync_path(staged)
         fsync_path(self._staging_dir)
+        return True
 
     def _discard(self, stem: str, txid: str, targets: dict[str, Path]) -> None:
         """Delete an uncommitted save's leftovers (never raises: it runs while another error propagates)."""

@@ -6,7 +6,9 @@ serving immediately and the first prediction waits for the load. When no weights
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -14,28 +16,30 @@ from typing import Any, Callable
 from annotate.queue import Prediction, QueueItem
 from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError
+from toonmatte.imageio import load_image
 
 log = logging.getLogger(__name__)
 
 
-def _default_loader(model: str, weights: str | None, device: str | None) -> Any:
+def _default_loader(model: str, weights: str | None, device: str | None, backend: str = "torch") -> Any:
     from toonmatte.pipeline import Matter
 
-    return Matter(model=model, weights=weights, device=device, allow_fallback=True)
+    return Matter(model=model, weights=weights, device=device, allow_fallback=True, backend=backend)
 
 
 class Engine:
     """A ``Matter`` built once on a background thread (``start``); ``get`` starts it if needed and waits.
 
-    ``loader(model, weights, device)`` builds the matter (tests pass a stand-in); a
+    ``loader(model, weights, device)`` builds the matter (tests pass a stand-in; by default a
+    ``Matter`` on ``backend``, see ``toonmatte.pipeline.BACKENDS``); a
     ``ToonmatteError`` while loading (an unknown device, say) is kept and re-raised by ``get``
     so that every prediction reports it as one sentence.
     """
 
     def __init__(self, model: str = "toonout", weights: str | None = None, device: str | None = None,
-                 loader: Callable[[str, str | None, str | None], Any] = _default_loader) -> None:
+                 loader: Callable[[str, str | None, str | None], Any] | None = None, backend: str = "torch") -> None:
         self.model, self.weights, self.device = model, weights, device
-        self._loader = loader
+        self._loader = loader or functools.partial(_default_loader, backend=backend)
         self._matter: Any = None
         self._error: ToonmatteError | None = None
         self._ready = threading.Event()
@@ -85,8 +89,12 @@ class Engine:
         return f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {matter.device})", False
 
     def predict(self, source: Any) -> Any:
-        """``Matter.predict`` (raises ``BadImageError`` for an unreadable image)."""
-        return self.get().predict(source)
+        """``Matter.predict``; an image file is read here, so that a ``BadImageError`` names it by its
+        name only (uploads live in the server's own folders, which the person never sees)."""
+        matter = self.get()
+        if isinstance(source, (str, os.PathLike)):
+            source = load_image(source, background=matter.background, label=Path(source).name)
+        return matter.predict(source)
 
     def predict_item(self, item: QueueItem) -> Prediction:
         """The queue's predictor: matte the item's file and hash its bytes."""

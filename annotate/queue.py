@@ -405,8 +405,7 @@ def skip_unreadable(queue: WorkQueue, errors: type[BaseException] | tuple[type[B
         try:
             return queue.current(), messages
         except errors as error:  # type: ignore[misc]
-            path = queue.item.path  # named as the person gave it: uploads are copies under the dataset root
-            messages.append(str(error).replace(str(path), path.name))
+            messages.append(str(error))
             stem = queue.item.stem
             queue.store.record(stem, status="skipped", source_path=str(queue.item.path))
             if queue.at_end():

@@ -143,13 +143,14 @@ def test_bad_files_give_one_sentence_and_the_server_stays_usable(studio, tmp_pat
         client.predict(handle_file(str(junk)), api_name="/matte")
     message = str(caught.value)
     assert "junk.png" in message and "Traceback" not in message
+    assert "/" not in message  # the file's name, never the server's upload folder
 
     rgb, alpha = draw_toon(40, 40, seed=1)
     image = write_png(tmp_path / "ok.png", rgb)
     small = write_png(tmp_path / "small.png", alpha[:20, :20])
     with pytest.raises(Exception) as caught:
         client.predict(handle_file(str(image)), handle_file(str(small)), api_name="/save")
-    assert "same size" in str(caught.value)
+    assert "same size" in str(caught.value) and "small.png" in str(caught.value) and "/" not in str(caught.value)
     colour = write_png(tmp_path / "colour.png", rgb)
     with pytest.raises(Exception) as caught:
         client.predict(handle_file(str(image)), handle_file(str(colour)), api_name="/save")

@@ -220,3 +220,22 @@ def test_composed_convs_on_cuda_match_the_cpu():
         cpu = model.decoder.ipt_blk1(x)
         gpu = model.decoder.ipt_blk1.cuda()(x.cuda()).cpu()
     torch.testing.assert_close(gpu, cpu, rtol=0, atol=5e-3)  # cuDNN may use TF32 for the border strips
+
+
+def test_supervision_adds_the_training_heads_and_leaves_the_logits_alone():
+    """Training reads the side and gradient-map logits of stages 4, 3, 2; the logits are those of the plain pass."""
+    torch.manual_seed(0)
+    model = build_model(BiRefNetConfig.tiny())
+    x = torch.randn(2, 3, 96, 64)  # a shape no test runs under inference_mode: swin caches layouts per shape
+    with torch.no_grad():
+        plain = model(x)
+        logits, heads = model(x, supervision=True)
+    assert torch.equal(logits, plain)
+    assert [(side.shape, gradient.shape) for side, gradient in heads] == [
+        ((2, 1, h, w), (2, 1, h, w)) for h, w in ((3, 2), (6, 4), (12, 8))]
+    model.train()
+    logits, heads = model(x, supervision=True)
+    sum(side.mean() + gradient.mean() for side, gradient in heads).backward()
+    for stage in (4, 3, 2):
+        assert model.decoder.get_submodule(f"conv_ms_spvn_{stage}").weight.grad.abs().sum() > 0
+        assert model.decoder.get_submodule(f"gdt_convs_pred_{stage}")[0].weight.grad.abs().sum() > 0

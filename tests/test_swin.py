@@ -16,3 +16,19 @@ def test_patch_embedding_is_the_strided_convolution(height, width):
         expected = embed.norm(embed.proj(padded).flatten(2).transpose(1, 2))
     assert (hp, wp) == (-(-height // 4), -(-width // 4))
     torch.testing.assert_close(tokens, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    from toonmatte.swin import SwinTransformer
+
+    torch.manual_seed(0)
+    backbone = SwinTransformer(8, (2, 2), (1, 2), 4, 4.0)
+    x = torch.randn(2, 3, 64, 64)
+    grads = []
+    for checkpointing in (False, True):
+        backbone.zero_grad()
+        backbone.gradient_checkpointing(checkpointing)
+        sum(out.square().mean() for out in backbone(x)).backward()
+        grads.append([p.grad.clone() for p in backbone.parameters()])
+    for plain, recomputed in zip(*grads):
+        torch.testing.assert_close(recomputed, plain, rtol=0, atol=0)

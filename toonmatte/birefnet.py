@@ -16,6 +16,7 @@ from torchvision.ops import deform_conv2d
 from toonmatte.deformable import modulated_deform_conv2d
 from toonmatte.swin import SwinTransformer
 
+ASPP_DROPOUT = 0.5  # after each ASPP block in training, as in BiRefNet; identity at eval
 
 @dataclass(frozen=True)
 class BiRefNetConfig:
@@ -165,7 +166,7 @@ class ASPPDeformable(nn.Module):
         out = out.add_(pointwise(self.global_avg_pool(x), weight[:, 4 * inner:]))
         if self.conv1.bias is not None:
             out = out.add_(self.conv1.bias.view(1, -1, 1, 1))
-        return F.relu(self.bn1(out), inplace=True)
+        return F.dropout(F.relu(self.bn1(out), inplace=True), ASPP_DROPOUT, self.training)
 
 
 class BasicDecBlk(nn.Module):
@@ -284,23 +285,26 @@ class Decoder(nn.Module):
             setattr(self, f"gdt_convs_attn_{s}", nn.Sequential(Conv1x1(gradient, 1)))
         self.head_folded = False  # set by optimize_for_inference
 
-    def gradient_attention(self, p: torch.Tensor, stage: int) -> torch.Tensor:
+    def gradient_attention(self, p: torch.Tensor, stage: int, heads: list | None = None) -> torch.Tensor:
         g = getattr(self, f"gdt_convs_{stage}")(p)
+        if heads is not None:  # training: the stage's side logits and gradient-map logits, for their losses
+            heads.append((getattr(self, f"conv_ms_spvn_{stage}")(p), getattr(self, f"gdt_convs_pred_{stage}")(g)))
         return p * torch.sigmoid(getattr(self, f"gdt_convs_attn_{stage}")(g))
 
     def patch_input(self, x: torch.Tensor, level: int, like: torch.Tensor) -> torch.Tensor:
         return getattr(self, f"ipt_blk{level}")(image_patches(x, like.shape[-2]))
 
-    def forward(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: list[torch.Tensor], heads: list | None = None) -> torch.Tensor:
         """Logits from the image and the encoder's ``features`` [x1, x2, x3, x4] (finest first).
 
         The list is emptied as the maps are used, and each level's input is freed before its
         block runs: at 1024 that keeps about 200 MB fewer maps alive through the finest block.
+        A ``heads`` list receives the deep-supervision outputs of stages 4, 3 and 2 (training).
         """
         x4 = features.pop()
         p = self.decoder_block4(torch.cat([x4, self.patch_input(x, 5, x4)], dim=1))
         del x4
-        p = self.gradient_attention(p, 4)
+        p = self.gradient_attention(p, 4, heads)
         for stage, block, lateral, grid in ((3, self.decoder_block3, self.lateral_block4, 4),
                                             (2, self.decoder_block2, self.lateral_block3, 3),
                                             (1, self.decoder_block1, self.lateral_block2, 2)):
@@ -310,7 +314,7 @@ class Decoder(nn.Module):
             del skip
             p = block(p)
             if stage > 1:
-                p = self.gradient_attention(p, stage)
+                p = self.gradient_attention(p, stage, heads)
         return self.head(p, x)
 
     def head(self, p1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -349,8 +353,16 @@ class BiRefNet(nn.Module):
         x4 = torch.cat([resize(x1, size), resize(x2, size), resize(x3, size), x4], dim=1)
         return [x1, x2, x3, self.squeeze_module(x4)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(x, self.encode(x))
+    def forward(self, x: torch.Tensor, supervision: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """The logits; with ``supervision`` (training) also, for stages 4, 3 and 2 (coarse to fine),
+        the side logits of ``conv_ms_spvn_s`` and the gradient-map logits of ``gdt_convs_pred_s``,
+        each at its stage's resolution: the heads the checkpoint carries for BiRefNet's losses."""
+        if not supervision:
+            return self.decoder(x, self.encode(x))
+        heads: list[tuple[torch.Tensor, torch.Tensor]] = []
+        logits = self.decoder(x, self.encode(x), heads)
+        return logits, heads
 
 
 def build_model(config: BiRefNetConfig | None = None) -> BiRefNet:

@@ -447,3 +447,16 @@ def test_unknown_model_is_not_a_weights_error():
     with pytest.raises(ToonmatteError) as caught:
         resolve_weights("birefnet-xl")
     assert not isinstance(caught.value, WeightsError)
+
+
+def test_a_local_checkpoint_spec_is_read_from_its_own_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from toonmatte.zoo import checkpoint_spec
+
+    weights = tmp_path / "run" / "best.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"x")
+    monkeypatch.setenv("TOONMATTE_WEIGHTS", str(tmp_path / "elsewhere.pth"))  # the model's own path wins over the variable
+    assert resolve_weights(checkpoint_spec(weights)) == weights
+    assert resolve_weights(str(weights.parent)) == weights
+    with pytest.raises(WeightsError, match="does not exist"):
+        resolve_weights(str(tmp_path / "missing" / "best.safetensors"))

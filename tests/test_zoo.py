@@ -1,6 +1,8 @@
 """The model zoo: entries, lookup by name, and input sizes."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from toonmatte.errors import ToonmatteError
@@ -44,3 +46,27 @@ def test_input_size_is_fixed_or_rounded_to_multiples_of_32():
     assert ZOO["birefnet-hr"].input_size(300, 700) == (2048, 2048)
     assert ZOO["birefnet-dynamic"].input_size(300, 700) == (288, 704)
     assert ZOO["birefnet-dynamic"].input_size(5, 1030) == (32, 1024)
+
+
+def test_a_path_is_a_local_checkpoint_and_a_fine_tune_card_names_it(tmp_path):
+    from toonmatte.zoo import checkpoint_spec, get_spec, spec_for
+
+    run = tmp_path / "anime-v2"
+    run.mkdir()
+    (run / "best.safetensors").write_bytes(b"")
+    plain = get_spec(str(run / "best.safetensors"))  # no card yet: a plain checkpoint at ToonOut's size
+    assert (plain.name, plain.title, plain.resolution, plain.revision) == (
+        "anime-v2/best.safetensors", "best.safetensors", 1024, None)
+    card = {"weights": "best.safetensors", "weights_sha256": "ab" * 32, "training": {"size": 512},
+            "init": {"name": "toonout", "licence": "MIT"}, "data": {"counts": {"train": 40, "val": 5}},
+            "epochs_completed": 3, "best": {"val_pa": 0.98765}}
+    (run / "card.json").write_text(json.dumps(card))
+    for spec in (get_spec(str(run)), checkpoint_spec(run / "best.safetensors"),
+                 spec_for("toonout", run / "best.safetensors")):
+        assert spec.name == "anime-v2/best.safetensors" and spec.title == "fine-tune anime-v2"
+        assert spec.resolution == 512 and spec.revision == "ab" * 6 and spec.licence == "MIT"
+        assert spec.path == str(run / "best.safetensors")
+        assert spec.description == "Fine-tuned from toonout on 40 training images for 3 epoch(s); val PA 0.9877."
+    assert spec_for("birefnet", tmp_path / "other.pth") is ZOO["birefnet"]  # no card: the named model
+    (run / "card.json").write_text(json.dumps({**card, "weights": "older.safetensors"}))
+    assert get_spec(str(run)).title == "best.safetensors"  # a card about another file is not this one's

@@ -24,7 +24,7 @@ from toonmatte.errors import ToonmatteError, WeightsError
 from toonmatte.fallback import fallback_alpha
 from toonmatte.imageio import GRAY, LoadedImage, load_image
 from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
-from toonmatte.zoo import DEFAULT_MODEL, get_spec
+from toonmatte.zoo import DEFAULT_MODEL, spec_for
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,10 @@ def model_for_precision(net: torch.nn.Module, device: torch.device, precision: s
 class Matter:
     """A loaded matting engine.
 
-    ``model`` is a zoo name (see ``toonmatte.zoo.ZOO``) or "fallback" for the classical
-    engine on purpose; ``weights`` overrides where the checkpoint comes from. With
+    ``model`` is a zoo name (see ``toonmatte.zoo.ZOO``), a local checkpoint's path (a fine-tune's
+    ``best.safetensors`` or run folder), or "fallback" for the classical engine on purpose;
+    ``weights`` overrides where the checkpoint comes from (a fine-tune's weights, with their card
+    beside them, then name the model: see ``toonmatte.zoo.spec_for``). With
     ``allow_fallback`` a missing checkpoint is not an error: the classical engine is used
     and ``fallback_reason`` says why and how to provide the weights. On CUDA the forward pass
     is replayed from CUDA graphs, one per input shape, unless ``cuda_graphs`` is False
@@ -123,7 +125,7 @@ class Matter:
         if model == FALLBACK:
             self.engine, self.spec = FALLBACK, None
             return
-        self.spec = get_spec(model)
+        self.spec = spec_for(model, weights)
         try:
             self._net, self.weights_path = self._load(weights)
             self.engine = self.spec.name
@@ -141,7 +143,7 @@ class Matter:
         from toonmatte.birefnet import build_model, config_from_state_dict, optimize_for_inference
         from toonmatte.weights import load_weights, read_state_dict, resolve_weights
 
-        path = resolve_weights(self.spec.name, weights)
+        path = resolve_weights(self.spec, weights)
         state = read_state_dict(path)
         try:
             config = config_from_state_dict(state)

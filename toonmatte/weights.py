@@ -41,16 +41,19 @@ _TRUE = {"1", "on", "yes", "true"}
 # --------------------------------------------------------------------------- finding the file
 
 
-def resolve_weights(model: str = DEFAULT_MODEL, weights: str | os.PathLike[str] | None = None) -> Path:
-    """Return the path of the checkpoint for ``model``.
+def resolve_weights(model: str | ModelSpec = DEFAULT_MODEL, weights: str | os.PathLike[str] | None = None) -> Path:
+    """Return the path of the checkpoint for ``model`` (a name, a local checkpoint's path, or a spec).
 
-    Order: ``weights`` if given, then ``$TOONMATTE_WEIGHTS``, then the Hub file of the zoo entry
-    (downloaded into, or found in, the Hugging Face cache; ``HF_HUB_OFFLINE=1`` never touches the network).
-    ``weights`` may also be a folder holding the zoo entry's file name.
+    Order: ``weights`` if given, then a local checkpoint's own path, then ``$TOONMATTE_WEIGHTS``, then
+    the Hub file of the zoo entry (downloaded into, or found in, the Hugging Face cache;
+    ``HF_HUB_OFFLINE=1`` never touches the network). ``weights`` may also be a folder holding the zoo
+    entry's file name.
     """
-    spec = get_spec(model)
+    spec = model if isinstance(model, ModelSpec) else get_spec(model)
     if weights is not None:
         return _existing_file(Path(weights), spec, "")
+    if spec.path is not None:
+        return _existing_file(Path(spec.path), spec, "")
     from_env = os.environ.get(WEIGHTS_ENV, "").strip()
     if from_env:
         return _existing_file(Path(from_env), spec, f" (from {WEIGHTS_ENV})")

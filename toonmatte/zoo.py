@@ -1,17 +1,28 @@
 """The models toonmatte knows how to fetch: where each checkpoint lives on the Hugging Face Hub and how to run it.
 
 All entries share one architecture (BiRefNet with a Swin-L backbone); they differ in
-training data, working resolution and the dtype the file was saved in.
+training data, working resolution and the dtype the file was saved in. A local checkpoint
+(a fine-tune's ``best.safetensors``, its run folder, or any BiRefNet file) is a model too, named
+by its path: see :func:`checkpoint_spec`.
 This module stays free of torch so that listing models is cheap.
 """
 from __future__ import annotations
 
 import difflib
+import json
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from toonmatte.errors import ToonmatteError
 
+log = logging.getLogger(__name__)
+
 DYNAMIC_MULTIPLE = 32  # BiRefNet needs H and W divisible by 32 (five stride-2 stages)
+FINETUNE_WEIGHTS = "best.safetensors"  # what ``python -m toonmatte finetune`` writes into its run folder
+CARD = "card.json"  # written beside it: how the weights were made
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,7 @@ class ModelSpec:
     ``resolution`` is the square input size the model was trained at, or ``None`` for a
     dynamic model that runs at the image's own size rounded to multiples of 32.
     ``dtype`` is how the tensors are stored in the file (they are cast to float32 on load).
+    ``path`` is set for a local checkpoint, which is read from there instead of the Hub.
     """
 
     name: str
@@ -33,6 +45,7 @@ class ModelSpec:
     dtype: str
     licence: str
     description: str
+    path: str | None = None
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) an image of this size is resized to before it enters the model."""
@@ -110,10 +123,82 @@ DEFAULT_MODEL = "toonout"
 
 
 def get_spec(name: str) -> ModelSpec:
-    """Look a model up by name (case and ``_``/``-`` do not matter); unknown names raise ToonmatteError."""
+    """Look a model up by name (case and ``_``/``-`` do not matter), or take a path to a local checkpoint
+    (see :func:`checkpoint_spec`); unknown names raise ToonmatteError."""
     key = name.strip().lower().replace("_", "-")
     if key in ZOO:
         return ZOO[key]
+    if is_checkpoint_path(name):
+        return checkpoint_spec(name)
     close = difflib.get_close_matches(key, list(ZOO), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ToonmatteError(f"Unknown model {name!r}{hint}; choose one of: {', '.join(ZOO)}.")
+
+
+def spec_for(model: str, weights: str | os.PathLike[str] | None = None) -> ModelSpec:
+    """The spec of what will run: ``weights`` themselves when they are a fine-tune with its card
+    beside them (so its training size is used and its name and version are recorded), else ``model``."""
+    if weights is not None and finetune_card(weights) is not None:
+        return checkpoint_spec(weights)
+    return get_spec(model)
+
+
+def is_checkpoint_path(name: str) -> bool:
+    """True for a name that is a path: one with a folder in it, a checkpoint suffix, or an existing file or folder."""
+    return ("/" in name or os.sep in name or name.lower().endswith(CHECKPOINT_SUFFIXES)
+            or Path(name).expanduser().exists())
+
+
+def checkpoint_weights(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint file a path names: the path itself, or a run folder's ``best.safetensors``."""
+    path = Path(path).expanduser()
+    return path / FINETUNE_WEIGHTS if path.is_dir() else path
+
+
+def finetune_card(path: str | os.PathLike[str]) -> dict | None:
+    """The card that ``finetune`` wrote about these weights (``card.json`` beside them, naming this file), or None."""
+    weights = checkpoint_weights(path)
+    card_path = weights.parent / CARD
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        log.warning("Ignoring the unreadable model card %s (%s).", card_path, error)
+        return None
+    return card if isinstance(card, dict) and card.get("weights") == weights.name else None
+
+
+def checkpoint_spec(path: str | os.PathLike[str]) -> ModelSpec:
+    """A local checkpoint as a model, named ``<folder>/<file>`` (for a fine-tune: ``<run>/best.safetensors``).
+
+    With a fine-tune's card, the model runs at the size it was trained at and its ``revision`` is the
+    start of the weights' SHA-256, so the studio's records tell one fine-tune from the next; without
+    one, it runs at 1024 like ToonOut.
+    """
+    weights = checkpoint_weights(path)
+    card = finetune_card(weights) or {}
+    folder = weights.resolve().parent.name or str(weights.parent)
+    init = card.get("init") or {}
+    best = card.get("best") or {}
+    sha = card.get("weights_sha256") or ""
+    if card:
+        title = f"fine-tune {folder}"
+        train = ((card.get("data") or {}).get("counts") or {}).get("train", "?")
+        score = f"; val PA {best['val_pa']:.4f}" if isinstance(best.get("val_pa"), (int, float)) else ""
+        description = (f"Fine-tuned from {init.get('name', 'unknown weights')} on {train} training images for "
+                       f"{card.get('epochs_completed', '?')} epoch(s){score}.")
+    else:
+        title, description = weights.name, f"A BiRefNet checkpoint from {weights.parent}."
+    return ModelSpec(
+        name=f"{folder}/{weights.name}",
+        title=title,
+        repo_id=str(weights.parent),
+        filename=weights.name,
+        revision=sha[:12] or None,
+        resolution=int((card.get("training") or {}).get("size", 1024)),
+        dtype="float32",
+        licence=init.get("licence") or "unknown",
+        description=description,
+        path=str(weights),
+    )

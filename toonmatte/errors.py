@@ -42,3 +42,7 @@ def write_error(error: OSError, what: str) -> WriteError:
         cause = f"{(error.strerror or type(error).__name__).lower()}; check the disk and try again"
     return WriteError(f"{what} could not be written: {cause}.")
 
+
+class TrainingError(ToonmatteError):
+    """Fine-tuning cannot start or go on: unusable data, settings that do not fit the run, no memory left."""
+

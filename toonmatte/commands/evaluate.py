@@ -6,7 +6,9 @@ Two modes:
 - ``--models toonout,birefnet,fallback --data ROOT --split test``: run each model over the
   split's ``im`` images, score against ``gt`` and print the models side by side. A model that
   cannot be loaded is reported and skipped; a zoo model is never silently replaced by the
-  classical fallback (only the name "fallback" evaluates the fallback).
+  classical fallback (only the name "fallback" evaluates the fallback). A model may also be a
+  checkpoint's path, such as a fine-tune's ``RUN/best.safetensors``; ``--report PAGE`` writes an
+  HTML page with the models side by side, worst images first (``toonmatte.commands.comparison``).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", type=Path, help="folder of ground-truth alphas, <stem>.png (with --pred)")
     parser.add_argument("--models", type=_names, help="comma-separated models to run and compare, e.g. "
                         "toonout,birefnet,fallback (with --data); NAME=PATH uses that checkpoint for a zoo model, "
-                        "e.g. toonout,toonout=runs/epoch_100.pth")
+                        "e.g. toonout,toonout=runs/epoch_100.pth; a path is a checkpoint or fine-tune run, "
+                        "e.g. toonout,runs/anime/best.safetensors")
     parser.add_argument("--data", type=Path, help="dataset root laid out as <split>/<generation>/{im,gt,an}/<stem>.png")
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate with --models (default test)")
     parser.add_argument("--device", default=None, help="device for --models: auto (default), cpu, cuda, cuda:N")
@@ -44,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "triples the scoring time")
     parser.add_argument("--json", type=Path, help="write the scores as JSON (per_image and mean)")
     parser.add_argument("--csv", type=Path, help="write the per-image scores as CSV")
+    parser.add_argument("--report", type=Path, help="with --models: write an HTML page comparing the models side by "
+                        "side, worst images first")
+    parser.add_argument("--worst", type=int, default=24, help="how many images the --report page shows (default 24)")
 
 
 def _names(text: str) -> list[str]:
@@ -129,12 +135,17 @@ def load_matter(entry: str, device: str | None):
     return matter
 
 
-def score_model(predict: Callable[[Path], np.ndarray], items: Sequence[Item], hce: bool, desc: str) -> Scores:
-    """Scores of ``predict`` (an im path -> uint8 alpha) over ``items`` against their gt."""
+def score_model(predict: Callable[[Path], np.ndarray], items: Sequence[Item], hce: bool, desc: str,
+                keep: Callable[[Item, np.ndarray, np.ndarray], None] | None = None) -> Scores:
+    """Scores of ``predict`` (an im path -> uint8 alpha) over ``items`` against their gt; ``keep`` gets
+    each scored (item, prediction, gt)."""
     scores = Scores()
     for item in tqdm(items, desc=desc, unit="image"):
         try:
-            scores.add(item_key(item), predict(item.im), load_mask(item.gt), hce)
+            pred, gt = predict(item.im), load_mask(item.gt)
+            scores.add(item_key(item), pred, gt, hce)
+            if keep is not None and item_key(item) in scores.per_image:
+                keep(item, pred, gt)
         except BadImageError as error:
             scores.skipped[item_key(item)] = str(error)
     return scores
@@ -216,8 +227,13 @@ def run_pairs(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from toonmatte.commands.comparison import Gallery, write_comparison
+
+    if args.report is not None and not args.report.parent.is_dir():
+        raise ToonmatteError(f"The folder {args.report.parent} does not exist; create it or choose another --report.")
     items = evaluable_items(args.data, args.split)
     print(f"{len(items)} images in {args.data / args.split}")
+    gallery = Gallery() if args.report is not None else None
     results: dict[str, Scores] = {}
     engines: dict[str, str] = {}
     unavailable: dict[str, str] = {}
@@ -229,12 +245,18 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"{name}: skipped, {error}")
             continue
         engines[name] = matter.engine
-        results[name] = score_model(lambda path: matter.predict(path).alpha, items, args.hce, desc=name)
+        results[name] = score_model(lambda path: matter.predict(path).alpha, items, args.hce, desc=name,
+                                    keep=gallery.keeper(name) if gallery is not None else None)
         _report_unscored(results[name].skipped, f"{name} ")
     results = {name: scores for name, scores in results.items() if scores.per_image}
     if not results:
         raise ToonmatteError("No model produced a score; see the reasons above.")
     print(side_by_side_table(results))
+    if gallery is not None:
+        facts = [("dataset", str(args.data)), ("split", args.split)] + [
+            (name, engines[name]) for name in results]
+        write_comparison(args.report, facts, results, gallery, args.worst)
+        print(f"Wrote {args.report} (worst {min(args.worst, len(items))} images shown).")
     if args.json:
         _write_json(args.json, {
             "split": args.split,

@@ -2,6 +2,8 @@
 
 Each image gives ``<stem>.png`` (8-bit alpha) and ``<stem>_rgba.png`` (the cut-out). A bad
 file is reported in one line and the batch goes on; the exit status is 1 if any failed.
+Under ``accelerate launch -m toonmatte predict ...`` each process mattes its own share of the
+files (every n-th, in order) on its own device and writes that share's outputs.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.foreground import cutout
 from toonmatte.imageio import LoadedImage, collect_inputs, load_image, prepare_folder, write_png_atomic
+from toonmatte.launch import own_device, process_count, process_index
 from toonmatte.zoo import DEFAULT_MODEL, ZOO
 
 if TYPE_CHECKING:
@@ -27,8 +30,9 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=[*ZOO, "fallback"],
-                        help=f"which model to run (default {DEFAULT_MODEL}; 'fallback' = classical, no weights)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"which model to run: {', '.join(ZOO)}, 'fallback' (classical, no weights) or the path "
+                             f"of a checkpoint or fine-tune run folder (default {DEFAULT_MODEL})")
     parser.add_argument("--weights", help="checkpoint file to use instead of the Hugging Face Hub "
                                           "(.pth or .safetensors; also $TOONMATTE_WEIGHTS)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
@@ -95,14 +99,21 @@ def run(args: argparse.Namespace) -> int:
         print("error: no images found in the given inputs; pass image files, folders or glob patterns.", file=sys.stderr)
         return 1
     jobs = list(zip(paths, unique_stems(paths)))
+    rank, processes = process_index(), process_count()
+    if processes > 1:  # launched as several processes: this one's share, decided before any output exists
+        jobs = jobs[rank::processes]
+        if args.device == "auto":
+            args.device = own_device()
+    mine = len(jobs)
     if args.skip_existing:
         jobs = [(p, s) for p, s in jobs if not all(o.exists() for o in output_paths(args.out, s))]
     prepare_folder(args.out, "The output folder")  # before the model loads: a bad --out costs nothing
     matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
     failed = matte_files(matter, jobs, args.out, batch_size=args.batch_size, foreground=args.foreground)
     done = len(jobs) - failed
-    print(f"{done} of {len(jobs)} image(s) matted with {matter.title} into {args.out}"
-          + (f"; {failed} failed" if failed else "") + (f"; {len(paths) - len(jobs)} skipped" if len(paths) > len(jobs) else ""))
+    share = f"process {rank + 1} of {processes}: " if processes > 1 else ""
+    print(f"{share}{done} of {len(jobs)} image(s) matted with {matter.title} into {args.out}"
+          + (f"; {failed} failed" if failed else "") + (f"; {mine - len(jobs)} skipped" if mine > len(jobs) else ""))
     return 1 if failed else 0
 
 

@@ -42,7 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
     parser.add_argument("--annotator", default=os.environ.get("TOONMATTE_ANNOTATOR"),
-                        help="name recorded with every save (default $TOONMATTE_ANNOTATOR)")
+                        help="name recorded with every save without sign-in (default $TOONMATTE_ANNOTATOR)")
+    parser.add_argument("--auth-file", default=os.environ.get("TOONMATTE_AUTH_FILE"),
+                        help="turn sign-in on: a file of user:password lines (default $TOONMATTE_AUTH_FILE)")
+    parser.add_argument("--annotators", default=os.environ.get("TOONMATTE_ANNOTATORS"),
+                        help="comma-separated users (and Hugging Face organisations) who may save; others get the "
+                             "read-only Try it mode (default $TOONMATTE_ANNOTATORS)")
+    parser.add_argument("--reviewers", default=os.environ.get("TOONMATTE_REVIEWERS"),
+                        help="comma-separated users who may approve saved items or send them back "
+                             "(default $TOONMATTE_REVIEWERS)")
     return parser.parse_args(argv)
 
 
@@ -62,19 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     from toonmatte.dataset import DatasetStore
     from annotate.studio import Studio
     from annotate.ui import build_app, launch_kwargs
+    from annotate.access import Access, read_auth_file
     from toonmatte.errors import ToonmatteError
 
     try:
+        logins = read_auth_file(args.auth_file) if args.auth_file else None
         store = DatasetStore(Path(args.dataset_root), split=args.split, generation=args.generation)
     except ToonmatteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     engine = Engine(args.model, args.weights, args.device)
-    local = args.host in LOOPBACK and not args.share
-    studio = Studio(store, engine, annotator=args.annotator, allow_server_paths=local)
+    access = Access.from_settings(auth_file=logins is not None, annotators=args.annotators,
+                                  reviewers=args.reviewers, local_annotator=args.annotator)
+    local = args.host in LOOPBACK and not args.share and not access.sign_in
+    studio = Studio(store, engine, access=access, allow_server_paths=local)
     demo = build_app(studio)
     print(f"dataset: {store.root} (new items go to {store.split}/{store.generation})", flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE,
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE, auth=logins,
                 blocked_paths=[str(store.root)], show_error=True, prevent_thread_lock=True, **launch_kwargs())
     engine.start()  # after the server is up: importing torch and loading weights must not delay serving
     try:

@@ -154,14 +154,15 @@ class _StudioHarness:
     Gradio's pre- and post-processing for them."""
 
     def __init__(self, folder: Path) -> None:
+        from annotate.access import Access
         from annotate.engine import Engine
-        from toonmatte.dataset import DatasetStore
         from annotate.studio import Studio
+        from toonmatte.dataset import DatasetStore
         from annotate.ui import build_app
 
         self.folder = folder
         self.studio = Studio(DatasetStore(folder / "dataset", generation="bench"), Engine(model="fallback"),
-                             annotator="bench")
+                             access=Access(local_annotator="bench"))
         self.demo = build_app(self.studio)
         self._session: Any = None
         self._loop = asyncio.new_event_loop()  # one loop, as in the server: ``asyncio.run`` would add its own
@@ -238,11 +239,11 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
             value = strokes_payload(layer)
             pre_ms, processed = _timed(lambda: [None, value, *look],
                                        lambda inputs: harness.preprocess(apply_fn, inputs), repeats)
-            apply_ms, outputs = median_ms(lambda: apply_fn.fn(shown, processed[1], *look), repeats)
+            apply_ms, outputs = median_ms(lambda: apply_fn.fn(shown, processed[1], *look, None, None), repeats)
             post_ms, _ = median_ms(lambda: harness.postprocess(apply_fn, outputs), repeats)
             decode_ms, _ = median_ms(lambda: strokes_from_editor(editor_value(value, shown.editor_size()),
                                                                  shown.alpha.shape), repeats)
-            after_ms, _ = _timed(lambda: apply_fn.fn(shown, value, *look)[0], lambda item: downloads_fn.fn(item, True),
+            after_ms, _ = _timed(lambda: apply_fn.fn(shown, value, *look, None, None)[0], lambda item: downloads_fn.fn(item, True),
                                  repeats)
             rows += [Row(f"show a new {size}x{size} image (load/next), handler work", show_ms),
                      Row("apply strokes + preview, handler", apply_ms),
@@ -258,11 +259,11 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
                 """A new image shown with its downloads, then strokes applied: as before a first Save."""
                 base = show(new_item())
                 downloads_fn.fn(base, True)
-                item = apply_fn.fn(base, value, *look)[0]
+                item = apply_fn.fn(base, value, *look, None, None)[0]
                 downloads_fn.fn(item, True)
                 return item
 
-            handler_ms, _ = _timed(applied, lambda item: save_fn.fn(item, "", *look), repeats)
+            handler_ms, _ = _timed(applied, lambda item: save_fn.fn(item, "", *look, None, None), repeats)
             rows += [Row("save triple, nothing cached (editing.save)", cold_ms, SAVE_TARGET_MS),
                      Row("first save after Apply, Save handler", handler_ms, SAVE_TARGET_MS)]
         finally:

@@ -246,39 +246,41 @@ class WorkQueue:
     """
 
     def __init__(self, store: DatasetStore, predictor: Predictor, items: list[QueueItem],
-                 index: int = 0, source: str = "") -> None:
+                 index: int = 0, source: str = "", state_key: str = STATE_KEY) -> None:
         if not items:
             raise ToonmatteError("The queue is empty; load a folder, images or a zip with at least one image.")
         self.store = store
         self.predictor = predictor
         self.items = items
         self.source = source
+        self.state_key = state_key
         self._index = min(max(index, 0), len(items) - 1)
         self._lock = threading.RLock()
         self._futures: dict[int, Future] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toonmatte-prefetch")
 
     @classmethod
-    def from_paths(cls, store: DatasetStore, predictor: Predictor, paths: Iterable[Path], source: str = "") -> "WorkQueue":
-        """A new queue over ``paths`` (see ``register``), saved as the store's queue state."""
-        queue = cls(store, predictor, register(store, paths), 0, source)
+    def from_paths(cls, store: DatasetStore, predictor: Predictor, paths: Iterable[Path], source: str = "",
+                   state_key: str = STATE_KEY) -> "WorkQueue":
+        """A new queue over ``paths`` (see ``register``), saved in the store's state under ``state_key``."""
+        queue = cls(store, predictor, register(store, paths), 0, source, state_key)
         queue.save_state()
         return queue
 
     @classmethod
-    def resume(cls, store: DatasetStore, predictor: Predictor) -> "WorkQueue | None":
-        """The queue saved in the store's state, at its saved cursor; None when there is none."""
-        state = store.get_state(STATE_KEY)
+    def resume(cls, store: DatasetStore, predictor: Predictor, state_key: str = STATE_KEY) -> "WorkQueue | None":
+        """The queue saved in the store's state under ``state_key``, at its saved cursor; None when there is none."""
+        state = store.get_state(state_key)
         if not state or not state.get("items"):
             return None
         items = [QueueItem(stem, Path(path)) for stem, path in state["items"]]
-        return cls(store, predictor, items, int(state.get("index", 0)), str(state.get("source", "")))
+        return cls(store, predictor, items, int(state.get("index", 0)), str(state.get("source", "")), state_key)
 
     def save_state(self) -> None:
         with self._lock:
             state = {"source": self.source, "index": self._index,
                      "items": [[item.stem, str(item.path)] for item in self.items]}
-        self.store.set_state(STATE_KEY, state)
+        self.store.set_state(self.state_key, state)
 
     def __len__(self) -> int:
         return len(self.items)

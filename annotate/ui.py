@@ -21,8 +21,11 @@ from annotate.canvas import EMPTY_STAGE
 from annotate.editing import Item
 from annotate.quality_tab import quality_tab, selected_stem
 from annotate.shortcuts import EDITOR_ID, help_markdown
+from annotate.access import person_of
+from annotate.desk import Desk, Step
+from annotate.studio import Studio
+from annotate.tryit import fetch_url, matte_many
 from toonmatte.dataset import STATUSES, uniform_alpha_warning
-from annotate.studio import Step, Studio
 from toonmatte.errors import ToonmatteError
 
 ENGINE = "engine"
@@ -63,6 +66,10 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="toonmatte studio", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown("# toonmatte studio\nPreview ToonOut mattes, fix them with brushes, and save im/gt/an triples.")
         banner = gr.Markdown("Loading the matting engine...", elem_id="engine-banner")
+        with gr.Row():
+            who = gr.Markdown("", elem_id="who")
+            if studio.access.oauth:
+                gr.LoginButton(size="sm", scale=0, min_width=200)
         item_state = gr.State(None)
         stems_state = gr.State([])
 
@@ -75,7 +82,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         folder = gr.Textbox(label="...or a folder on the server", placeholder="/path/to/images",
                                             visible=studio.allow_server_paths, elem_id="folder")
                         load = gr.Button("Load", elem_id="load-queue")
-                        progress = gr.Markdown(studio.progress_line(None), elem_id="progress")
+                        progress = gr.Markdown("", elem_id="progress")
                         with gr.Row():
                             previous = gr.Button("Previous (P)", elem_id="previous", size="sm")
                             skip = gr.Button("Skip (N)", elem_id="skip", size="sm")
@@ -118,6 +125,17 @@ def build_app(studio: Studio) -> gr.Blocks:
                 gallery = gr.Gallery(label="Saved and queued items (click to reopen)", columns=6, height=640,
                                      object_fit="contain", allow_preview=False, format="png", elem_id="gallery")
             quality = quality_tab(studio)
+            with gr.Tab("Try it", id="try"):
+                gr.Markdown("Matte your own images: nothing is stored, and the cut-outs can be downloaded.")
+                with gr.Row():
+                    try_files = gr.File(label="Images", file_count="multiple", file_types=["image"],
+                                        elem_id="try-files", height=140)
+                    with gr.Column():
+                        try_url = gr.Textbox(label="...or an image link", placeholder="https://...", elem_id="try-url")
+                        try_go = gr.Button("Matte", variant="primary", elem_id="try-go")
+                        try_zip = gr.DownloadButton("Download all (zip)", elem_id="try-zip")
+                try_gallery = gr.Gallery(label="Cut-outs", columns=4, height=480, object_fit="contain",
+                                         format="png", elem_id="try-gallery")
 
         # Hidden components behind the named API endpoints.
         with gr.Row(visible=False):
@@ -146,27 +164,33 @@ def build_app(studio: Studio) -> gr.Blocks:
                 return no_files
             return list(studio.downloads(item, clean))
 
-        def show(step: Step, current: Item | None, choice: str, colour: str, clean: bool) -> list[Any]:
+        def show(step: Step, current: Item | None, choice: str, colour: str, clean: bool, desk: Desk) -> list[Any]:
             """Outputs for ``shows``: the step's item (or the unchanged current one), with its toasts."""
             for message in step.warnings:
                 gr.Warning(message)
             if step.info:
                 gr.Info(step.info)
             if step.item is None:
-                return [current, gr.skip(), *[gr.skip()] * (len(views) + len(downloads)), studio.progress_line(current)]
+                return [current, gr.skip(), *[gr.skip()] * (len(views) + len(downloads)), desk.progress_line(current)]
             return [step.item, studio.renderer.editor(step.item), *render_views(step.item, choice, colour, clean),
-                    *no_files, studio.progress_line(step.item)]
+                    *no_files, desk.progress_line(step.item)]
+
+        def desk_of(request: gr.Request, profile: gr.OAuthProfile | None) -> Desk:
+            """The desk of the person behind an event (a one-sentence error for someone who may not save)."""
+            return studio.desk(person_of(request, profile))
 
         look = [background, custom, decontaminate]
 
         @_friendly
-        def on_load(files, path, current, choice, colour, clean):
-            return show(studio.load(files, path, current), current, choice, colour, clean)
+        def on_load(files, path, current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+            desk = desk_of(request, profile)
+            return show(desk.load(files, path, current), current, choice, colour, clean, desk)
 
         def on_move(action: str):
             @_friendly
-            def handler(current, choice, colour, clean):
-                return show(studio.move(action, current), current, choice, colour, clean)
+            def handler(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+                desk = desk_of(request, profile)
+                return show(desk.move(action, current), current, choice, colour, clean, desk)
             handler.__name__ = f"on_{action}"
             return handler
 
@@ -175,32 +199,36 @@ def build_app(studio: Studio) -> gr.Blocks:
             return None if current is None else canvas.editor_value(payload, current.editor_size())
 
         @_friendly
-        def on_save_next(current, payload, choice, colour, clean):
-            return show(studio.save_and_next(current, painted(current, payload)), current, choice, colour, clean)
+        def on_save_next(current, payload, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+            desk = desk_of(request, profile)
+            return show(desk.save_and_next(current, painted(current, payload)), current, choice, colour, clean, desk)
 
         @_friendly
-        def on_save(current, payload, choice, colour, clean):
-            item, stem = studio.save(current, painted(current, payload))
+        def on_save(current, payload, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+            desk = desk_of(request, profile)
+            item, stem = desk.save(current, painted(current, payload))
             warning = uniform_alpha_warning(item.alpha)
             return show(Step(item, warnings=[] if warning is None else [warning], info=f"Saved {stem}."),
-                        current, choice, colour, clean)
+                        current, choice, colour, clean, desk)
 
         def on_strokes(how: str):
             @_friendly
-            def handler(current, payload, choice, colour, clean):
-                item, any_painted = studio.apply(current, painted(current, payload), how)
+            def handler(current, payload, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+                desk = desk_of(request, profile)
+                item, any_painted = desk.apply(current, painted(current, payload), how)
                 if not any_painted:
                     gr.Warning("Nothing is painted yet: pick a brush (F, B or E) and paint on the image first.")
-                    return show(Step(None), current, choice, colour, clean)
-                return show(Step(item), current, choice, colour, clean)
+                    return show(Step(None), current, choice, colour, clean, desk)
+                return show(Step(item), current, choice, colour, clean, desk)
             handler.__name__ = f"on_{how}"
             return handler
 
         @_friendly
-        def on_reset(current, choice, colour, clean):
+        def on_reset(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
             if current is None:
                 raise ToonmatteError("There is no image to reset; load images first.")
-            return show(Step(current.with_alpha(current.predicted)), current, choice, colour, clean)
+            desk = desk_of(request, profile)
+            return show(Step(current.with_alpha(current.predicted)), current, choice, colour, clean, desk)
 
         @_friendly
         def on_look(current, choice, colour, clean):
@@ -211,25 +239,28 @@ def build_app(studio: Studio) -> gr.Blocks:
             return [*render_views(current, choice, colour, clean), *no_files]
 
         @_friendly
-        def on_browse(status):
-            entries, stems = studio.browse(status)
+        def on_browse(status, request: gr.Request, profile: gr.OAuthProfile | None):
+            person = person_of(request, profile)
+            entries, stems = studio.browse(status, studio.desk(person) if studio.access.may_save(person) else None)
             return entries, stems
 
-        def reopen(stem: str, current, choice, colour, clean) -> list[Any]:
-            left = studio.leave(current) if current is not None and current.stem != stem else []
-            item = studio.reopen(stem)
+        def reopen(stem: str, current, choice, colour, clean, desk: Desk) -> list[Any]:
+            left = desk.leave(current) if current is not None and current.stem != stem else []
+            item = desk.reopen(stem)
             restored = f"Restored the unsaved changes applied to {item.stem}." if item.unsaved else None
-            return [*show(Step(item, left, restored), current, choice, colour, clean), gr.Tabs(selected="correct")]
+            return [*show(Step(item, left, restored), current, choice, colour, clean, desk), gr.Tabs(selected="correct")]
 
         @_friendly
-        def on_reopen(stems, current, choice, colour, clean, evt: gr.SelectData):
+        def on_reopen(stems, current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None,
+                      evt: gr.SelectData):
             if evt.index is None or not 0 <= evt.index < len(stems):
                 raise ToonmatteError("That item is no longer listed; press Refresh.")
-            return reopen(stems[evt.index], current, choice, colour, clean)
+            return reopen(stems[evt.index], current, choice, colour, clean, desk_of(request, profile))
 
         @_friendly
-        def on_quality_open(current, choice, colour, clean, evt: gr.SelectData):
-            return reopen(selected_stem(evt), current, choice, colour, clean)
+        def on_quality_open(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None,
+                            evt: gr.SelectData):
+            return reopen(selected_stem(evt), current, choice, colour, clean, desk_of(request, profile))
 
         # Progress shows on the progress line only: a status overlay on the editor would cover the
         # canvas (and swallow strokes) while the event runs, and an error badge would hide the image.
@@ -261,8 +292,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                                api_name="matte", concurrency_id=ENGINE, concurrency_limit=1,
                                api_description="Matte an image file: returns the RGBA cut-out PNG and the 8-bit mask PNG.")
         @_friendly
-        def on_api_save(image_path, mask_path):
-            stem, warnings = studio.save_endpoint(image_path, mask_path)
+        def on_api_save(image_path, mask_path, request: gr.Request, profile: gr.OAuthProfile | None):
+            stem, warnings = studio.save_endpoint(image_path, mask_path, person_of(request, profile))
             for message in warnings:
                 gr.Warning(message)
             return stem
@@ -272,17 +303,38 @@ def build_app(studio: Studio) -> gr.Blocks:
                                               "triple; returns the stem. Saving the same image again keeps the "
                                               "previous version in the history.")
 
-        def on_page(current, choice, colour, clean):
-            """Show which engine runs (or why none does), then resume the queue where it was left."""
+        @_friendly
+        def on_try(files, url):
+            paths = [str(path) for path in files or []]
+            if url and url.strip():
+                paths.append(str(fetch_url(url, studio.outputs.root)))
+            entries, bundle, warnings = matte_many(studio.engine, paths, studio.outputs)
+            for message in warnings:
+                gr.Warning(message)
+            return entries, bundle
+
+        try_go.click(on_try, [try_files, try_url], [try_gallery, try_zip], concurrency_id=ENGINE, concurrency_limit=1,
+                     api_visibility="private")
+
+        def on_page(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+            """Show which engine runs (or why none does) and who is here, then resume the person's queue
+            where it was left; someone who may not save lands on the read-only Try it tab."""
             text, warn = studio.engine.banner()
+            person = person_of(request, profile)
+            banner_now = gr.Markdown(text, elem_classes=["fallback"] if warn else [])
+            if not studio.access.may_save(person):
+                return [banner_now, studio.access.describe(person), current, gr.skip(),
+                        *[gr.skip()] * (len(views) + len(downloads)), studio.access.describe(person),
+                        gr.Tabs(selected="try")]
+            desk = studio.desk(person)
             try:
-                shown_now = show(studio.current() if current is None else Step(None), current, choice, colour, clean)
+                shown_now = show(desk.current() if current is None else Step(None), current, choice, colour, clean, desk)
             except ToonmatteError as error:
                 gr.Warning(str(error))
-                shown_now = show(Step(None), current, choice, colour, clean)
-            return [gr.Markdown(text, elem_classes=["fallback"] if warn else []), *shown_now]
+                shown_now = show(Step(None), current, choice, colour, clean, desk)
+            return [banner_now, studio.access.describe(person), *shown_now, gr.Tabs()]
 
-        then_downloads(demo.load(on_page, [item_state, *look], [banner, *shows], **engine_calls))
+        then_downloads(demo.load(on_page, [item_state, *look], [banner, who, *shows, tabs], **engine_calls))
     return demo
 
 

@@ -23,7 +23,7 @@ def test_harness_hands_the_strokes_over_as_the_browser_does(tmp_path: Path) -> N
         assert np.array_equal(editor_value(payload, item.editor_size())["layers"][0], layer)  # only the crop travels
         assert len(payload) < len(bench.browser_png(layer)) * 4 / 3
         _, value, *_ = harness.preprocess(apply_fn, [None, payload, preview.CHECKERBOARD, "#3a7bd5", True])
-        edited, stage, *rest = apply_fn.fn(item, value, preview.CHECKERBOARD, "#3a7bd5", True)
+        edited, stage, *rest = apply_fn.fn(item, value, preview.CHECKERBOARD, "#3a7bd5", True, None, None)
         assert not np.array_equal(edited.alpha, item.alpha) and 'class="tm-stage"' in stage
         harness.postprocess(apply_fn, [edited, stage, *rest])
     finally:

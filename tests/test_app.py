@@ -169,3 +169,46 @@ def test_the_app_refuses_to_start_on_a_read_only_dataset_root(tmp_path: Path, mo
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def team_studio(tmp_path_factory: pytest.TempPathFactory):
+    """(url, dataset root) of a studio with sign-in: alice and bob are annotators, carol is not."""
+    base = tmp_path_factory.mktemp("team")
+    logins = base / "users.txt"
+    logins.write_text("alice:a-pass\nbob:b-pass\ncarol:c-pass\n")
+    process, url, log = start_app(base / "dataset", base / "hf_home", "--auth-file", str(logins),
+                                  "--annotators", "alice,bob")
+    try:
+        yield url, base / "dataset", base
+    finally:
+        stop_app(process)
+        print(log.read_text()[-3000:])
+
+
+def test_signed_in_people_save_as_themselves_and_others_cannot_save(team_studio, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    url, root, base = team_studio
+    clients = {name: Client(url, auth=(name, f"{name[0]}-pass"), verbose=False, download_files=str(base / name))
+               for name in ("alice", "bob", "carol")}
+    for name, seed in (("alice", 11), ("bob", 12), ("carol", 13)):
+        rgb, alpha = draw_toon(40, 40, seed=seed)
+        image = write_png(tmp_path / f"{name}_shot.png", rgb)
+        _, mask = clients[name].predict(handle_file(str(image)), api_name="/matte")  # everyone signed in may matte
+        assert read(mask).shape == (40, 40)
+        mask_path = write_png(tmp_path / f"{name}_mask.png", alpha)
+        if name == "carol":
+            with pytest.raises(Exception) as caught:
+                clients[name].predict(handle_file(str(image)), handle_file(str(mask_path)), api_name="/save")
+            assert "carol is not on this studio's list of annotators" in str(caught.value)
+            continue
+        stem = clients[name].predict(handle_file(str(image)), handle_file(str(mask_path)), api_name="/save")
+        assert stem == f"{name}_shot"
+    from toonmatte.dataset import DatasetStore, list_items
+
+    with DatasetStore(root) as store:
+        assert {record.stem: record.annotator for record in store.items()} == {"alice_shot": "alice", "bob_shot": "bob"}
+    assert sorted(item.stem for item in list_items(root)) == ["alice_shot", "bob_shot"]  # carol wrote nothing
+    with pytest.raises(Exception):
+        Client(url, auth=("carol", "wrong"), verbose=False)

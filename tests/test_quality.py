@@ -247,10 +247,10 @@ def test_studio_saves_are_scored_against_the_prediction_the_annotator_started_fr
     Image.fromarray(image).save(uploads / "toon0.png")
     studio = Studio(DatasetStore(tmp_path / "dataset", generation="g1"), Engine(model="fallback"))
     try:
-        item = studio.load(None, str(uploads)).item
+        item = studio.desk().load(None, str(uploads)).item
         layer = np.zeros((64, 64, 4), np.uint8)
         layer[:6, :10] = (0, 255, 0, 255)  # a foreground stroke on the backdrop corner
-        item, stem = studio.save(item, {"background": None, "layers": [layer], "composite": None})
+        item, stem = studio.desk().save(item, {"background": None, "layers": [layer], "composite": None})
         (quality,) = Scorer(studio.store).rows()
         assert quality.stem == stem and quality.model == "fallback"
         assert quality.scores == pytest.approx(score_pair(item.predicted, item.alpha))

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from annotate import editing, preview
+from annotate.access import Access
 from annotate.engine import Engine
 from toonmatte.dataset import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR
@@ -33,7 +34,7 @@ def write_toons(folder: Path, count: int, size: int = 64) -> list[Path]:
 
 
 def make_studio(root: Path, engine: Engine, **kwargs) -> Studio:
-    return Studio(DatasetStore(root, generation="g1"), engine, annotator="tester", **kwargs)
+    return Studio(DatasetStore(root, generation="g1"), engine, access=Access(local_annotator="tester"), **kwargs)
 
 
 def layer_with(shape: tuple[int, int], box: tuple[slice, slice], colour: tuple[int, int, int]) -> np.ndarray:
@@ -49,11 +50,11 @@ def test_load_paint_save_next_and_resume(tmp_path: Path, engine: Engine) -> None
     junk.write_bytes(b"not a png at all")
     studio = make_studio(tmp_path / "dataset", engine)
     try:
-        step = studio.load([junk, *paths], None)
+        step = studio.desk().load([junk, *paths], None)
         assert step.item is not None and step.item.stem == "toon0"
         assert len(step.warnings) == 1 and "broken.png" in step.warnings[0]  # skipped, queue still usable
         assert studio.store.get("broken").status == "skipped"
-        assert "Image 2 of 3" in studio.progress_line(step.item)
+        assert "Image 2 of 3" in studio.desk().progress_line(step.item)
         item = step.item
         assert np.array_equal(item.alpha, item.predicted) and item.engine == "fallback"
 
@@ -61,7 +62,7 @@ def test_load_paint_save_next_and_resume(tmp_path: Path, engine: Engine) -> None
         bg_box = (slice(50, 58), slice(28, 36))  # the body -> backdrop
         assert (item.predicted[fg_box] == 0).all() and (item.predicted[bg_box] == 255).all()
         layers = [layer_with(item.alpha.shape, fg_box, FOREGROUND_COLOR), layer_with(item.alpha.shape, bg_box, BACKGROUND_COLOR)]
-        step = studio.save_and_next(item, {"background": None, "layers": layers, "composite": None})
+        step = studio.desk().save_and_next(item, {"background": None, "layers": layers, "composite": None})
         assert step.item is not None and step.item.stem == "toon1" and step.info == "Saved toon0."
 
         im, gt, an = studio.store.load_triple("toon0")
@@ -73,19 +74,19 @@ def test_load_paint_save_next_and_resume(tmp_path: Path, engine: Engine) -> None
         record = studio.store.get("toon0")
         assert record.status == "corrected" and record.annotator == "tester" and record.model == "fallback"
         assert record.changed_fraction == pytest.approx((60 + 64) / gt.size)
-        assert studio.queue.progress() == (1, 3)
+        assert studio.desk().queue.progress() == (1, 3)
     finally:
         studio.close()
 
     resumed = make_studio(tmp_path / "dataset", engine)
     try:
-        step = resumed.current()
+        step = resumed.desk().current()
         assert step.item is not None and step.item.stem == "toon1"  # where the last session left off
-        back = resumed.move("previous")
+        back = resumed.desk().move("previous")
         assert back.item.stem == "toon0"
         assert np.array_equal(back.item.alpha, expected)  # a saved item reopens with its saved alpha...
         assert not np.array_equal(back.item.predicted, expected)  # ...and the model's prediction to reset to
-        assert resumed.move("previous").item.stem == "toon0"  # the unreadable first item is skipped again
+        assert resumed.desk().move("previous").item.stem == "toon0"  # the unreadable first item is skipped again
     finally:
         resumed.close()
 
@@ -93,22 +94,22 @@ def test_load_paint_save_next_and_resume(tmp_path: Path, engine: Engine) -> None
 def test_apply_snap_reset_and_empty_strokes(tmp_path: Path, engine: Engine) -> None:
     studio = make_studio(tmp_path / "dataset", engine)
     try:
-        item = studio.load(write_toons(tmp_path / "in", 1), None).item
-        same, painted = studio.apply(item, {"background": None, "layers": [], "composite": None}, "apply")
+        item = studio.desk().load(write_toons(tmp_path / "in", 1), None).item
+        same, painted = studio.desk().apply(item, {"background": None, "layers": [], "composite": None}, "apply")
         assert not painted and same is item
         box = (slice(0, 5), slice(0, 5))
         layer = layer_with(item.alpha.shape, box, FOREGROUND_COLOR)
-        applied, painted = studio.apply(item, {"layers": [layer]}, "apply")
+        applied, painted = studio.desk().apply(item, {"layers": [layer]}, "apply")
         assert painted and (applied.alpha[box] == 255).all() and not np.array_equal(applied.alpha, item.alpha)
         changed = np.count_nonzero(applied.alpha != item.alpha) / item.alpha.size
-        assert f"unsaved changes ({changed:.2%} of pixels)" in studio.progress_line(applied)
-        assert "unsaved" not in studio.progress_line(item) and "unsaved" not in studio.progress_line(applied.saved())
-        snapped, painted = studio.apply(item, {"layers": [layer]}, "snap")
+        assert f"unsaved changes ({changed:.2%} of pixels)" in studio.desk().progress_line(applied)
+        assert "unsaved" not in studio.desk().progress_line(item) and "unsaved" not in studio.desk().progress_line(applied.saved())
+        snapped, painted = studio.desk().apply(item, {"layers": [layer]}, "snap")
         assert painted and (snapped.alpha[box] == 255).all()
         reset = applied.with_alpha(applied.predicted)
         assert np.array_equal(reset.alpha, item.predicted) and np.array_equal(reset.cutout()[..., 3], item.predicted)
         with pytest.raises(ToonmatteError):
-            studio.apply(None, {"layers": [layer]}, "apply")
+            studio.desk().apply(None, {"layers": [layer]}, "apply")
         # the tint marks the backdrop: pixels made foreground show the image itself
         assert np.array_equal(applied.tint()[box], item.image[box])
     finally:
@@ -119,11 +120,11 @@ def test_queue_end_and_start_messages(tmp_path: Path, engine: Engine) -> None:
     studio = make_studio(tmp_path / "dataset", engine)
     try:
         with pytest.raises(ToonmatteError, match="No images are loaded"):
-            studio.move("next")
-        studio.load(write_toons(tmp_path / "in", 2), None)
-        assert studio.move("previous").info == "This is the first image."
-        assert studio.move("skip").item.stem == "toon1"
-        end = studio.move("next")
+            studio.desk().move("next")
+        studio.desk().load(write_toons(tmp_path / "in", 2), None)
+        assert studio.desk().move("previous").info == "This is the first image."
+        assert studio.desk().move("skip").item.stem == "toon1"
+        end = studio.desk().move("next")
         assert end.item is None and "last image" in end.info
         assert studio.store.get("toon0").status == "skipped"
     finally:
@@ -134,19 +135,19 @@ def test_server_folders_and_empty_loads(tmp_path: Path, engine: Engine) -> None:
     write_toons(tmp_path / "folder", 2)
     local = make_studio(tmp_path / "dataset", engine)
     try:
-        assert local.load(None, str(tmp_path / "folder")).item.stem == "toon0"
+        assert local.desk().load(None, str(tmp_path / "folder")).item.stem == "toon0"
         with pytest.raises(ToonmatteError, match="Choose images"):
-            local.load([], "  ")
+            local.desk().load([], "  ")
         (tmp_path / "empty").mkdir()
         with pytest.raises(BadImageError, match="no image files"):
-            local.load(None, str(tmp_path / "empty"))
-        assert local.queue is not None and len(local.queue) == 2  # a failed load keeps the old queue
+            local.desk().load(None, str(tmp_path / "empty"))
+        assert local.desk().queue is not None and len(local.desk().queue) == 2  # a failed load keeps the old queue
     finally:
         local.close()
     shared = make_studio(tmp_path / "dataset2", engine, allow_server_paths=False)
     try:
         with pytest.raises(ToonmatteError, match="disabled"):
-            shared.load(None, str(tmp_path / "folder"))
+            shared.desk().load(None, str(tmp_path / "folder"))
     finally:
         shared.close()
 
@@ -154,31 +155,31 @@ def test_server_folders_and_empty_loads(tmp_path: Path, engine: Engine) -> None:
 def test_browse_filter_and_reopen(tmp_path: Path, engine: Engine) -> None:
     studio = make_studio(tmp_path / "dataset", engine)
     try:
-        item = studio.load(write_toons(tmp_path / "in", 3), None).item
+        item = studio.desk().load(write_toons(tmp_path / "in", 3), None).item
         edited = item.with_alpha(np.full_like(item.alpha, 255))
-        studio.save(edited, None)
-        entries, stems = studio.browse("all")
+        studio.desk().save(edited, None)
+        entries, stems = studio.browse("all", studio.desk())
         assert set(stems) == {"toon0", "toon1", "toon2"}
         assert all(thumb.ndim == 3 and thumb.shape[2] == 3 for thumb, _ in entries)
-        corrected, stems = studio.browse("corrected")
+        corrected, stems = studio.browse("corrected", studio.desk())
         changed = np.count_nonzero(edited.alpha != item.predicted) / item.alpha.size
         assert stems == ["toon0"] and corrected[0][1] == f"toon0 · corrected ({changed:.1%} changed)"
-        studio.move("next")
-        studio.save(studio.current().item, None)  # saved as the model predicted it
-        labels = dict(zip(studio.browse("corrected")[1], (label for _, label in studio.browse("corrected")[0])))
+        studio.desk().move("next")
+        studio.desk().save(studio.desk().current().item, None)  # saved as the model predicted it
+        labels = dict(zip(studio.browse("corrected", studio.desk())[1], (label for _, label in studio.browse("corrected", studio.desk())[0])))
         assert labels["toon1"] == "toon1 · saved untouched"
-        studio.move("previous")
+        studio.desk().move("previous")
         with pytest.raises(ToonmatteError, match="Unknown status"):
             studio.browse("done")
-        studio.move("next")
-        reopened = studio.reopen("toon0")
+        studio.desk().move("next")
+        reopened = studio.desk().reopen("toon0")
         assert np.array_equal(reopened.alpha, edited.alpha) and np.array_equal(reopened.predicted, item.predicted)
-        assert "editing saved item **toon0**" in studio.progress_line(reopened)
-        step = studio.save_and_next(reopened, None)  # saving a reopened item returns to the queue
+        assert "editing saved item **toon0**" in studio.desk().progress_line(reopened)
+        step = studio.desk().save_and_next(reopened, None)  # saving a reopened item returns to the queue
         assert step.item.stem == "toon1" and len(studio.store.history("toon0")) == 1
-        assert studio.reopen("toon2").stem == "toon2"  # never saved: opened from the queue
+        assert studio.desk().reopen("toon2").stem == "toon2"  # never saved: opened from the queue
         with pytest.raises(ToonmatteError, match="not in the dataset index"):
-            studio.reopen("ghost")
+            studio.desk().reopen("ghost")
     finally:
         studio.close()
 
@@ -231,21 +232,21 @@ def test_preview_views(toon) -> None:
 def test_moving_on_keeps_applied_unsaved_changes(tmp_path: Path, engine: Engine) -> None:
     studio = make_studio(tmp_path / "dataset", engine)
     try:
-        item = studio.load(write_toons(tmp_path / "in", 3), None).item
+        item = studio.desk().load(write_toons(tmp_path / "in", 3), None).item
         box = (slice(0, 5), slice(0, 5))
-        applied, _ = studio.apply(item, {"layers": [layer_with(item.alpha.shape, box, FOREGROUND_COLOR)]}, "apply")
-        assert applied.unsaved and studio.leave(item) == []  # nothing applied: nothing to keep
-        step = studio.move("next", applied)
+        applied, _ = studio.desk().apply(item, {"layers": [layer_with(item.alpha.shape, box, FOREGROUND_COLOR)]}, "apply")
+        assert applied.unsaved and studio.desk().leave(item) == []  # nothing applied: nothing to keep
+        step = studio.desk().move("next", applied)
         assert step.item.stem == "toon1" and len(step.warnings) == 1 and "toon0" in step.warnings[0]
-        back = studio.move("previous", step.item)
+        back = studio.desk().move("previous", step.item)
         assert back.warnings == [] and back.info == "Restored the unsaved changes applied to toon0."
         assert np.array_equal(back.item.alpha, applied.alpha) and back.item.unsaved
         assert np.array_equal(back.item.predicted, item.predicted)  # reset still goes to the prediction
-        saved, _ = studio.save(back.item, None)
+        saved, _ = studio.desk().save(back.item, None)
         assert not saved.unsaved
-        assert studio.move("next", saved).warnings == []  # saved: nothing to warn about or keep
-        assert studio.move("previous", None).info is None
-        reloaded = studio.load(write_toons(tmp_path / "in2", 1), None, applied)
+        assert studio.desk().move("next", saved).warnings == []  # saved: nothing to warn about or keep
+        assert studio.desk().move("previous", None).info is None
+        reloaded = studio.desk().load(write_toons(tmp_path / "in2", 1), None, applied)
         assert any("toon0" in warning for warning in reloaded.warnings)
     finally:
         studio.close()
@@ -254,29 +255,66 @@ def test_moving_on_keeps_applied_unsaved_changes(tmp_path: Path, engine: Engine)
 def test_a_load_with_nothing_readable_keeps_the_open_queue(tmp_path: Path, engine: Engine) -> None:
     studio = make_studio(tmp_path / "dataset", engine)
     try:
-        item = studio.load(write_toons(tmp_path / "in", 2), None).item
+        item = studio.desk().load(write_toons(tmp_path / "in", 2), None).item
         fake = tmp_path / "upload" / "notes.png"  # a text file renamed .png
         fake.parent.mkdir()
         fake.write_text("not an image")
         with pytest.raises(BadImageError) as raised:
-            studio.load([fake], None, item)
+            studio.desk().load([fake], None, item)
         message = str(raised.value)
         assert message.startswith("Cannot read notes.png: it is not an image format") and "Nothing was loaded" in message
         assert str(tmp_path) not in message  # the file as uploaded, not its copy on the server
-        assert studio.current().item.stem == "toon0" and len(studio.queue) == 2
+        assert studio.desk().current().item.stem == "toon0" and len(studio.desk().queue) == 2
         studio.close()
         studio = make_studio(tmp_path / "dataset", engine)  # the kept queue is also what a restart resumes
-        assert studio.current().item.stem == "toon0" and len(studio.queue) == 2
+        assert studio.desk().current().item.stem == "toon0" and len(studio.desk().queue) == 2
     finally:
         studio.close()
 
     fresh = make_studio(tmp_path / "fresh", engine)
     try:
         with pytest.raises(BadImageError, match="notes.png"):
-            fresh.load([fake], None)
-        assert fresh.queue is None and fresh.current().item is None
+            fresh.desk().load([fake], None)
+        assert fresh.desk().queue is None and fresh.desk().current().item is None
         fresh.close()
         fresh = make_studio(tmp_path / "fresh", engine)
-        assert fresh.queue is None
+        assert fresh.desk().queue is None
     finally:
         fresh.close()
+
+
+def test_each_signed_in_person_has_their_own_queue_uploads_and_browse(tmp_path: Path, engine: Engine) -> None:
+    from annotate.access import Person
+
+    store = DatasetStore(tmp_path / "dataset", generation="g1")
+    access = Access(sign_in=True, annotators=frozenset({"alice", "bob"}))
+    studio = Studio(store, engine, access=access, allow_server_paths=False)
+    alice, bob = Person("alice"), Person("bob")
+    try:
+        a_files = write_toons(tmp_path / "a", 2)
+        b_files = write_toons(tmp_path / "b", 3, size=48)
+        assert studio.desk(alice).load([str(p) for p in a_files], None).item is not None
+        step = studio.desk(bob).load([str(p) for p in b_files], None)
+        assert len(studio.desk(alice).queue) == 2 and len(studio.desk(bob).queue) == 3  # one person's Load keeps the other's queue
+        assert studio.desk(alice).work_dir != studio.desk(bob).work_dir
+        studio.desk(bob).save_and_next(step.item, None)
+        assert store.get(step.item.stem).annotator == "bob"
+        alice_stems = {item.stem for item in studio.desk(alice).queue.items}
+        _, alice_sees = studio.browse("all", studio.desk(alice))
+        bob_pending = {item.stem for item in studio.desk(bob).queue.items} - {step.item.stem}
+        assert alice_stems <= set(alice_sees) and not bob_pending & (set(alice_sees) - alice_stems)
+        assert step.item.stem in alice_sees  # the team's saved items are everyone's
+        with pytest.raises(ToonmatteError, match="carol is not on this studio's list"):
+            studio.desk(Person("carol"))
+        with pytest.raises(ToonmatteError, match="sign in"):
+            studio.desk(Person(None))
+        with pytest.raises(ToonmatteError, match="carol is not on this studio's list"):
+            studio.save_endpoint(str(a_files[0]), str(a_files[0]), Person("carol"))
+    finally:
+        studio.close()
+    again = Studio(DatasetStore(tmp_path / "dataset", generation="g1"), engine, access=access)
+    try:  # after a restart each person's queue resumes where they were
+        assert len(again.desk(alice).queue) == 2 and len(again.desk(bob).queue) == 3
+        assert again.desk(bob).queue.index == 1
+    finally:
+        again.close()

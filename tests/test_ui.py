@@ -6,6 +6,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from annotate.access import Access
 from annotate.engine import Engine
 from toonmatte.dataset import DatasetStore
 from annotate.studio import Studio
@@ -25,13 +26,13 @@ def test_clicking_a_quality_row_opens_that_item_in_the_editor(tmp_path: Path) ->
     store = DatasetStore(tmp_path / "dataset", generation="g1")
     rgb, alpha = draw_toon(64, 64)
     store.save_triple("hero", rgb, alpha, predicted_alpha=np.zeros_like(alpha), model="fallback")
-    studio = Studio(store, Engine(model="fallback").start(), annotator="tester")
+    studio = Studio(store, Engine(model="fallback").start(), access=Access(local_annotator="tester"))
     try:
         demo = build_app(studio)
         table = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "quality-table")
         on_open = handler_for(demo, table, "select")
         evt = gr.SelectData(table, {"index": [0, 0], "value": "hero", "row_value": ["hero", 45.0]})
-        outputs = on_open(None, "checkerboard", "#00ff00", True, evt)
+        outputs = on_open(None, "checkerboard", "#00ff00", True, None, None, evt)  # no request, no profile: the local person
         item = outputs[0]
         assert item.stem == "hero"
         np.testing.assert_array_equal(item.alpha, alpha)  # the saved gt, ready to edit again

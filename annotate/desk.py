@@ -1,0 +1,242 @@
+"""One person's work in the studio: their queue, the item they correct and their unsaved edits.
+
+A ``Desk`` belongs to one signed-in person (or to the one ``LOCAL`` person of a studio without
+sign-in). Its queue is saved in the store's state under the person's own key, so it survives a
+restart; uploads go to the person's own folder. Moving on from an item with applied but unsaved
+changes keeps its matte in memory (with a warning) and restores it on return (``leave``).
+Methods return plain values plus messages for the person; errors a person can cause raise
+``ToonmatteError`` subclasses with one sentence.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from annotate import editing
+from annotate.editing import Item
+from annotate.engine import Engine
+from annotate.queue import ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
+from toonmatte.dataset import DatasetStore, uniform_alpha_warning
+from toonmatte.errors import BadImageError, ToonmatteError
+
+log = logging.getLogger(__name__)
+
+KEPT_EDITS = 32
+"""Applied but unsaved mattes kept in memory when the person moves on (the oldest are dropped)."""
+
+
+def _digest(image: np.ndarray) -> bytes:
+    """A fingerprint of an image's pixels (kept edits belong to the exact image they were made on)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.digest()
+
+
+@dataclass
+class Step:
+    """The outcome of a queue action: the item to show (None: nothing to show) and messages to warn about."""
+
+    item: Item | None
+    warnings: list[str] = field(default_factory=list)
+    info: str | None = None
+
+
+class Desk:
+    """One person's queue and edits over the shared store and engine.
+
+    ``annotator`` is recorded with every save; ``state_key`` names the queue's saved state;
+    ``work_dir`` holds the person's uploads; ``allow_server_paths`` allows loading a server folder.
+    """
+
+    def __init__(self, store: DatasetStore, engine: Engine, *, annotator: str | None, state_key: str,
+                 work_dir: Path, allow_server_paths: bool) -> None:
+        self.store = store
+        self.engine = engine
+        self.annotator = annotator
+        self.state_key = state_key
+        self.work_dir = work_dir
+        self.allow_server_paths = allow_server_paths
+        self._lock = threading.RLock()
+        self._kept: OrderedDict[str, tuple[bytes, np.ndarray]] = OrderedDict()  # stem -> (image digest, alpha)
+        self.queue: WorkQueue | None = WorkQueue.resume(store, engine.predict_item, state_key)
+
+    # ------------------------------------------------------------------ queue
+    def load(self, uploads: Iterable[str] | None, folder: str | None, current: Item | None = None) -> Step:
+        """Replace the work queue with uploaded files/zips and/or a server folder, and show its first image
+        (``current``, the item being left, keeps its applied changes: see ``leave``)."""
+        uploads = [str(path) for path in (uploads or [])]
+        folder = (folder or "").strip()
+        if folder and not self.allow_server_paths:
+            raise ToonmatteError("Loading a folder from the server is disabled here (shared or non-local studio); upload the images or a zip instead.")
+        if not uploads and not folder:
+            raise ToonmatteError("Choose images or a zip to upload (or type a server folder), then press Load.")
+        found = ImportResult()
+        if uploads:
+            imported = import_uploads(uploads, self.work_dir)
+            found.paths += imported.paths
+            found.skipped += imported.skipped
+        if folder:
+            listed = folder_images(folder)
+            found.paths += listed.paths
+            found.skipped += listed.skipped
+        if not found.paths:
+            raise BadImageError(" ".join(found.skipped) or "No images were found; upload PNG, JPEG or WebP files or a zip of them.")
+        source = folder or ", ".join(Path(path).name for path in uploads[:3])
+        with self._lock:
+            previous = self.queue
+            self.queue = WorkQueue.from_paths(self.store, self.engine.predict_item, found.paths, source, self.state_key)
+        step = self.current()
+        if step.item is None:  # nothing new could be read: the person keeps the queue and image they had
+            with self._lock:
+                self.queue.close()
+                self.queue = previous
+                if previous is not None:
+                    previous.save_state()
+                else:
+                    self.store.set_state(self.state_key, {})
+            raise BadImageError(" ".join([*found.skipped, *step.warnings]) + " Nothing was loaded.")
+        if previous is not None:
+            previous.close()
+        step.warnings[:0] = self.leave(current) + found.skipped
+        step.info = f"Loaded {len(self.queue)} images from {source}."
+        return step
+
+    def _queue(self) -> WorkQueue:
+        if self.queue is None:
+            raise ToonmatteError("No images are loaded; upload images or a zip (or type a server folder) and press Load.")
+        return self.queue
+
+    def current(self) -> Step:
+        """The queue's current image (skipping unreadable files with a warning each); empty if no queue."""
+        if self.queue is None:
+            return Step(None)
+        prediction, warnings = skip_unreadable(self.queue, BadImageError)
+        if prediction is None:
+            return Step(None, warnings, "No readable image is left at the end of the queue; press Previous or load more images.")
+        item, restored = self._restore(editing.from_prediction(self.store, prediction))
+        return Step(item, warnings, restored)
+
+    def move(self, action: str, current: Item | None = None) -> Step:
+        """``action`` is "next", "previous" or "skip"; returns the image now under the cursor.
+
+        ``current`` is the item being left: its applied, unsaved changes are kept (see ``leave``).
+        """
+        queue = self._queue()
+        if action == "previous":
+            if queue.index == 0:
+                return Step(None, info="This is the first image.")
+            left = self.leave(current)
+            queue.previous()
+        elif action in ("next", "skip"):
+            if queue.at_end():
+                if action == "skip":
+                    queue.skip()
+                return Step(None, info=self.finished_line())
+            left = self.leave(current)
+            queue.skip() if action == "skip" else queue.next()
+        else:
+            raise ValueError(f"unknown queue action {action!r}")
+        step = self.current()
+        step.warnings[:0] = left
+        return step
+
+    def leave(self, item: Item | None) -> list[str]:
+        """Keep ``item``'s applied but unsaved matte in memory, so that coming back to it restores it;
+        returns the warning to show (none when nothing is unsaved)."""
+        if item is None or not item.unsaved:
+            return []
+        with self._lock:
+            self._kept[item.stem] = (_digest(item.image), item.alpha)
+            self._kept.move_to_end(item.stem)
+            while len(self._kept) > KEPT_EDITS:
+                self._kept.popitem(last=False)
+        return [f"The changes applied to {item.stem} are not saved: they are kept until the studio stops; "
+                f"go back to it and press Save to store them."]
+
+    def _restore(self, item: Item) -> tuple[Item, str | None]:
+        """``item`` with the unsaved matte kept for it by ``leave``, if any (and a message saying so)."""
+        with self._lock:
+            kept = self._kept.get(item.stem)
+        if kept is None or kept[0] != _digest(item.image):
+            return item, None
+        return item.with_alpha(kept[1]), f"Restored the unsaved changes applied to {item.stem}."
+
+    def finished_line(self) -> str:
+        done, total = self._queue().progress()
+        return f"That was the last image: {done} of {total} corrected."
+
+    def progress_line(self, item: Item | None) -> str:
+        """Markdown: where the queue is, how much is done, and what is being edited."""
+        if self.queue is None:
+            return "No images loaded yet: upload images or a zip (or type a server folder) and press **Load**."
+        line = self.queue.describe()
+        if item is not None and item.stem != self.queue.item.stem:
+            line += f" · editing saved item **{item.stem}** (from Browse)"
+        if item is not None and item.unsaved:
+            changed = np.count_nonzero(item.alpha != item.origin) / item.alpha.size
+            line += f" · *unsaved changes ({changed:.2%} of pixels)*"
+        return line
+
+    # ---------------------------------------------------------------- editing
+    def apply(self, item: Item | None, editor_value: dict | None, how: str) -> tuple[Item, bool]:
+        """Apply (or snap) the editor's strokes to ``item``'s alpha."""
+        if item is None:
+            raise ToonmatteError("There is no image to edit; load images first.")
+        return editing.apply_editor(item, editor_value, how)
+
+    def save(self, item: Item | None, editor_value: dict | None) -> tuple[Item, str]:
+        """Apply pending strokes, then store the triple; returns the saved item and its stem."""
+        item, _ = self.apply(item, editor_value, "apply")
+        stem = editing.save(self.store, item, self.annotator)
+        with self._lock:
+            self._kept.pop(item.stem, None)
+        log.info("saved %s (changed %.4f of pixels)", stem, float(np.mean(item.alpha != item.predicted)))
+        return item.saved(), stem
+
+    def save_and_next(self, item: Item | None, editor_value: dict | None) -> Step:
+        """Save, then show the next queue image (or, after a reopened item, the queue's current one)."""
+        item, stem = self.save(item, editor_value)
+        warning = uniform_alpha_warning(item.alpha)
+        queue = self.queue
+        if queue is None or queue.item.stem != stem:
+            step = self.current() if queue is not None else Step(item)
+            step.info = f"Saved {stem}."
+        elif queue.at_end():
+            step = Step(item, info=f"Saved {stem}. {self.finished_line()}")
+        else:
+            queue.next()
+            step = self.current()
+            step.info = f"Saved {stem}."
+        if warning is not None:
+            step.warnings.insert(0, warning)
+        return step
+
+    def reopen(self, stem: str) -> Item:
+        """Open an item from the browse gallery: its saved triple, or its queue image if never saved
+        (with the unsaved changes kept for it by ``leave``, if any)."""
+        record = self.store.get(stem)
+        if record is None:
+            raise ToonmatteError(f"{stem} is not in the dataset index; refresh the gallery.")
+        if record.versions > 0:
+            return self._restore(editing.from_store(self.store, stem, self.engine.predict))[0]
+        queue = self._queue()
+        index = queue.locate(stem)
+        if index is None:
+            raise ToonmatteError(f"{stem} has no saved triple and is not in the current queue; load its image to correct it.")
+        queue.go(index)
+        step = self.current()
+        if step.item is None:
+            raise BadImageError(" ".join(step.warnings) or f"{stem} could not be read.")
+        return step.item
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.close()

@@ -22,7 +22,8 @@ import numpy as np
 from annotate import editing
 from annotate.editing import Item
 from annotate.engine import Engine
-from annotate.queue import ImportResult, WorkQueue, folder_images, import_uploads, skip_unreadable
+from annotate.queue import (Budget, ImportResult, WorkQueue, folder_images, import_uploads, prune_uploads,
+                            skip_unreadable)
 from toonmatte.dataset import DatasetStore, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
 
@@ -30,6 +31,16 @@ log = logging.getLogger(__name__)
 
 KEPT_EDITS = 32
 """Applied but unsaved mattes kept in memory when the person moves on (the oldest are dropped)."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one person's uploads may take (bytes, files), and how long an upload folder whose images
+    are no longer queued is kept (seconds); a public Space's disk must not be fillable by one visitor."""
+
+    bytes: int = 4 << 30
+    files: int = 10_000
+    max_age: float = 14 * 24 * 3600.0
 
 
 def _digest(image: np.ndarray) -> bytes:
@@ -53,11 +64,12 @@ class Desk:
     """One person's queue and edits over the shared store and engine.
 
     ``annotator`` is recorded with every save; ``state_key`` names the queue's saved state;
-    ``work_dir`` holds the person's uploads; ``allow_server_paths`` allows loading a server folder.
+    ``work_dir`` holds the person's uploads, within ``limits`` (old upload folders whose images are
+    no longer queued are deleted when the desk opens); ``allow_server_paths`` allows loading a server folder.
     """
 
     def __init__(self, store: DatasetStore, engine: Engine, *, annotator: str | None, state_key: str,
-                 work_dir: Path, allow_server_paths: bool) -> None:
+                 work_dir: Path, allow_server_paths: bool, limits: UploadLimits = UploadLimits()) -> None:
         self.store = store
         self.engine = engine
         self.annotator = annotator
@@ -66,7 +78,11 @@ class Desk:
         self.allow_server_paths = allow_server_paths
         self._lock = threading.RLock()
         self._kept: OrderedDict[str, tuple[bytes, np.ndarray]] = OrderedDict()  # stem -> (image digest, alpha)
+        self.limits = limits
         self.queue: WorkQueue | None = WorkQueue.resume(store, engine.predict_item, state_key)
+        queued = [] if self.queue is None else [item.path for item in self.queue.items]
+        if prune_uploads(work_dir, queued, limits.max_age):
+            log.info("removed old upload folders of %s", state_key)
 
     # ------------------------------------------------------------------ queue
     def load(self, uploads: Iterable[str] | None, folder: str | None, current: Item | None = None) -> Step:
@@ -80,7 +96,8 @@ class Desk:
             raise ToonmatteError("Choose images or a zip to upload (or type a server folder), then press Load.")
         found = ImportResult()
         if uploads:
-            imported = import_uploads(uploads, self.work_dir)
+            budget = Budget.left_in(self.work_dir, self.limits.bytes, self.limits.files)
+            imported = import_uploads(uploads, self.work_dir, budget)
             found.paths += imported.paths
             found.skipped += imported.skipped
         if folder:

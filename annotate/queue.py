@@ -10,9 +10,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import stat
 import threading
+import time
 import uuid
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,8 +35,9 @@ STATE_KEY = "queue"
 DONE = ("corrected", "reviewed")
 """Statuses that count as corrected in the progress line."""
 MAX_ZIP_MEMBERS = 20_000
-MAX_ZIP_BYTES = 8 << 30
-"""Limits on what one zip may extract (members, total uncompressed bytes), against zip bombs."""
+"""Most members one zip may hold, against zip bombs of many tiny files."""
+_UPLOAD_FOLDER = re.compile(r"^[0-9a-f]{16}$")
+"""An upload's folder: the first 16 hex digits of its content hash (see ``import_uploads``)."""
 _CHUNK = 1 << 20
 
 
@@ -67,6 +70,30 @@ class ImportResult:
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Budget:
+    """How much one person's uploads folder may still take: bytes and files. Extraction counts the
+    bytes actually inflated (not the sizes a zip claims), so a zip bomb stops at the budget."""
+
+    bytes: int
+    files: int
+
+    @classmethod
+    def left_in(cls, folder: Path, max_bytes: int, max_files: int) -> "Budget":
+        """The part of (``max_bytes``, ``max_files``) that ``folder`` does not use yet."""
+        used_bytes = used_files = 0
+        if folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    used_bytes += path.stat().st_size
+                    used_files += 1
+        return cls(max_bytes - used_bytes, max_files - used_files)
+
+    def refusal(self, label: str) -> str:
+        return (f"{label} would go over your uploads limit, so it was not loaded (or only in part); "
+                "finish or skip the images already queued, or ask the studio's owner for more room.")
+
+
 def _is_image_name(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -85,12 +112,12 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def extract_zip(archive: str | Path, destination: str | Path) -> ImportResult:
+def extract_zip(archive: str | Path, destination: str | Path, budget: Budget) -> ImportResult:
     """Extract the image files of a zip into ``destination``; nothing is written outside it.
 
     Members with unsafe names (absolute, ``..``), symbolic links, hidden files and non-images
-    are left out and reported; total size and member count are capped against zip bombs (the
-    cap counts bytes actually inflated, not the sizes the archive claims).
+    are left out and reported; extraction stops at the ``budget`` (spent as it goes) and at
+    ``MAX_ZIP_MEMBERS`` members, against zip bombs.
     """
     destination = Path(destination)
     result = ImportResult()
@@ -101,7 +128,6 @@ def extract_zip(archive: str | Path, destination: str | Path) -> ImportResult:
         result.skipped.append(f"{label} is not a readable zip file ({error}); re-create the archive and upload it again.")
         return result
     root = destination.resolve()
-    written = 0
     with bundle:
         members = [info for info in bundle.infolist() if not info.is_dir()]
         if len(members) > MAX_ZIP_MEMBERS:
@@ -126,10 +152,11 @@ def extract_zip(archive: str | Path, destination: str | Path) -> ImportResult:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(info) as source, open(target, "wb") as sink:
                     for chunk in iter(lambda: source.read(_CHUNK), b""):
-                        written += len(chunk)
-                        if written > MAX_ZIP_BYTES:
-                            raise ToonmatteError(f"{label} inflates to more than {MAX_ZIP_BYTES >> 30} GiB; split it into smaller zips.")
+                        budget.bytes -= len(chunk)
+                        if budget.bytes < 0 or budget.files < 1:
+                            raise ToonmatteError(budget.refusal(label))
                         sink.write(chunk)
+                budget.files -= 1
             except ToonmatteError as error:
                 _remove(target)
                 result.skipped.append(str(error))
@@ -164,8 +191,8 @@ def _remove(path: Path) -> None:
         pass
 
 
-def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportResult:
-    """Copy uploaded images (and the images inside uploaded zips) into ``work_dir``.
+def import_uploads(files: Iterable[str | Path], work_dir: str | Path, budget: Budget) -> ImportResult:
+    """Copy uploaded images (and the images inside uploaded zips) into ``work_dir``, within ``budget``.
 
     Each upload goes to a subfolder named after its content hash, so re-uploading the same file
     reuses it and two different files with one name never collide.
@@ -179,7 +206,7 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportR
             continue
         folder = work_dir / hash_file(path)[:16]
         if path.suffix.lower() == ".zip" or (not _is_image_name(path.name) and zipfile.is_zipfile(path)):
-            extracted = extract_zip(path, folder)
+            extracted = extract_zip(path, folder, budget)
             result.paths.extend(extracted.paths)
             result.skipped.extend(extracted.skipped)
             if not extracted.paths and not extracted.skipped:
@@ -187,6 +214,12 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportR
         elif _is_image_name(path.name):
             target = folder / (sanitize_stem(path.stem) + path.suffix.lower())
             partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # a failed copy is never reused
+            if not target.exists():
+                size = path.stat().st_size
+                if size > budget.bytes or budget.files < 1:
+                    result.skipped.append(budget.refusal(path.name))
+                    continue
+                budget.bytes, budget.files = budget.bytes - size, budget.files - 1
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 if not target.exists():
@@ -200,6 +233,27 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path) -> ImportR
         else:
             result.skipped.append(f"{path.name} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor a zip; it was left out.")
     return result
+
+
+def prune_uploads(work_dir: Path, keep: Iterable[Path], max_age: float) -> int:
+    """Delete the upload folders in ``work_dir`` untouched for ``max_age`` seconds that hold none of
+    ``keep`` (the images still queued); returns how many went. Saved images live on in the dataset."""
+    if not work_dir.is_dir():
+        return 0
+    cutoff = time.time() - max_age
+    kept = {Path(path).resolve() for path in keep}
+    removed = 0
+    for folder in work_dir.iterdir():
+        if not _UPLOAD_FOLDER.match(folder.name):  # only upload folders (another person's folder is not one)
+            continue
+        try:
+            stale = folder.is_dir() and folder.stat().st_mtime < cutoff
+        except OSError:
+            continue
+        if stale and not any(path.is_relative_to(folder.resolve()) for path in kept):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def folder_images(folder: str | Path) -> ImportResult:

@@ -17,7 +17,7 @@ import numpy as np
 from annotate import preview
 from annotate.access import LOCAL, Access, Person
 from annotate.api import OutputFolder, matte_file, save_file
-from annotate.desk import Desk
+from annotate.desk import Desk, UploadLimits
 from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import STATE_KEY
@@ -47,8 +47,9 @@ class Studio:
 
     def __init__(self, store: DatasetStore, engine: Engine, access: Access | None = None,
                  allow_server_paths: bool = True, outputs: OutputFolder | None = None,
-                 renderer: Renderer | None = None) -> None:
+                 renderer: Renderer | None = None, limits: UploadLimits = UploadLimits()) -> None:
         self.store = store
+        self.limits = limits
         self.engine = engine
         self.access = access or Access()
         self.allow_server_paths = allow_server_paths
@@ -72,7 +73,7 @@ class Studio:
                     self.store, self.engine, annotator=self.access.annotator_name(person),
                     state_key=STATE_KEY if own else f"{STATE_KEY}:{name}",
                     work_dir=self.work_dir if own else self.work_dir / _folder_name(name),
-                    allow_server_paths=self.allow_server_paths and own)
+                    allow_server_paths=self.allow_server_paths and own, limits=self.limits)
             return self._desks[name]
 
     # ----------------------------------------------------------------- browse

@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.queue import (Prediction, QueueItem, WorkQueue, extract_zip, folder_images, import_uploads,
-                            skip_unreadable)
+from annotate.queue import (Budget, Prediction, QueueItem, WorkQueue, extract_zip, folder_images, import_uploads,
+                            prune_uploads, skip_unreadable)
 from toonmatte.dataset import DatasetStore
 from conftest import draw_toon
 from toonmatte.errors import BadImageError
 from toonmatte.imageio import load_image
 
+
+
+def roomy() -> Budget:
+    """A budget no test here reaches."""
+    return Budget(bytes=1 << 30, files=1000)
 
 def png_bytes(seed: int, size: int = 32) -> bytes:
     rgb, _ = draw_toon(size, size, seed=seed)
@@ -87,7 +92,7 @@ def test_zip_extraction_skips_traversal_and_links(tmp_path: Path) -> None:
         link.external_attr = (0o120777 << 16)  # a symbolic link entry
         bundle.writestr(link, "/etc/passwd")
     dest = tmp_path / "work" / "x"
-    result = extract_zip(archive, dest)
+    result = extract_zip(archive, dest, roomy())
     assert sorted(p.relative_to(dest).as_posix() for p in result.paths) == ["b.png", "good/a.png"]
     assert len(result.skipped) == 5, result.skipped  # 4 unsafe names + 1 link, each reported
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
@@ -98,7 +103,7 @@ def test_zip_extraction_skips_traversal_and_links(tmp_path: Path) -> None:
 def test_bad_zip_is_reported(tmp_path: Path) -> None:
     fake = tmp_path / "broken.zip"
     fake.write_bytes(b"PK\x03\x04 not really a zip")
-    result = import_uploads([fake], tmp_path / "work")
+    result = import_uploads([fake], tmp_path / "work", roomy())
     assert not result.paths and "not a readable zip" in result.skipped[0]
 
 
@@ -108,11 +113,11 @@ def test_import_uploads_mixes_images_and_zips(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("z1.png", png_bytes(7))
     (tmp_path / "up" / "doc.pdf").write_bytes(b"%PDF")
-    result = import_uploads([*images, archive, tmp_path / "up" / "doc.pdf"], tmp_path / "work")
+    result = import_uploads([*images, archive, tmp_path / "up" / "doc.pdf"], tmp_path / "work", roomy())
     assert [p.name for p in result.paths] == ["img0.png", "img1.png", "z1.png"]
     assert all(p.is_relative_to(tmp_path / "work") for p in result.paths)
     assert len(result.skipped) == 1 and "doc.pdf" in result.skipped[0]
-    again = import_uploads(images[:1], tmp_path / "work")  # same bytes -> same work file
+    again = import_uploads(images[:1], tmp_path / "work", roomy())  # same bytes -> same work file
     assert again.paths == result.paths[:1]
 
 
@@ -228,7 +233,7 @@ def test_a_member_name_too_long_for_the_file_system_is_skipped_and_the_rest_load
         bundle.writestr("a.png", png_bytes(0))
         bundle.writestr(long_name, png_bytes(1))
         bundle.writestr("z.png", png_bytes(2))
-    result = import_uploads([archive], tmp_path / "work")
+    result = import_uploads([archive], tmp_path / "work", roomy())
     assert sorted(p.name for p in result.paths) == ["a.png", "z.png"]
     assert len(result.skipped) == 1 and "name too long" in result.skipped[0]
     assert str(tmp_path) not in result.skipped[0] and len(result.skipped[0]) < 200
@@ -246,7 +251,49 @@ def test_an_upload_that_cannot_be_copied_is_one_sentence_and_leaves_no_partial_f
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
     monkeypatch.setattr(shutil, "copyfile", full_disk)
-    result = import_uploads([source], tmp_path / "work")
+    result = import_uploads([source], tmp_path / "work", roomy())
     assert not result.paths and result.skipped == [
         "The upload pic.png could not be written: the disk is full; free some space and try again."]
     assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
+
+
+def test_uploads_stop_at_the_persons_budget_even_inside_a_zip_bomb(tmp_path: Path) -> None:
+    """A 1 MB zip of one 1 GiB file of zeros stops at the budget, and nothing of it stays."""
+    bomb = tmp_path / "zeros.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bundle:
+        with bundle.open("zeros.png", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(64):  # 64 MiB here, enough to pass a 4 MiB budget many times over
+                member.write(block)
+    assert bomb.stat().st_size < 1 << 20
+    work = tmp_path / "work"
+    result = import_uploads([bomb], work, Budget.left_in(work, 4 << 20, 100))
+    assert not result.paths and "over your uploads limit" in result.skipped[0]
+    assert not [p for p in work.rglob("*") if p.is_file()]
+
+    images = []
+    for i in range(3):
+        images.append(tmp_path / f"pic{i}.png")
+        images[-1].write_bytes(png_bytes(i))
+    result = import_uploads(images, work, Budget.left_in(work, 1 << 20, 2))  # room for two files
+    assert len(result.paths) == 2 and len(result.skipped) == 1 and "pic2.png" in result.skipped[0]
+    left = Budget.left_in(work, 1 << 20, 2)
+    assert left.files == 0 and left.bytes == (1 << 20) - sum(p.stat().st_size for p in result.paths)
+
+
+def test_old_upload_folders_no_longer_queued_are_pruned(tmp_path: Path) -> None:
+    import os
+
+    work = tmp_path / "work"
+    images = []
+    for i in range(2):
+        images.append(tmp_path / f"pic{i}.png")
+        images[-1].write_bytes(png_bytes(i))
+    queued, stale = import_uploads(images, work, roomy()).paths
+    other_person = work / "bob-1234abcd"
+    other_person.mkdir()
+    old = 1_000_000.0
+    for folder in (queued.parent, stale.parent, other_person):
+        os.utime(folder, (old, old))
+    assert prune_uploads(work, [queued], max_age=3600) == 1
+    assert queued.exists() and not stale.exists() and other_person.exists()

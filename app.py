@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--annotators", default=os.environ.get("TOONMATTE_ANNOTATORS"),
                         help="comma-separated users (and Hugging Face organisations) who may save; others get the "
                              "read-only Try it mode (default $TOONMATTE_ANNOTATORS)")
+    parser.add_argument("--team-queue", default=os.environ.get("TOONMATTE_TEAM_QUEUE"),
+                        help="a folder of images the team annotates: each person takes a few at a time, claimed "
+                             "for two hours (default $TOONMATTE_TEAM_QUEUE)")
     parser.add_argument("--reviewers", default=os.environ.get("TOONMATTE_REVIEWERS"),
                         help="comma-separated users who may approve saved items or send them back "
                              "(default $TOONMATTE_REVIEWERS)")
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from annotate.studio import Studio
     from annotate.ui import build_app, launch_kwargs
     from annotate.access import Access, read_auth_file
+    from annotate.claims import TeamQueue
     from toonmatte.errors import ToonmatteError
 
     try:
@@ -83,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     access = Access.from_settings(auth_file=logins is not None, annotators=args.annotators,
                                   reviewers=args.reviewers, local_annotator=args.annotator)
     local = args.host in LOOPBACK and not args.share and not access.sign_in
-    studio = Studio(store, engine, access=access, allow_server_paths=local)
+    try:
+        team = TeamQueue.open(Path(args.team_queue), store) if args.team_queue else None
+    except ToonmatteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    studio = Studio(store, engine, access=access, allow_server_paths=local, team=team)
     demo = build_app(studio)
     print(f"dataset: {store.root} (new items go to {store.split}/{store.generation})", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE, auth=logins,

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from annotate import editing
+from annotate.claims import TeamQueue
 from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import (Budget, ImportResult, WorkQueue, folder_images, import_uploads, prune_uploads,
@@ -63,13 +64,17 @@ class Step:
 class Desk:
     """One person's queue and edits over the shared store and engine.
 
-    ``annotator`` is recorded with every save; ``state_key`` names the queue's saved state;
+    ``name`` is the desk's owner (as claims know them); ``annotator`` is recorded with every save;
+    ``state_key`` names the queue's saved state; ``team`` is the team queue work is taken from, if any;
     ``work_dir`` holds the person's uploads, within ``limits`` (old upload folders whose images are
     no longer queued are deleted when the desk opens); ``allow_server_paths`` allows loading a server folder.
     """
 
-    def __init__(self, store: DatasetStore, engine: Engine, *, annotator: str | None, state_key: str,
-                 work_dir: Path, allow_server_paths: bool, limits: UploadLimits = UploadLimits()) -> None:
+    def __init__(self, store: DatasetStore, engine: Engine, *, name: str, annotator: str | None, state_key: str,
+                 work_dir: Path, allow_server_paths: bool, limits: UploadLimits = UploadLimits(),
+                 team: TeamQueue | None = None) -> None:
+        self.name = name
+        self.team = team
         self.store = store
         self.engine = engine
         self.annotator = annotator
@@ -124,6 +129,24 @@ class Desk:
             previous.close()
         step.warnings[:0] = self.leave(current) + found.skipped
         step.info = f"Loaded {len(self.queue)} images from {source}."
+        return step
+
+    def take_team_work(self, count: int, current: Item | None = None) -> Step:
+        """Replace the queue with the next ``count`` images of the team queue, claimed for this person."""
+        if self.team is None:
+            raise ToonmatteError("This studio has no team queue; load images or a zip instead.")
+        paths = self.team.take(self.name, count)
+        if not paths:
+            raise ToonmatteError("The team queue has nothing left for you: every image is saved or claimed by "
+                                 "someone else.")
+        with self._lock:
+            previous, self.queue = self.queue, WorkQueue.from_paths(
+                self.store, self.engine.predict_item, paths, "the team queue", self.state_key)
+        if previous is not None:
+            previous.close()
+        step = self.current()
+        step.warnings[:0] = self.leave(current)
+        step.info = f"Took {len(paths)} images from the team queue; they are yours for the next few hours."
         return step
 
     def _queue(self) -> WorkQueue:
@@ -212,7 +235,11 @@ class Desk:
     def save(self, item: Item | None, editor_value: dict | None) -> tuple[Item, str]:
         """Apply pending strokes, then store the triple; returns the saved item and its stem."""
         item, _ = self.apply(item, editor_value, "apply")
+        if self.team is not None:
+            self.team.claims.check(item.stem, self.name)
         stem = editing.save(self.store, item, self.annotator)
+        if self.team is not None:
+            self.team.claims.release(stem, self.name)
         with self._lock:
             self._kept.pop(item.stem, None)
         log.info("saved %s (changed %.4f of pixels)", stem, float(np.mean(item.alpha != item.predicted)))

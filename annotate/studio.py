@@ -17,6 +17,7 @@ import numpy as np
 from annotate import preview
 from annotate.access import LOCAL, Access, Person
 from annotate.api import OutputFolder, matte_file, save_file
+from annotate.claims import TeamQueue
 from annotate.desk import Desk, UploadLimits
 from annotate.editing import Item
 from annotate.engine import Engine
@@ -47,8 +48,10 @@ class Studio:
 
     def __init__(self, store: DatasetStore, engine: Engine, access: Access | None = None,
                  allow_server_paths: bool = True, outputs: OutputFolder | None = None,
-                 renderer: Renderer | None = None, limits: UploadLimits = UploadLimits()) -> None:
+                 renderer: Renderer | None = None, limits: UploadLimits = UploadLimits(),
+                 team: TeamQueue | None = None) -> None:
         self.store = store
+        self.team = team
         self.limits = limits
         self.engine = engine
         self.access = access or Access()
@@ -70,7 +73,7 @@ class Studio:
             if name not in self._desks:
                 own = name == LOCAL
                 self._desks[name] = Desk(
-                    self.store, self.engine, annotator=self.access.annotator_name(person),
+                    self.store, self.engine, name=name, team=self.team, annotator=self.access.annotator_name(person),
                     state_key=STATE_KEY if own else f"{STATE_KEY}:{name}",
                     work_dir=self.work_dir if own else self.work_dir / _folder_name(name),
                     allow_server_paths=self.allow_server_paths and own, limits=self.limits)
@@ -140,6 +143,8 @@ class Studio:
         with self._lock:
             for desk in self._desks.values():
                 desk.close()
+        if self.team is not None:
+            self.team.close()
 
 
 def _folder_name(person: str) -> str:

@@ -30,6 +30,8 @@ from toonmatte.errors import ToonmatteError
 
 ENGINE = "engine"
 """Concurrency group of every event that may run the model: one at a time (the GPU is shared)."""
+TEAM_BATCH = 10
+"""Images one press of "Take from the team queue" claims."""
 EDITOR_HEIGHT = 580
 PREVIEW_HEIGHT = 330
 """Editor and previews side by side fit a 1400x1000 window, so the result of Apply shows without scrolling."""
@@ -82,6 +84,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                         folder = gr.Textbox(label="...or a folder on the server", placeholder="/path/to/images",
                                             visible=studio.allow_server_paths, elem_id="folder")
                         load = gr.Button("Load", elem_id="load-queue")
+                        take = gr.Button(f"Take {TEAM_BATCH} from the team queue", elem_id="take-team-work",
+                                         visible=studio.team is not None)
                         progress = gr.Markdown("", elem_id="progress")
                         with gr.Row():
                             previous = gr.Button("Previous (P)", elem_id="previous", size="sm")
@@ -186,6 +190,11 @@ def build_app(studio: Studio) -> gr.Blocks:
             desk = desk_of(request, profile)
             return show(desk.load(files, path, current), current, choice, colour, clean, desk)
 
+        @_friendly
+        def on_take(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+            desk = desk_of(request, profile)
+            return show(desk.take_team_work(TEAM_BATCH, current), current, choice, colour, clean, desk)
+
         def on_move(action: str):
             @_friendly
             def handler(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -272,6 +281,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             event.then(on_downloads, [item_state, decontaminate], downloads, **private)
 
         then_downloads(load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls))
+        then_downloads(take.click(on_take, [item_state, *look], shows, **engine_calls))
         then_downloads(previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls))
         then_downloads(skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls))
         then_downloads(save_next.click(on_save_next, [item_state, strokes, *look], shows, js=STROKES_JS, **engine_calls))

@@ -93,10 +93,13 @@ class Access:
     @classmethod
     def from_settings(cls, *, auth_file: bool, annotators: str | None, reviewers: str | None,
                       local_annotator: str | None, environ: Mapping[str, str] = os.environ) -> "Access":
-        """The policy for this run: sign-in is on with an auth file or on a Space (``SPACE_ID``)."""
+        """The policy for this run: sign-in is on with an auth file or on a Space (``SPACE_ID``). A Space
+        signs people in with Hugging Face when its metadata has ``hf_oauth: true`` (which sets
+        ``OAUTH_CLIENT_ID``); without it nobody can sign in there, so everyone gets the read-only mode."""
         space = environ.get("SPACE_ID")
         owner = environ.get("SPACE_AUTHOR_NAME") or (space.split("/")[0] if space else None)
-        return cls(sign_in=auth_file or bool(space), oauth=bool(space) and not auth_file, annotators=parse_names(annotators),
+        oauth = bool(space) and not auth_file and bool(environ.get("OAUTH_CLIENT_ID"))  # set by hf_oauth: true
+        return cls(sign_in=auth_file or bool(space), oauth=oauth, annotators=parse_names(annotators),
                    reviewers=parse_names(reviewers), owner=owner if space else None,
                    local_annotator=local_annotator)
 

@@ -39,7 +39,10 @@ def test_without_a_list_every_signed_in_person_saves_locally():
 
 
 def test_on_a_space_oauth_is_on_orgs_count_and_without_a_list_only_the_owner_saves():
-    space = {"SPACE_ID": "studio-team/toonmatte", "SPACE_AUTHOR_NAME": "studio-team"}
+    space = {"SPACE_ID": "studio-team/toonmatte", "SPACE_AUTHOR_NAME": "studio-team", "OAUTH_CLIENT_ID": "id"}
+    without_oauth = Access.from_settings(auth_file=False, annotators=None, reviewers=None, local_annotator=None,
+                                         environ={"SPACE_ID": "studio-team/toonmatte"})
+    assert without_oauth.sign_in and not without_oauth.oauth  # hf_oauth is off: nobody signs in, all read-only
     open_space = Access.from_settings(auth_file=False, annotators=None, reviewers=None, local_annotator=None,
                                       environ=space)
     assert open_space.sign_in and open_space.oauth

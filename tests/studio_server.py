@@ -20,10 +20,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(dataset: Path, hf_home: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
-    """Launch the studio offline (classical fallback) on a free port; returns (process, url, log) once it serves."""
+def start_app(dataset: Path, hf_home: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """Launch the studio offline (classical fallback) on a free port, with ``env`` added to its
+    environment; returns (process, url, log) once it serves."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home), "GRADIO_ANALYTICS_ENABLED": "False",
+           **(env or {})}
     env.pop("TOONMATTE_WEIGHTS", None)
     log = dataset.parent / f"app-{port}.log"
     process = subprocess.Popen(

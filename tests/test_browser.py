@@ -190,3 +190,96 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
     im = np.asarray(Image.open(dataset / "train" / GENERATION / "im" / "painted.png"))
     assert np.array_equal(im, rgb)
     assert "Traceback" not in log.read_text()
+
+
+def _browser(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                            "--disable-component-update", "--disable-sync"])
+
+
+def _try_it(page, image: Path) -> list[str]:
+    """On the Try it tab: upload ``image``, press Matte, wait for its cut-out, download the zip; its names."""
+    import zipfile
+
+    page.locator("#try-files input[type=file]").set_input_files(str(image))
+    page.wait_for_selector(f"#try-files td.filename[aria-label='{image.name}']", timeout=120_000)
+    page.click("#try-go")
+    page.wait_for_selector("#try-gallery img", timeout=120_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#try-zip")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        return sorted(archive.namelist())
+
+
+def test_read_only_visitors_try_it_and_signed_in_annotators_save(tmp_path: Path) -> None:
+    """A Space without sign-in for this visitor: Try it works and writes nothing. With sign-in, a person
+    not on the list is read-only, and an annotator corrects and saves under their own name."""
+    image = tmp_path / "upload" / "visitor.png"
+    image.parent.mkdir()
+    Image.fromarray(draw_toon(96, 96, seed=5)[0]).save(image)
+    space_data = tmp_path / "space"
+    process, url, log = start_app(space_data, tmp_path / "hf_home", env={"SPACE_ID": "team/toonmatte"})
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                page.wait_for_function("() => !!document.querySelector('#who')?.innerText?.includes('Try it')",
+                                       timeout=120_000)
+                assert "Try it" in page.locator("button[role=tab][aria-selected=true]").inner_text()
+                assert _try_it(page, image) == ["visitor.png", "visitor_mask.png"]
+                page.screenshot(path=str(tmp_path / "try-it.png"), full_page=True)
+                page.locator("button[role=tab] >> text=Correct").click()
+                page.locator("#uploads input[type=file]").set_input_files(str(image))
+                page.wait_for_selector("#uploads td.filename[aria-label='visitor.png']", timeout=120_000)
+                page.click("#load-queue")
+                page.wait_for_selector(".toast-body.error", timeout=60_000)
+                assert "sign in" in page.locator(".toast-body.error").inner_text().lower()
+            finally:
+                browser.close()
+    finally:
+        stop_app(process)
+        print(log.read_text()[-3000:])
+    assert not list(space_data.rglob("*.png")), "the read-only mode wrote into the dataset"
+
+    logins = tmp_path / "users.txt"
+    logins.write_text("alice:a-pass\ncarol:c-pass\n")
+    dataset = tmp_path / "dataset"
+    process, url, log = start_app(dataset, tmp_path / "hf_home", "--auth-file", str(logins), "--annotators", "alice")
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                for name in ("carol", "alice"):
+                    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                    page.goto(url)
+                    page.locator("input[type=password]").wait_for(timeout=60_000)
+                    page.locator("input:not([type=password])").first.fill(name)
+                    page.locator("input[type=password]").fill(f"{name[0]}-pass")
+                    page.locator("button:has-text('Login')").click()
+                    page.wait_for_function("who => !!document.querySelector('#who')?.innerText?.includes(who)",
+                                           arg=f"Signed in as {name}", timeout=120_000)
+                    if name == "carol":
+                        assert "read-only" in page.locator("#who").inner_text()
+                        assert "Try it" in page.locator("button[role=tab][aria-selected=true]").inner_text()
+                        continue
+                    page.locator("#uploads input[type=file]").set_input_files(str(image))
+                    page.wait_for_selector("#uploads td.filename[aria-label='visitor.png']", timeout=120_000)
+                    page.click("#load-queue")
+                    page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Image 1 of 1')",
+                                           timeout=120_000)
+                    page.click("#save-next")
+                    page.wait_for_function(
+                        "() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')", timeout=120_000)
+                    page.screenshot(path=str(tmp_path / "annotator.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        stop_app(process)
+        print(log.read_text()[-3000:])
+    from toonmatte.dataset import DatasetStore
+
+    with DatasetStore(dataset) as store:
+        assert [(record.stem, record.annotator) for record in store.items()] == [("visitor", "alice")]

@@ -153,6 +153,8 @@ def test_a_stopped_and_resumed_run_ends_with_the_same_weights(run, data, tmp_pat
     ("sizes", "has files of different sizes (im is 64x72, gt is 32x32, an is 64x72)"),
     ("foreign checkpoint", "is not a BiRefNet checkpoint"),
     ("other architecture", "is not the toonout architecture"),
+    ("unreadable image", "train/gen1/toon0: "),  # raised in a data-loading worker
+    ("out is a file", "cannot be created"),
 ])
 def test_bad_input_is_one_sentence(case, expected, tmp_path, capsys):
     counts = {"no train": {"val": 1}, "tiny train": {"train": 1, "val": 1}, "no val": {"train": 2}}.get(
@@ -164,6 +166,12 @@ def test_bad_input_is_one_sentence(case, expected, tmp_path, capsys):
     elif case == "foreign checkpoint":
         save_file({"encoder.weight": torch.zeros(2, 2)}, str(tmp_path / "other.safetensors"))
         extra = ["--init", str(tmp_path / "other.safetensors")]
+    elif case == "unreadable image":
+        image = data / "train" / "gen1" / "im" / "toon0.png"
+        image.write_bytes(image.read_bytes()[:200])  # the header is intact, the pixels are cut off
+        extra = ["--workers", "1"]
+    elif case == "out is a file":
+        (tmp_path / "run").write_text("not a folder")
     elif case == "other architecture":
         save_file(build_model(BiRefNetConfig.tiny()).state_dict(), str(tmp_path / "tiny.safetensors"))
         extra = ["--init", str(tmp_path / "tiny.safetensors"), "--config", "toonout"]

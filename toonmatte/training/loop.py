@@ -203,7 +203,11 @@ class Run:
         accelerator.register_for_checkpointing(self.scheduler)
         self.progress = progress
         if self.main:
-            settings.out.mkdir(parents=True, exist_ok=True)
+            try:
+                settings.out.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise TrainingError(f"The run folder {settings.out} cannot be created ({error.strerror}); choose "
+                                    f"another --out.") from None
         accelerator.wait_for_everyone()
         if checkpoint is not None:
             try:
@@ -320,7 +324,7 @@ class Run:
         totals = torch.zeros(3, device=accelerator.device)
         try:
             for micro in range(settings.grad_accum):
-                image, gt = next(batches)
+                image, gt = next_batch(batches)
                 image, gt = image.to(accelerator.device, non_blocking=True), gt.to(accelerator.device, non_blocking=True)
                 last = micro == settings.grad_accum - 1
                 with nullcontext() if last else accelerator.no_sync(self.model):
@@ -397,9 +401,11 @@ class Run:
         loader = DataLoader(ValidationSet(shard, self.settings.size), batch_size=1, collate_fn=single,
                             num_workers=min(self.workers, 2), generator=torch.Generator())  # RNG untouched
         scores = []
+        batches = iter(loader)
         with torch.no_grad():
-            for image, gt in tqdm(loader, desc="validating", unit="image", leave=False,
-                                  disable=not accelerator.is_local_main_process):
+            for _ in tqdm(range(len(shard)), desc="validating", unit="image", leave=False,
+                          disable=not accelerator.is_local_main_process):
+                image, gt = next_batch(batches)
                 alpha = postprocess(net(image[None].to(accelerator.device))[0], gt.shape)
                 scores.append((pixel_accuracy(alpha, gt), mae(alpha, gt)))
         scores = gather_object(scores)
@@ -453,6 +459,18 @@ def card_settings(settings: Settings) -> dict[str, Any]:
             "gradient_checkpointing": settings.gradient_checkpointing, "seed": settings.seed}
 
 
+def next_batch(batches):
+    """The next batch; a TrainingError raised in a loader worker comes back as its own sentence (torch re-raises
+    it with the worker's traceback in its text)."""
+    try:
+        return next(batches)
+    except TrainingError as error:
+        text = str(error).strip()
+        if "Original Traceback" not in text:
+            raise
+        raise TrainingError(text.splitlines()[-1].split("TrainingError: ", 1)[-1]) from None
+
+
 def empty_sums() -> dict[str, float]:
     return {"total": 0.0, "pixel": 0.0, "gradient": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
 
@@ -470,6 +488,10 @@ def finetune(settings: Settings) -> dict[str, Any]:
     try:
         run = Run(settings)
         return run.train()
+    except OSError as error:  # a full disk, a dataset file gone: what was saved is whole
+        where = f" ({error.filename})" if error.filename else ""
+        raise TrainingError(f"Fine-tuning stopped: {error.strerror or error}{where}; the last complete state in "
+                            f"{settings.out} is kept, and the same command resumes from it.") from None
     except KeyboardInterrupt:
         if run is None:
             raise TrainingError("Fine-tuning was stopped before training began; nothing was saved.") from None

@@ -80,6 +80,8 @@ ON CONFLICT(stem) DO UPDATE SET
     changed_fraction = excluded.changed_fraction, mean_abs_delta = excluded.mean_abs_delta,
     versions = versions + 1, last_txid = excluded.last_txid
 """
+_PUT = (f"INSERT OR REPLACE INTO items ({_COLUMNS}, last_txid) VALUES ("
+        + ", ".join(f":{column}" for column in _COLUMNS.split(", ")) + ", :last_txid)")
 _RECORD = """
 INSERT INTO items (stem, split, generation, status, source_path, source_hash, model, model_version,
                    created_at, updated_at, versions)
@@ -165,6 +167,10 @@ class ItemIndex:
     def upsert_saved(self, db: sqlite3.Connection, row: dict[str, Any], txid: str) -> None:
         """Inside ``transaction``: the row of a saved version (a new item, or one more version)."""
         db.execute(_UPSERT_SAVED, {**row, "txid": txid})
+
+    def put(self, db: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """Inside ``transaction``: an item's whole row exactly as given (restoring a dataset)."""
+        db.execute(_PUT, row)
 
     def record(self, stem: str, split: str, generation: str, status: str, source_path: str | None,
                source_hash: str | None, model: str | None, model_version: str | None) -> None:

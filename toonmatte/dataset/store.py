@@ -22,6 +22,10 @@ step 4. Recovery runs when a store opens (for every stem, under its lock) and, f
 saved or moved, before each save and move. ``move_item`` (the split command) moves a whole triple and
 its history through a journal; see ``toonmatte.dataset.journal``.
 
+Callbacks given to ``add_listener`` (the Hub sync, ``toonmatte.dataset.hub``) are called after each
+committed save and move, still holding the stem's lock, so they see that version's files and index
+row and no later one.
+
 Every OS or SQLite failure on a write path becomes a ``WriteError`` whose sentence names the cause
 (disk full, permission, read-only, a file in the way) and no server path, and leaves no temp file.
 """
@@ -29,11 +33,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -50,6 +56,7 @@ from toonmatte.errors import ToonmatteError, write_error
 from toonmatte.metrics import change_stats
 
 PREDICTIONS_DIR = "predictions"
+logger = logging.getLogger(__name__)
 _STAGING = ".staging"
 _SAVE = "The dataset"
 
@@ -123,6 +130,7 @@ class DatasetStore:
             write_synced(probe, b"")
             probe.unlink()
         self._index = ItemIndex(meta / "index.sqlite", busy_timeout)
+        self._listeners: list[Callable[[str, str], None]] = []
         self._recover()
 
     # ----------------------------------------------------------------- locations
@@ -188,6 +196,7 @@ class DatasetStore:
         with _os_errors(_SAVE), self._stem_lock(stem):
             self._recover_stem(stem)
             self._commit(stem, payloads, row, prediction)
+            self._notify("save", stem)
         return stem
 
     def _commit(self, stem: str, payloads: dict[str, bytes], row: dict[str, Any], prediction: bytes | None) -> None:
@@ -236,13 +245,7 @@ class DatasetStore:
         staged = self._staging_dir / f"{stem}.{txid}"
         staged.mkdir()
         for kind, path in existing:
-            try:
-                os.link(path, staged / f"{kind}.png")
-            except OSError as error:  # a file system without hard links: copy instead
-                if error.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
-                    raise
-                shutil.copyfile(path, staged / f"{kind}.png")
-                fsync_path(staged / f"{kind}.png")
+            link_or_copy(path, staged / f"{kind}.png")
         fsync_path(staged)
         fsync_path(self._staging_dir)
         return True
@@ -316,7 +319,9 @@ class DatasetStore:
                 moves += [(version, new / version.name) for version in sorted(old.iterdir()) if version.is_dir()]
             entry = {"txid": uuid.uuid4().hex, "stem": item.stem, "generation": item.generation, "split": split,
                      "moves": [[str(a.relative_to(self.root)), str(b.relative_to(self.root))] for a, b in moves]}
-            return self._replay(journal.write_journal(self._journal_dir, entry), entry)
+            emptied = self._replay(journal.write_journal(self._journal_dir, entry), entry)
+            self._notify("move", item.stem)
+            return emptied
 
     def _replay(self, path: Path, entry: dict[str, Any]) -> set[Path]:
         emptied = journal.replay_moves(self.root, entry["moves"])
@@ -407,6 +412,10 @@ class DatasetStore:
     def get(self, stem: str) -> ItemRecord | None:
         return self._index.get(sanitize_stem(stem))
 
+    def committed_txid(self, stem: str) -> str | None:
+        """The txid of the save that wrote the current files of ``stem`` (None if it has none)."""
+        return self._index.last_txid(sanitize_stem(stem))
+
     def find_by_hash(self, source_hash: str) -> ItemRecord | None:
         """The most recently updated item made from a source with this sha256, if any."""
         return self._index.find_by_hash(source_hash)
@@ -470,6 +479,66 @@ class DatasetStore:
             return []
         return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
 
+    # ----------------------------------------------------------------- listeners
+    def add_listener(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(event, stem)`` after each committed "save" and "move" through this store,
+        holding the stem's lock. What it raises is logged, never passed on: the change it reports is
+        already committed."""
+        self._listeners.append(callback)
+
+    def _notify(self, event: str, stem: str) -> None:
+        for callback in self._listeners:
+            try:
+                callback(event, stem)
+            except Exception:
+                logger.exception("A dataset listener failed after the %s of %s", event, stem)
+
+    def locked(self, stem: str) -> AbstractContextManager[None]:
+        """Hold the lock of ``stem`` that saves and moves hold, so its files and index row stay one version."""
+        return self._stem_lock(sanitize_stem(stem))
+
+    def restore_item(self, record: ItemRecord, txid: str, files: Mapping[str, Path],
+                     history: Sequence[tuple[str, Mapping[str, Path]]] = ()) -> None:
+        """Put back an item as it was saved elsewhere (the Hub sync's restore): hard-link ``files``
+        (im, gt, an, and the predicted alpha as "prediction" when there is one) as its current version
+        and each ``(folder name, files)`` of ``history`` as a replaced version, then write its index
+        row as ``record`` says, with ``txid``. Files already in place are kept, so a restore that was
+        interrupted can run again."""
+        stem = sanitize_stem(record.stem)
+        check_folder_name(record.split, "split")
+        check_folder_name(record.generation, "generation")
+        with _os_errors(_SAVE), self._stem_lock(stem):
+            targets = triple_paths(self.root, record.split, record.generation, stem)
+            links = [(files[kind], targets[kind]) for kind in KINDS]
+            if "prediction" in files:
+                links.append((files["prediction"], self._prediction_dir / f"{stem}.{txid}.png"))
+            parent = history_folder(self.root, record.split, record.generation, stem)
+            for name, version in history:
+                folder = parent / check_folder_name(name, "history")
+                links += [(version[kind], folder / f"{kind}.png") for kind in KINDS]
+            for source, target in links:
+                if not target.exists():
+                    make_dirs(target.parent)
+                    link_or_copy(source, target)
+            for folder in {target.parent for _, target in links}:
+                fsync_path(folder)
+            with self._index.transaction("the item was not restored") as db:
+                self._index.put(db, {**asdict(record), "stem": stem, "last_txid": txid})
+
+    # -------------------------------------------------------------------- review
+    def review(self, stem: str, reviewer: str, approved: bool, comment: str = "") -> None:
+        """Approve the current version of ``stem`` or send it back with ``comment`` (which then says what to fix)."""
+        stem = sanitize_stem(stem)
+        if not approved and not comment.strip():
+            raise ToonmatteError("Say what to fix when sending an item back; write it in the comment box.")
+        with _os_errors(_SAVE), self._stem_lock(stem):
+            self._index.review(stem, reviewer, approved, comment.strip())
+            self._notify("record", stem)
+
+    def last_review(self, stem: str) -> tuple[str, str, str, str] | None:
+        """(reviewer, "approved" or "returned", comment, UTC time) of the latest review of ``stem``, if any."""
+        return self._index.last_review(sanitize_stem(stem))
+
     # --------------------------------------------------------------------- state
     def get_state(self, key: str, default: Any = None) -> Any:
         return self._index.get_state(key, default)
@@ -485,6 +554,23 @@ class DatasetStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` as ``target``; on a file system without hard links, copy it (through a
+    temp name, so a crash never leaves part of a file under ``target``)."""
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
+            raise
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            shutil.copyfile(source, temp)
+            fsync_path(temp)
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
 
 
 def uniform_alpha_warning(alpha: np.ndarray) -> str | None:

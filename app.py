@@ -2,8 +2,9 @@
 
 ``python app.py`` serves on http://127.0.0.1:7860 with the dataset in ``./dataset`` (or
 ``$TOONMATTE_DATASET``); ``--help`` lists the options. This file is also the Hugging Face
-Space's ``app_file``. The model loads on a background thread, so the page is served at once;
-with no weights available it runs on the classical fallback and says so in a banner.
+Space's ``app_file`` (docs/space.md). The model loads after the server is up (on a background
+thread; on ZeroGPU in the main thread), so the page is served at once; with no weights available
+it runs on the classical fallback and says so in a banner.
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from annotate.gradio_import import skip_stub_writing
 
     skip_stub_writing()  # before Gradio is first imported (by annotate.ui)
+    from annotate import zerogpu
     from annotate.engine import Engine
     from toonmatte.dataset import DatasetStore
     from annotate.studio import Studio
@@ -94,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     studio = Studio(store, engine, access=access, allow_server_paths=local, team=team)
     demo = build_app(studio)
+    if zerogpu.active():
+        demo.queue(max_size=zerogpu.QUEUE_SIZE)
     print(f"dataset: {store.root} (new items go to {store.split}/{store.generation})", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE, auth=logins,
                 blocked_paths=[str(store.root)], show_error=True, prevent_thread_lock=True, **launch_kwargs())
     engine.start()  # after the server is up: importing torch and loading weights must not delay serving
+    # (on ZeroGPU the load runs here, in the main thread, where spaces intercepts the move to "cuda")
     try:
         demo.block_thread()
     finally:

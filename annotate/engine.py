@@ -3,6 +3,7 @@
 Loading ToonOut (torch import, a 900 MB checkpoint) takes seconds to minutes; the studio starts
 serving immediately and the first prediction waits for the load. When no weights can be had,
 ``toonmatte.pipeline.Matter`` falls back to the classical engine and ``banner`` says why.
+On a ZeroGPU Space the model calls run with a borrowed GPU (see ``annotate.zerogpu``).
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from annotate import zerogpu
 from annotate.queue import Prediction, QueueItem
 from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError
-from toonmatte.imageio import load_image
+from toonmatte.imageio import LoadedImage, load_image
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,11 @@ log = logging.getLogger(__name__)
 def _default_loader(model: str, weights: str | None, device: str | None, backend: str = "torch") -> Any:
     from toonmatte.pipeline import Matter
 
-    return Matter(model=model, weights=weights, device=device, allow_fallback=True, backend=backend)
+    if zerogpu.active() and backend != "torch":
+        raise ToonmatteError(f"The {backend} backend cannot run on ZeroGPU, which lends the GPU to torch calls only; "
+                             "use the torch backend.")
+    return Matter(model=model, weights=weights, device=device, allow_fallback=True, backend=backend,
+                  cuda_graphs=not zerogpu.active())
 
 
 class Engine:
@@ -34,6 +40,11 @@ class Engine:
     ``Matter`` on ``backend``, see ``toonmatte.pipeline.BACKENDS``); a
     ``ToonmatteError`` while loading (an unknown device, say) is kept and re-raised by ``get``
     so that every prediction reports it as one sentence.
+
+    On ZeroGPU the load runs in the main thread, where ``spaces`` intercepts the move to "cuda"
+    (see ``annotate.zerogpu``): ``start`` loads there before returning, and a ``start`` from any
+    other thread leaves the load to it. Predictions on the GPU go through one GPU function,
+    registered here so that it exists before the app launches.
     """
 
     def __init__(self, model: str = "toonout", weights: str | None = None, device: str | None = None,
@@ -45,9 +56,16 @@ class Engine:
         self._ready = threading.Event()
         self._started = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._mattes_on_gpu = zerogpu.gpu(self._mattes, duration=zerogpu.duration)
 
     def start(self) -> "Engine":
         """Begin loading on a background thread (once); the app calls this right after the server is up."""
+        if zerogpu.active():
+            if threading.current_thread() is threading.main_thread():
+                with self._started:
+                    if not self._ready.is_set():
+                        self._load()
+            return self
         with self._started:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._load, name="toonmatte-engine-load", daemon=True)
@@ -86,19 +104,45 @@ class Engine:
         if matter.is_fallback:
             reason = matter.fallback_reason or "The classical fallback was chosen with --model fallback."
             return f"**Engine: {title}.** {reason}", True
-        return f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {matter.device})", False
+        device = "ZeroGPU" if zerogpu.active() and matter.device.type == "cuda" else matter.device
+        return f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {device})", False
 
     def predict(self, source: Any) -> Any:
-        """``Matter.predict``; an image file is read here, so that a ``BadImageError`` names it by its
-        name only (uploads live in the server's own folders, which the person never sees)."""
+        """``Matter.predict`` of one image (path, bytes, PIL image, array or ``LoadedImage``)."""
+        return self._predict([source], "image")[0]
+
+    def predict_many(self, sources: list[Any]) -> list[Any]:
+        """``predict`` of several images, ``zerogpu.BATCH_IMAGES`` to a GPU call on ZeroGPU."""
+        mattes: list[Any] = []
+        for start in range(0, len(sources), zerogpu.BATCH_IMAGES):
+            mattes += self._predict(sources[start:start + zerogpu.BATCH_IMAGES], "batch")
+        return mattes
+
+    def _predict(self, sources: list[Any], purpose: str) -> list[Any]:
+        """The mattes of ``sources``. Images are read here, outside any GPU call, so that a
+        ``BadImageError`` names a file by its name only (uploads live in the server's own folders,
+        which the person never sees). The model runs through the GPU function when it is on ZeroGPU's
+        GPU; the classical fallback and a CPU engine run right here."""
+        from toonmatte.pipeline import Matte
+
         matter = self.get()
-        if isinstance(source, (str, os.PathLike)):
-            source = load_image(source, background=matter.background, label=Path(source).name)
-        return matter.predict(source)
+        images = [source if isinstance(source, LoadedImage) else
+                  load_image(source, background=matter.background,
+                             label=Path(source).name if isinstance(source, (str, os.PathLike)) else None)
+                  for source in sources]
+        on_gpu = zerogpu.active() and not matter.is_fallback and matter.device.type == "cuda"
+        alphas = (self._mattes_on_gpu if on_gpu else self._mattes)(images, purpose)
+        return [Matte(alpha, image.rgb, matter.engine) for alpha, image in zip(alphas, images)]
+
+    def _mattes(self, images: list[LoadedImage], purpose: str) -> list[Any]:
+        """The alpha mattes of ``images``: the part of a prediction that needs the model. On ZeroGPU
+        this runs in the worker that holds the GPU, so it returns only the alphas (``purpose`` sets
+        the GPU time asked for, see ``zerogpu.duration``)."""
+        return [matte.alpha for matte in self._matter.predict_batch(images)]
 
     def predict_item(self, item: QueueItem) -> Prediction:
         """The queue's predictor: matte the item's file and hash its bytes."""
-        matte = self.predict(item.path)
+        matte = self._predict([item.path], "prefetch")[0]
         matter = self.get()
         return Prediction(stem=item.stem, path=Path(item.path), image=matte.image, alpha=matte.alpha,
                           engine=matte.engine, version=str(getattr(matter, "version", matte.engine)),

@@ -7,6 +7,7 @@ person edits item k, item k+1 is predicted on a background thread, so "next" is 
 """
 from __future__ import annotations
 
+import contextvars
 import errno
 import logging
 import os
@@ -351,7 +352,9 @@ class WorkQueue:
         """The (possibly running or finished) prediction of item ``index``."""
         future = self._futures.get(index)
         if future is None:
-            future = self._executor.submit(self.predictor, self.items[index])
+            # In a copy of the caller's context: on ZeroGPU, spaces reads the request there and books
+            # the GPU time of a prefetch to the person who asked for it (see annotate.zerogpu).
+            future = self._executor.submit(contextvars.copy_context().run, self.predictor, self.items[index])
             self._futures[index] = future
         return future
 

@@ -1,6 +1,7 @@
 """The studio's work queue: loading folders, uploads and zips (safely), navigation, resume, prefetch."""
 from __future__ import annotations
 
+import contextvars
 import io
 import threading
 import zipfile
@@ -183,6 +184,25 @@ def test_next_image_is_predicted_in_background(store: DatasetStore, tmp_path: Pa
         assert queue.current().stem == "img1"
         queue.wait_prefetch(timeout=30)
         assert predictor.stems() == ["img0", "img1", "img2"]  # nothing predicted twice
+    finally:
+        queue.close()
+
+
+def test_predictions_run_in_the_context_of_the_request_that_asked_for_them(store: DatasetStore, tmp_path: Path) -> None:
+    """On ZeroGPU, spaces finds the visitor's request in the context, so a prefetch's GPU time is theirs."""
+    request = contextvars.ContextVar("request", default=None)
+    seen: list[str | None] = []
+
+    def predictor(item: QueueItem) -> Prediction:
+        seen.append(request.get())
+        return FakePredictor()(item)
+
+    queue = WorkQueue.from_paths(store, predictor, write_images(tmp_path / "in", 2))
+    try:
+        request.set("alice's request")
+        queue.current()
+        queue.wait_prefetch(timeout=30)
+        assert seen == ["alice's request", "alice's request"]
     finally:
         queue.close()
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-DEFAULT_DATASET = "dataset"
 MAX_FILE_SIZE = "200mb"
 """Largest upload accepted (a zip of a folder of large PNGs fits; a single image is far smaller)."""
 DEFAULT_CONCURRENCY = 2
@@ -25,14 +25,18 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from toonmatte.dataset.hub import default_dataset_root
+
     parser = argparse.ArgumentParser(
         prog="app.py", description="toonmatte studio: correct anime mattes and grow an im/gt/an dataset.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to serve on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all interfaces)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
                         help="port (default $GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--dataset-root", default=os.environ.get("TOONMATTE_DATASET", DEFAULT_DATASET),
-                        help="dataset folder (default $TOONMATTE_DATASET or ./dataset)")
+    parser.add_argument("--dataset-root", default=str(default_dataset_root()),
+                        help="dataset folder (default $TOONMATTE_DATASET, else /data/dataset on a Space with "
+                             "persistent storage, else ./dataset); $TOONMATTE_HUB_DATASET=owner/name with $HF_TOKEN "
+                             "also keeps it in that Hub dataset repo (docs/dataset.md, Sync)")
     parser.add_argument("--split", default="train", help="split new items are saved under (default train)")
     parser.add_argument("--generation", default=None,
                         help="generation folder new items are saved under (default <today>_studio)")
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from annotate import zerogpu
     from annotate.engine import Engine
     from toonmatte.dataset import DatasetStore
+    from toonmatte.dataset.hub import start_hub_sync
     from annotate.studio import Studio
     from annotate.ui import build_app, launch_kwargs
     from annotate.access import Access, read_auth_file
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logins = read_auth_file(args.auth_file) if args.auth_file else None
         store = DatasetStore(Path(args.dataset_root), split=args.split, generation=args.generation)
+        sync = start_hub_sync(store)  # None unless $TOONMATTE_HUB_DATASET is set; restores an empty dataset
     except ToonmatteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -103,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                 blocked_paths=[str(store.root)], show_error=True, prevent_thread_lock=True, **launch_kwargs())
     engine.start()  # after the server is up: importing torch and loading weights must not delay serving
     # (on ZeroGPU the load runs here, in the main thread, where spaces intercepts the move to "cuda")
+    if sync is not None:  # a Space restarts with SIGTERM: stop as on Ctrl-C, so the last saves are pushed
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         demo.block_thread()
     finally:
         studio.close()
+        if sync is not None:
+            sync.close()
     return 0
 
 

@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="device for --models: auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--hce", action="store_true", help="also compute HCE (human correction effort); it roughly "
                         "triples the scoring time")
+    parser.add_argument("--uncertainty", action="store_true", help="with --data: how well the uncertainty score "
+                        "ranks the corrected items by how much people changed them")
     parser.add_argument("--json", type=Path, help="write the scores as JSON (per_image and mean)")
     parser.add_argument("--csv", type=Path, help="write the per-image scores as CSV")
     parser.add_argument("--report", type=Path, help="with --models: write an HTML page comparing the models side by "
@@ -272,7 +274,37 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_uncertainty(args: argparse.Namespace) -> int:
+    """How well the uncertainty score ranks a dataset's corrected items by how much people changed them."""
+    from toonmatte.dataset import DatasetStore
+    from toonmatte.uncertainty import ranking_quality, uncertainty
+
+    with DatasetStore(args.data) as store:
+        rows = []
+        for record in store.items():
+            pair = store.prediction_pair(record.stem)
+            if pair is None:
+                continue
+            prediction, gt = pair
+            changed = float(np.abs(prediction.astype(np.int16) - gt.astype(np.int16)).mean()) / 255.0
+            rows.append((record.stem, uncertainty(prediction), changed))
+    if len(rows) < 3:
+        raise ToonmatteError(f"{args.data} has {len(rows)} saved items with the model's prediction kept beside them; "
+                             "the ranking needs at least 3 (save corrections in the studio first).")
+    changes = np.array([changed for _, _, changed in rows])
+    print(f"{len(rows)} corrected items; how well each sign ranks them by the change people made:")
+    print(f"{'sign':<12}{'spearman':>10}{'top 20 %':>10}")
+    for name in ("soft", "fragments", "score"):
+        rho, found = ranking_quality(np.array([getattr(u, name) for _, u, _ in rows]), changes)
+        print(f"{name:<12}{rho:>10.3f}{found:>10.0%}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.uncertainty:
+        if args.data is None:
+            raise ToonmatteError("--uncertainty needs --data ROOT, a dataset saved by the studio; see --help.")
+        return run_uncertainty(args)
     if args.models:
         if args.data is None or args.pred or args.gt:
             raise ToonmatteError("--models needs --data ROOT (and no --pred/--gt); see --help.")

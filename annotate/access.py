@@ -13,7 +13,8 @@ Who may save: the allow-list (``--annotators``/``$TOONMATTE_ANNOTATORS``: user n
 organisation names that a signed-in person belongs to). Without a list, every signed-in person
 may save locally, and on a Space only its owner may (a public Space must not take writes from
 anyone who signs in). Everyone else may matte and download, but not write. Reviewers
-(``--reviewers``/``$TOONMATTE_REVIEWERS``) may also approve saved items or send them back.
+(``--reviewers``/``$TOONMATTE_REVIEWERS``) may save too, and approve saved items or send them back
+with a comment.
 """
 from __future__ import annotations
 
@@ -119,8 +120,9 @@ class Access:
             return True
         if not person.signed_in:
             return False
-        if self.annotators:
-            return person.name in self.annotators or bool(person.orgs & self.annotators)
+        allowed = self.annotators | self.reviewers  # a reviewer opens and corrects items too
+        if allowed:
+            return person.name in allowed or bool(person.orgs & allowed)
         return self.owner is None or person.name == self.owner
 
     def may_review(self, person: Person) -> bool:

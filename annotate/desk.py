@@ -223,6 +223,10 @@ class Desk:
         if item is not None and item.unsaved:
             changed = np.count_nonzero(item.alpha != item.origin) / item.alpha.size
             line += f" · *unsaved changes ({changed:.2%} of pixels)*"
+        record = None if item is None else self.store.get(item.stem)
+        review = self.store.last_review(item.stem) if record is not None and record.status == "returned" else None
+        if review is not None:  # sent back and not saved again since
+            line += f" · **sent back by {review[0]}**: {review[2]}"
         return line
 
     # ---------------------------------------------------------------- editing

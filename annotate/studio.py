@@ -135,6 +135,16 @@ class Studio:
             raise BadImageError("Both an image file and a mask file are needed; pass the two files.")
         return save_file(self.store, image_path, mask_path, self.access.annotator_name(person) or "api")
 
+    def review(self, person: Person, item: Item | None, approved: bool, comment: str) -> str:
+        """A reviewer approves the saved item on screen or sends it back with a comment; returns what happened."""
+        self.access.check_review(person)
+        if item is None:
+            raise ToonmatteError("There is no item to review; open a saved item from Browse first.")
+        if item.unsaved:
+            raise ToonmatteError(f"{item.stem} has unsaved changes; save them (or reset) before reviewing.")
+        self.store.review(item.stem, person.name or LOCAL, approved, comment)
+        return f"Approved {item.stem}." if approved else f"Sent {item.stem} back: {comment.strip()}"
+
     def downloads(self, item: Item, decontaminate: bool) -> tuple[str, str]:
         """(RGBA cut-out PNG, mask PNG) files of the current alpha, for the download buttons."""
         return self.renderer.downloads(item, decontaminate)

@@ -91,6 +91,12 @@ def build_app(studio: Studio) -> gr.Blocks:
                             previous = gr.Button("Previous (P)", elem_id="previous", size="sm")
                             skip = gr.Button("Skip (N)", elem_id="skip", size="sm")
                         save_next = gr.Button("Save & next (S)", elem_id="save-next", variant="primary")
+                        with gr.Accordion("Review", open=False, visible=not studio.access.sign_in,
+                                          elem_id="review") as review_box:
+                            review_comment = gr.Textbox(label="Comment (what to fix)", lines=2, elem_id="review-comment")
+                            with gr.Row():
+                                approve = gr.Button("Approve", size="sm", elem_id="approve")
+                                send_back = gr.Button("Send back", size="sm", elem_id="send-back")
                         with gr.Accordion("Keyboard shortcuts", open=False):
                             gr.Markdown(help_markdown())
                         with gr.Accordion("Preview and downloads", open=True):
@@ -195,6 +201,15 @@ def build_app(studio: Studio) -> gr.Blocks:
             desk = desk_of(request, profile)
             return show(desk.take_team_work(TEAM_BATCH, current), current, choice, colour, clean, desk)
 
+        def on_review(approved: bool):
+            @_friendly
+            def handler(current, comment, request: gr.Request, profile: gr.OAuthProfile | None):
+                gr.Info(studio.review(person_of(request, profile), current, approved, comment or ""))
+                desk = desk_of(request, profile)
+                return desk.progress_line(current), ""
+            handler.__name__ = "on_approve" if approved else "on_send_back"
+            return handler
+
         def on_move(action: str):
             @_friendly
             def handler(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -282,6 +297,8 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         then_downloads(load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls))
         then_downloads(take.click(on_take, [item_state, *look], shows, **engine_calls))
+        approve.click(on_review(True), [item_state, review_comment], [progress, review_comment], **editing)
+        send_back.click(on_review(False), [item_state, review_comment], [progress, review_comment], **editing)
         then_downloads(previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls))
         then_downloads(skip.click(on_move("skip"), [item_state, *look], shows, **engine_calls))
         then_downloads(save_next.click(on_save_next, [item_state, strokes, *look], shows, js=STROKES_JS, **engine_calls))
@@ -332,19 +349,20 @@ def build_app(studio: Studio) -> gr.Blocks:
             text, warn = studio.engine.banner()
             person = person_of(request, profile)
             banner_now = gr.Markdown(text, elem_classes=["fallback"] if warn else [])
+            reviewing = gr.Accordion(visible=studio.access.may_review(person))
             if not studio.access.may_save(person):
                 return [banner_now, studio.access.describe(person), current, gr.skip(),
                         *[gr.skip()] * (len(views) + len(downloads)), studio.access.describe(person),
-                        gr.Tabs(selected="try")]
+                        gr.Tabs(selected="try"), reviewing]
             desk = studio.desk(person)
             try:
                 shown_now = show(desk.current() if current is None else Step(None), current, choice, colour, clean, desk)
             except ToonmatteError as error:
                 gr.Warning(str(error))
                 shown_now = show(Step(None), current, choice, colour, clean, desk)
-            return [banner_now, studio.access.describe(person), *shown_now, gr.Tabs()]
+            return [banner_now, studio.access.describe(person), *shown_now, gr.Tabs(), reviewing]
 
-        then_downloads(demo.load(on_page, [item_state, *look], [banner, who, *shows, tabs], **engine_calls))
+        then_downloads(demo.load(on_page, [item_state, *look], [banner, who, *shows, tabs, review_box], **engine_calls))
     return demo
 
 

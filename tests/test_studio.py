@@ -318,3 +318,37 @@ def test_each_signed_in_person_has_their_own_queue_uploads_and_browse(tmp_path: 
         assert again.desk(bob).queue.index == 1
     finally:
         again.close()
+
+
+def test_a_reviewer_approves_or_sends_back_and_the_annotator_sees_why(tmp_path: Path, engine: Engine) -> None:
+    from annotate.access import Person
+
+    store = DatasetStore(tmp_path / "dataset", generation="g1")
+    access = Access(sign_in=True, annotators=frozenset({"alice"}), reviewers=frozenset({"rita"}))
+    studio = Studio(store, engine, access=access)
+    alice, rita = Person("alice"), Person("rita")
+    try:
+        files = write_toons(tmp_path / "in", 2)
+        desk = studio.desk(alice)
+        first = desk.load([str(p) for p in files], None).item
+        second = desk.save_and_next(first, None).item
+        desk.save(second, None)
+        with pytest.raises(ToonmatteError, match="Only the studio's reviewers"):
+            studio.review(alice, first, True, "")
+        assert studio.review(rita, first, True, "") == "Approved toon0."
+        with pytest.raises(ToonmatteError, match="Say what to fix"):
+            studio.review(rita, second, False, "  ")
+        assert studio.review(rita, second, False, "the hair tips are cut off") == \
+            "Sent toon1 back: the hair tips are cut off"
+        assert store.get("toon0").status == "reviewed" and store.get("toon1").status == "returned"
+        assert store.last_review("toon1")[:3] == ("rita", "returned", "the hair tips are cut off")
+        reopened = desk.reopen("toon1")
+        assert "sent back by rita**: the hair tips are cut off" in desk.progress_line(reopened)
+        _, returned = studio.browse("returned", desk)
+        assert returned == ["toon1"]
+        desk.save(reopened, None)  # corrected again: back to "corrected", the review log keeps the history
+        assert store.get("toon1").status == "corrected" and "sent back" not in desk.progress_line(reopened)
+        with pytest.raises(ToonmatteError, match="no saved version to review"):
+            store.review("never-saved", "rita", True, "")
+    finally:
+        studio.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from toonmatte.errors import ToonmatteError, WriteError
 
-STATUSES = ("todo", "predicted", "corrected", "skipped", "reviewed")
+STATUSES = ("todo", "predicted", "corrected", "skipped", "reviewed", "returned")
 
 
 @dataclass
@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_status ON items(status, updated_at);
 CREATE INDEX IF NOT EXISTS items_hash ON items(source_hash);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reviews (stem TEXT NOT NULL, reviewer TEXT NOT NULL, verdict TEXT NOT NULL,
+                                    comment TEXT NOT NULL, at TEXT NOT NULL, txid TEXT);
+CREATE INDEX IF NOT EXISTS reviews_stem ON reviews(stem, at);
 """
 _UPSERT_SAVED = """
 INSERT INTO items (stem, split, generation, status, source_path, source_hash, model, model_version,
@@ -227,6 +230,25 @@ class ItemIndex:
     def location(self, stem: str) -> tuple[str, str] | None:
         rows = self.query("SELECT split, generation FROM items WHERE stem = ?", (stem,))
         return (rows[0][0], rows[0][1]) if rows else None
+
+    def review(self, stem: str, reviewer: str, approved: bool, comment: str) -> None:
+        """Approve the current version of ``stem`` (status "reviewed") or send it back ("returned"),
+        logging who, when, the verdict and the comment against the version's txid."""
+        stamp = now()
+        with self.transaction("the review was not recorded") as db:
+            row = db.execute("SELECT last_txid FROM items WHERE stem = ? AND versions > 0", (stem,)).fetchone()
+            if row is None:
+                raise ToonmatteError(f"{stem} has no saved version to review; save it first.")
+            db.execute("UPDATE items SET status = ?, updated_at = ? WHERE stem = ?",
+                       ("reviewed" if approved else "returned", stamp, stem))
+            db.execute("INSERT INTO reviews (stem, reviewer, verdict, comment, at, txid) VALUES (?, ?, ?, ?, ?, ?)",
+                       (stem, reviewer, "approved" if approved else "returned", comment, stamp, row[0]))
+
+    def last_review(self, stem: str) -> tuple[str, str, str, str] | None:
+        """(reviewer, verdict, comment, time) of the latest review of ``stem``, if any."""
+        rows = self.query("SELECT reviewer, verdict, comment, at FROM reviews WHERE stem = ? ORDER BY at DESC LIMIT 1",
+                          (stem,))
+        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
 
     def get_state(self, key: str, default: Any = None) -> Any:
         rows = self.query("SELECT value FROM state WHERE key = ?", (key,))

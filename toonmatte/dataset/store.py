@@ -525,6 +525,20 @@ class DatasetStore:
             with self._index.transaction("the item was not restored") as db:
                 self._index.put(db, {**asdict(record), "stem": stem, "last_txid": txid})
 
+    # -------------------------------------------------------------------- review
+    def review(self, stem: str, reviewer: str, approved: bool, comment: str = "") -> None:
+        """Approve the current version of ``stem`` or send it back with ``comment`` (which then says what to fix)."""
+        stem = sanitize_stem(stem)
+        if not approved and not comment.strip():
+            raise ToonmatteError("Say what to fix when sending an item back; write it in the comment box.")
+        with _os_errors(_SAVE), self._stem_lock(stem):
+            self._index.review(stem, reviewer, approved, comment.strip())
+            self._notify("record", stem)
+
+    def last_review(self, stem: str) -> tuple[str, str, str, str] | None:
+        """(reviewer, "approved" or "returned", comment, UTC time) of the latest review of ``stem``, if any."""
+        return self._index.last_review(sanitize_stem(stem))
+
     # --------------------------------------------------------------------- state
     def get_state(self, key: str, default: Any = None) -> Any:
         return self._index.get_state(key, default)

@@ -331,7 +331,7 @@ def test_progress_items_and_record(tmp_path):
     store.record("b", status="predicted", model="toonout", model_version="1")
     store.record("c", status="skipped")
     _save_uniform(store, "d", 3)
-    assert store.progress() == {"todo": 1, "predicted": 1, "corrected": 1, "skipped": 1, "reviewed": 0}
+    assert store.progress() == {"todo": 1, "predicted": 1, "corrected": 1, "skipped": 1, "reviewed": 0, "returned": 0}
     assert [r.stem for r in store.items()] == ["d", "c", "b", "a"]  # newest first
     assert [r.stem for r in store.items("todo")] == ["a"]
     b = store.get("b")

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except ToonmatteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    studio = Studio(store, engine, access=access, allow_server_paths=local, team=team)
+    studio = Studio(store, engine, access=access, allow_server_paths=local, team=team,
+                    sync_line=None if sync is None else sync.status_line)
     demo = build_app(studio)
     if zerogpu.active():
         demo.queue(max_size=zerogpu.QUEUE_SIZE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,10 @@ class Studio:
     def __init__(self, store: DatasetStore, engine: Engine, access: Access | None = None,
                  allow_server_paths: bool = True, outputs: OutputFolder | None = None,
                  renderer: Renderer | None = None, limits: UploadLimits = UploadLimits(),
-                 team: TeamQueue | None = None) -> None:
+                 team: TeamQueue | None = None, sync_line: Callable[[], str] | None = None) -> None:
         self.store = store
         self.team = team
+        self.sync_line = sync_line
         self.limits = limits
         self.engine = engine
         self.access = access or Access()

@@ -30,6 +30,8 @@ from toonmatte.errors import ToonmatteError
 
 ENGINE = "engine"
 """Concurrency group of every event that may run the model: one at a time (the GPU is shared)."""
+SYNC_REFRESH = 15.0
+"""Seconds between refreshes of the Hub sync's status line."""
 TEAM_BATCH = 10
 """Images one press of "Take from the team queue" claims."""
 EDITOR_HEIGHT = 580
@@ -68,6 +70,8 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="toonmatte studio", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown("# toonmatte studio\nPreview ToonOut mattes, fix them with brushes, and save im/gt/an triples.")
         banner = gr.Markdown("Loading the matting engine...", elem_id="engine-banner")
+        sync = gr.Markdown(studio.sync_line() if studio.sync_line else "", elem_id="sync",
+                           visible=studio.sync_line is not None)
         with gr.Row():
             who = gr.Markdown("", elem_id="who")
             if studio.access.oauth:
@@ -342,6 +346,9 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         try_go.click(on_try, [try_files, try_url], [try_gallery, try_zip], concurrency_id=ENGINE, concurrency_limit=1,
                      api_visibility="private")
+
+        if studio.sync_line is not None:  # the Hub sync's last push, what waits, or why it fails, in words
+            gr.Timer(SYNC_REFRESH).tick(studio.sync_line, None, sync, show_progress="hidden", **private)
 
         def on_page(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
             """Show which engine runs (or why none does) and who is here, then resume the person's queue

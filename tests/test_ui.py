@@ -39,3 +39,23 @@ def test_clicking_a_quality_row_opens_that_item_in_the_editor(tmp_path: Path) ->
         assert outputs[-1].selected == "correct"
     finally:
         studio.close()
+
+
+def test_the_hub_sync_status_shows_and_refreshes_only_when_syncing(tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path / "dataset", generation="g1")
+    lines = iter(["2 saves wait for the next push to team/anime (every 5 min; no push yet since the start).",
+                  "Everything is on the Hub in team/anime (last push at 12:00 UTC)."])
+    studio = Studio(store, Engine(model="fallback"), sync_line=lambda: next(lines))
+    plain = Studio(DatasetStore(tmp_path / "plain"), Engine(model="fallback"))
+    try:
+        demo = build_app(studio)
+        line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "sync")
+        assert line.visible and "2 saves wait" in line.value
+        timer = next(block for block in demo.blocks.values() if isinstance(block, gr.Timer))
+        assert handler_for(demo, timer, "tick")().startswith("Everything is on the Hub")
+        quiet = build_app(plain)
+        assert not next(block for block in quiet.blocks.values() if getattr(block, "elem_id", None) == "sync").visible
+        assert not any(isinstance(block, gr.Timer) for block in quiet.blocks.values())
+    finally:
+        studio.close()
+        plain.close()

@@ -12,6 +12,7 @@ applying a stroke to a 2048x2048 image costs what the stroke touched.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -90,6 +91,7 @@ class Item:
     source_path: str | None = None
     source_hash: str | None = None
     origin: np.ndarray | None = None
+    opened_at: float = field(default_factory=time.time, compare=False)
     _renders: _Renders = field(default_factory=_Renders, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +104,7 @@ class Item:
 
     def saved(self) -> "Item":
         """This item once its current alpha is stored (no unsaved changes)."""
-        return replace(self, origin=self.alpha)
+        return replace(self, origin=self.alpha, opened_at=time.time())
 
     @property
     def unsaved(self) -> bool:
@@ -266,4 +268,5 @@ def save(store: DatasetStore, item: Item, annotator: str | None = None) -> str:
     return store.save_triple(item.stem, item.image, item.alpha, foreground=item.foreground(),
                              predicted_alpha=item.predicted, source_path=item.source_path,
                              source_hash=item.source_hash, model=item.engine, model_version=item.version,
-                             annotator=annotator, status="corrected", encoded=encoded)
+                             annotator=annotator, status="corrected", seconds=time.time() - item.opened_at,
+                             encoded=encoded)

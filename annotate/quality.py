@@ -32,6 +32,7 @@ import pandas as pd
 from toonmatte.dataset import DatasetStore, ItemRecord
 from toonmatte.errors import ToonmatteError
 from toonmatte.metrics import boundary_iou, iou, mae, pixel_accuracy
+from toonmatte.uncertainty import ranking_quality, uncertainty
 
 TABLE_METRICS: dict[str, Callable] = {
     "pixel_accuracy": pixel_accuracy, "boundary_iou": boundary_iou, "iou": iou, "mae": mae,
@@ -79,6 +80,10 @@ class QualityRow:
     mean_abs_delta: float | None
     scores: dict[str, float] | None
     note: str = ""
+    annotator: str | None = None
+    seconds: float | None = None
+    pixels: int | None = None
+    uncertainty: float | None = None
 
 
 def score_pair(prediction: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -91,7 +96,7 @@ class Scorer:
 
     def __init__(self, store: DatasetStore) -> None:
         self.store = store
-        self._cache: dict[tuple[str, str, int], tuple[dict[str, float] | None, str]] = {}
+        self._cache: dict[tuple[str, str, int], tuple[dict[str, float] | None, str, float | None]] = {}
         self._lock = threading.Lock()
 
     def rows(self, on_progress: Callable[[int, int], None] | None = None) -> list[QualityRow]:
@@ -99,9 +104,10 @@ class Scorer:
         records = [record for record in self.store.items() if record.versions > 0]
         rows = []
         for done, record in enumerate(records, 1):
-            scores, note = self._scores(record)
+            scores, note, unsure = self._scores(record)
             rows.append(QualityRow(record.stem, record.status, record.model, record.model_version, record.updated_at,
-                                   record.changed_fraction, record.mean_abs_delta, scores, note))
+                                   record.changed_fraction, record.mean_abs_delta, scores, note, record.annotator,
+                                   record.seconds, record.pixels, unsure))
             if on_progress is not None:
                 on_progress(done, len(records))
         with self._lock:  # forget versions that are gone
@@ -110,16 +116,18 @@ class Scorer:
                 del self._cache[key]
         return rows
 
-    def _scores(self, record: ItemRecord) -> tuple[dict[str, float] | None, str]:
+    def _scores(self, record: ItemRecord) -> tuple[dict[str, float] | None, str, float | None]:
+        """(the prediction's scores, a note, the prediction's uncertainty score) of a saved item."""
         key = (record.stem, record.updated_at, record.versions)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
         try:
             pair = self.store.prediction_pair(record.stem)
-            result = (None, NO_PREDICTION) if pair is None else (score_pair(*pair), "")
+            result = (None, NO_PREDICTION, None) if pair is None else (
+                score_pair(*pair), "", uncertainty(pair[0]).score)
         except (ToonmatteError, ValueError) as error:  # a damaged file, or a gt replaced by hand with another size
-            result = (None, f"not scored: {error}")
+            result = (None, f"not scored: {error}", None)
         with self._lock:
             self._cache[key] = result
         return result
@@ -202,6 +210,36 @@ def summarize(rows: list[QualityRow]) -> Summary:
         median_pixel_accuracy=statistics.median(accuracy) if accuracy else None,
         by_model=by_model,
     )
+
+
+def annotator_lines(rows: list[QualityRow]) -> list[str]:
+    """A Markdown table: per annotator, items saved, median minutes per item and changed pixels per
+    minute (over the saves whose time open was recorded)."""
+    groups: dict[str, list[QualityRow]] = {}
+    for row in rows:
+        groups.setdefault(row.annotator or "unknown", []).append(row)
+    table = ["| annotator | items | minutes per item (median) | changed pixels per minute |", "|---|---:|---:|---:|"]
+    for name, members in sorted(groups.items()):
+        timed = [row for row in members if row.seconds and row.seconds > 0]
+        minutes = f"{statistics.median(row.seconds for row in timed) / 60:.1f}" if timed else "–"
+        counted = [row for row in timed if row.pixels and row.changed_fraction is not None]
+        total_minutes = sum(row.seconds for row in counted) / 60
+        rate = (f"{sum(row.changed_fraction * row.pixels for row in counted) / total_minutes:,.0f}"
+                if counted and total_minutes > 0 else "–")
+        table.append(f"| {name} | {len(members)} | {minutes} | {rate} |")
+    return table
+
+
+def ranking_line(rows: list[QualityRow]) -> str | None:
+    """How well the uncertainty score of the model's predictions ranked the items by how much people
+    changed them (None with fewer than 3 scored items)."""
+    scored = [row for row in rows if row.uncertainty is not None and row.mean_abs_delta is not None]
+    if len(scored) < 3:
+        return None
+    rho, found = ranking_quality(np.array([row.uncertainty for row in scored]),
+                                 np.array([row.mean_abs_delta for row in scored]))
+    return (f"The uncertainty score ranks these {len(scored)} items by how much people changed them with "
+            f"Spearman's rho **{rho:.2f}**; its top 20 % hold {found:.0%} of the most-changed 20 %.")
 
 
 def summary_markdown(summary: Summary) -> str:
@@ -289,4 +327,10 @@ def quality_view(rows: list[QualityRow], sort: str = DEFAULT_SORT) -> tuple[str,
     if sort not in SORTS:
         raise ToonmatteError(f"Unknown sort {sort!r}; choose one of: {', '.join(SORTS)}.")
     ordered = sort_rows(rows, SORTS[sort])
-    return summary_markdown(summarize(rows)), table_frame(ordered), change_over_time(rows), accuracy_histogram(rows)
+    text = [summary_markdown(summarize(rows))]
+    if rows:
+        text.append("\n".join(annotator_lines(rows)))
+    ranking = ranking_line(rows)
+    if ranking is not None:
+        text.append(ranking)
+    return "\n\n".join(text), table_frame(ordered), change_over_time(rows), accuracy_histogram(rows)

@@ -12,10 +12,11 @@ from PIL import Image
 from toonmatte.dataset import store as store_module
 from annotate.engine import Engine
 from annotate.quality import (ACCURACY_BINS, DEFAULT_SORT, NO_PREDICTION, SORTS, TABLE_COLUMNS, QualityRow, Scorer,
-                              accuracy_histogram, change_over_time, quality_view, score_pair, sort_rows, summarize,
-                              summary_markdown, table_frame)
+                              accuracy_histogram, annotator_lines, change_over_time, quality_view, ranking_line,
+                              score_pair, sort_rows, summarize, summary_markdown, table_frame)
 from annotate.quality_tab import QualityTab, quality_tab, selected_stem
 from toonmatte.dataset import DatasetStore
+from toonmatte.uncertainty import uncertainty
 from annotate.studio import Studio
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
@@ -118,6 +119,7 @@ def test_scorer_rows_scores_saved_predictions_and_lists_the_rest_unscored(tmp_pa
     assert set(by_stem) == {"bad", "good", "api"}
     assert by_stem["bad"].scores == pytest.approx({"pixel_accuracy": pixel_accuracy(bad, gt0), "mae": mae(bad, gt0),
                                                    "iou": iou(bad, gt0), "boundary_iou": boundary_iou(bad, gt0)})
+    assert by_stem["bad"].uncertainty == uncertainty(bad).score and by_stem["api"].uncertainty is None
     assert by_stem["bad"].changed_fraction == pytest.approx(np.mean(bad != gt0))
     assert by_stem["api"].scores is None and by_stem["api"].note == NO_PREDICTION
     assert by_stem["api"].changed_fraction is None
@@ -279,3 +281,22 @@ def test_the_tab_builds_inside_a_page_and_rows_give_their_stem(tmp_path):
     assert selected_stem(event) == "a"
     with pytest.raises(ToonmatteError, match="Refresh"):
         selected_stem(gr.SelectData(quality.table, {"index": [0, 0], "value": None, "row_value": None}))
+
+
+def test_time_per_item_and_changed_pixels_per_minute_per_annotator_survive_a_restart(tmp_path):
+    store = DatasetStore(tmp_path, generation="g1")
+    image, gt = toon(0)
+    for stem, who, seconds, factor in (("a", "ann", 60.0, 8), ("b", "ann", 180.0, 4), ("c", "bo", 30.0, 2)):
+        store.save_triple(stem, image, gt, predicted_alpha=worse(gt, factor), annotator=who, seconds=seconds)
+    store.close()
+    reopened = DatasetStore(tmp_path, generation="g1")
+    assert (reopened.get("b").seconds, reopened.get("b").pixels) == (180.0, gt.size)
+    rows = Scorer(reopened).rows()
+    table = annotator_lines(rows)
+    ann = next(line for line in table if line.startswith("| ann |")).split("|")
+    changed = sum(reopened.get(stem).changed_fraction * gt.size for stem in "ab")
+    assert ann[2].strip() == "2" and ann[3].strip() == "2.0" and ann[4].strip() == f"{changed / 4:,.0f}"
+    assert ranking_line(rows).startswith("The uncertainty score ranks these 3 items")
+    assert ranking_line(rows[:2]) is None
+    summary, *_ = quality_view(rows)
+    assert "| bo | 1 | 0.5 |" in summary and "Spearman" in summary

@@ -179,7 +179,8 @@ def _row(record: ItemRecord, txid: str) -> dict[str, Any]:
 
 
 def _record(row: Mapping[str, Any]) -> ItemRecord:
-    return ItemRecord(**{field.name: row[field.name] for field in fields(ItemRecord)})
+    return ItemRecord(**{field.name: row[field.name] if field.name in row else field.default  # older manifests
+                         for field in fields(ItemRecord)})
 
 
 @cache

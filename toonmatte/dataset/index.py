@@ -38,10 +38,13 @@ class ItemRecord:
     mean_abs_delta: float | None
     versions: int
     created_at: str | None = None
+    seconds: float | None = None
+    pixels: int | None = None
 
 
 _COLUMNS = ", ".join(("stem", "split", "generation", "status", "source_path", "source_hash", "model", "model_version",
-                      "annotator", "updated_at", "changed_fraction", "mean_abs_delta", "versions", "created_at"))
+                      "annotator", "updated_at", "changed_fraction", "mean_abs_delta", "versions", "created_at",
+                      "seconds", "pixels"))
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     stem TEXT PRIMARY KEY,
@@ -58,7 +61,9 @@ CREATE TABLE IF NOT EXISTS items (
     changed_fraction REAL,
     mean_abs_delta REAL,
     versions INTEGER NOT NULL DEFAULT 0,
-    last_txid TEXT
+    last_txid TEXT,
+    seconds REAL,
+    pixels INTEGER
 );
 CREATE INDEX IF NOT EXISTS items_status ON items(status, updated_at);
 CREATE INDEX IF NOT EXISTS items_hash ON items(source_hash);
@@ -69,9 +74,10 @@ CREATE INDEX IF NOT EXISTS reviews_stem ON reviews(stem, at);
 """
 _UPSERT_SAVED = """
 INSERT INTO items (stem, split, generation, status, source_path, source_hash, model, model_version,
-                   annotator, created_at, updated_at, changed_fraction, mean_abs_delta, versions, last_txid)
+                   annotator, created_at, updated_at, changed_fraction, mean_abs_delta, versions, last_txid,
+                   seconds, pixels)
 VALUES (:stem, :split, :generation, :status, :source_path, :source_hash, :model, :model_version,
-        :annotator, :updated_at, :updated_at, :changed_fraction, :mean_abs_delta, 1, :txid)
+        :annotator, :updated_at, :updated_at, :changed_fraction, :mean_abs_delta, 1, :txid, :seconds, :pixels)
 ON CONFLICT(stem) DO UPDATE SET
     split = excluded.split, generation = excluded.generation, status = excluded.status,
     source_path = COALESCE(excluded.source_path, source_path),
@@ -81,7 +87,7 @@ ON CONFLICT(stem) DO UPDATE SET
     annotator = COALESCE(excluded.annotator, annotator),
     updated_at = excluded.updated_at,
     changed_fraction = excluded.changed_fraction, mean_abs_delta = excluded.mean_abs_delta,
-    versions = versions + 1, last_txid = excluded.last_txid
+    versions = versions + 1, last_txid = excluded.last_txid, seconds = excluded.seconds, pixels = excluded.pixels
 """
 _PUT = (f"INSERT OR REPLACE INTO items ({_COLUMNS}, last_txid) VALUES ("
         + ", ".join(f":{column}" for column in _COLUMNS.split(", ")) + ", :last_txid)")
@@ -97,6 +103,10 @@ ON CONFLICT(stem) DO UPDATE SET
     model_version = COALESCE(excluded.model_version, model_version),
     updated_at = excluded.updated_at
 """
+
+_ADDED_COLUMNS = (("seconds", "REAL"), ("pixels", "INTEGER"))
+"""Columns added to ``items`` after its first version: how long the item was open before its save
+(seconds), and its size (pixels), for the time per item and changed pixels per minute."""
 
 # SQLite's primary result codes (the low byte of sqlite_errorcode) that a person can act on.
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
@@ -143,6 +153,10 @@ class ItemIndex:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
+            known = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+            for column, kind in _ADDED_COLUMNS:  # an index written before these columns existed
+                if column not in known:
+                    self._db.execute(f"ALTER TABLE items ADD COLUMN {column} {kind}")
         except sqlite3.Error as error:
             raise index_error(error, "the dataset could not be opened") from None
 

@@ -161,14 +161,15 @@ class DatasetStore:
     def save_triple(self, stem: str, image: np.ndarray, alpha: np.ndarray, *, foreground: np.ndarray | None = None,
                     predicted_alpha: np.ndarray | None = None, source_path: str | None = None,
                     source_hash: str | None = None, model: str | None = None, model_version: str | None = None,
-                    annotator: str | None = None, status: str = "corrected",
+                    annotator: str | None = None, status: str = "corrected", seconds: float | None = None,
                     encoded: Mapping[str, bytes] | None = None) -> str:
         """Store a triple atomically (keeping any previous version in history); returns the stored stem.
 
         ``encoded`` may give PNG bytes already made for "im", "gt", "an" or "prediction"; they are
         stored as they are, so they must decode to exactly ``image``, ``alpha``, the RGBA cut-out
         (``foreground`` with ``alpha``) and ``predicted_alpha`` (the studio keeps such PNGs of what
-        it shows, and saving then skips most of the encoding).
+        it shows, and saving then skips most of the encoding). ``seconds`` is how long the person
+        had the item open before this save.
         """
         check_status(status)
         _check_images(image, alpha, foreground, predicted_alpha)
@@ -192,7 +193,8 @@ class DatasetStore:
         prediction = payloads.pop("prediction", None)
         row = {"stem": stem, "status": status, "source_path": None if source_path is None else str(source_path),
                "source_hash": source_hash, "model": model, "model_version": model_version, "annotator": annotator,
-               "changed_fraction": changed_fraction, "mean_abs_delta": mean_abs_delta}
+               "changed_fraction": changed_fraction, "mean_abs_delta": mean_abs_delta, "seconds": seconds,
+               "pixels": int(alpha.size)}
         with _os_errors(_SAVE), self._stem_lock(stem):
             self._recover_stem(stem)
             self._commit(stem, payloads, row, prediction)

@@ -220,6 +220,8 @@ class Desk:
         line = self.queue.describe()
         if item is not None and item.stem != self.queue.item.stem:
             line += f" · editing saved item **{item.stem}** (from Browse)"
+        if item is not None:
+            line += f" · prediction by {item.engine} ({item.version[:12]})"
         if item is not None and item.unsaved:
             changed = np.count_nonzero(item.alpha != item.origin) / item.alpha.size
             line += f" · *unsaved changes ({changed:.2%} of pixels)*"

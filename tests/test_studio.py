@@ -352,3 +352,14 @@ def test_a_reviewer_approves_or_sends_back_and_the_annotator_sees_why(tmp_path: 
             store.review("never-saved", "rita", True, "")
     finally:
         studio.close()
+
+
+def test_the_progress_line_names_the_model_that_made_the_prediction(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        item = studio.desk().load([str(p) for p in write_toons(tmp_path / "in", 1)], None).item
+        assert f"prediction by fallback ({item.version[:12]})" in studio.desk().progress_line(item)
+        studio.desk().save(item, None)
+        assert studio.store.get(item.stem).model == "fallback"  # and every save records it
+    finally:
+        studio.close()

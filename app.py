@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--annotators", default=os.environ.get("TOONMATTE_ANNOTATORS"),
                         help="comma-separated users (and Hugging Face organisations) who may save; others get the "
                              "read-only Try it mode (default $TOONMATTE_ANNOTATORS)")
+    parser.add_argument("--predictions", default=os.environ.get("TOONMATTE_PREDICTIONS"),
+                        help="the --out folder of predict --for-studio: images pre-annotated there by the same "
+                             "model version open without running it (default $TOONMATTE_PREDICTIONS)")
     parser.add_argument("--team-queue", default=os.environ.get("TOONMATTE_TEAM_QUEUE"),
                         help="a folder of images the team annotates: each person takes a few at a time, claimed "
                              "for two hours (default $TOONMATTE_TEAM_QUEUE)")
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from annotate.ui import build_app, launch_kwargs
     from annotate.access import Access, read_auth_file
     from annotate.claims import TeamQueue
+    from toonmatte.preannotate import load_predictions
     from toonmatte.errors import ToonmatteError
 
     try:
@@ -97,11 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     local = args.host in LOOPBACK and not args.share and not access.sign_in
     try:
         team = TeamQueue.open(Path(args.team_queue), store) if args.team_queue else None
+        stored = load_predictions(Path(args.predictions)) if args.predictions else None
     except ToonmatteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     studio = Studio(store, engine, access=access, allow_server_paths=local, team=team,
-                    sync_line=None if sync is None else sync.status_line)
+                    sync_line=None if sync is None else sync.status_line, stored=stored)
     demo = build_app(studio)
     if zerogpu.active():
         demo.queue(max_size=zerogpu.QUEUE_SIZE)

@@ -23,8 +23,8 @@ from annotate import editing
 from annotate.claims import TeamQueue
 from annotate.editing import Item
 from annotate.engine import Engine
-from annotate.queue import (Budget, ImportResult, WorkQueue, folder_images, import_uploads, prune_uploads,
-                            skip_unreadable)
+from annotate.queue import (Budget, ImportResult, Predictor, WorkQueue, folder_images, import_uploads,
+                            prune_uploads, skip_unreadable)
 from toonmatte.dataset import DatasetStore, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
 
@@ -66,14 +66,16 @@ class Desk:
 
     ``name`` is the desk's owner (as claims know them); ``annotator`` is recorded with every save;
     ``state_key`` names the queue's saved state; ``team`` is the team queue work is taken from, if any;
+    ``predictor`` makes the queue's predictions (by default the engine's);
     ``work_dir`` holds the person's uploads, within ``limits`` (old upload folders whose images are
     no longer queued are deleted when the desk opens); ``allow_server_paths`` allows loading a server folder.
     """
 
     def __init__(self, store: DatasetStore, engine: Engine, *, name: str, annotator: str | None, state_key: str,
                  work_dir: Path, allow_server_paths: bool, limits: UploadLimits = UploadLimits(),
-                 team: TeamQueue | None = None) -> None:
+                 team: TeamQueue | None = None, predictor: Predictor | None = None) -> None:
         self.name = name
+        self.predictor = predictor or engine.predict_item
         self.team = team
         self.store = store
         self.engine = engine
@@ -84,7 +86,7 @@ class Desk:
         self._lock = threading.RLock()
         self._kept: OrderedDict[str, tuple[bytes, np.ndarray]] = OrderedDict()  # stem -> (image digest, alpha)
         self.limits = limits
-        self.queue: WorkQueue | None = WorkQueue.resume(store, engine.predict_item, state_key)
+        self.queue: WorkQueue | None = WorkQueue.resume(store, self.predictor, state_key)
         queued = [] if self.queue is None else [item.path for item in self.queue.items]
         if prune_uploads(work_dir, queued, limits.max_age):
             log.info("removed old upload folders of %s", state_key)
@@ -114,7 +116,7 @@ class Desk:
         source = folder or ", ".join(Path(path).name for path in uploads[:3])
         with self._lock:
             previous = self.queue
-            self.queue = WorkQueue.from_paths(self.store, self.engine.predict_item, found.paths, source, self.state_key)
+            self.queue = WorkQueue.from_paths(self.store, self.predictor, found.paths, source, self.state_key)
         step = self.current()
         if step.item is None:  # nothing new could be read: the person keeps the queue and image they had
             with self._lock:
@@ -141,7 +143,7 @@ class Desk:
                                  "someone else.")
         with self._lock:
             previous, self.queue = self.queue, WorkQueue.from_paths(
-                self.store, self.engine.predict_item, paths, "the team queue", self.state_key)
+                self.store, self.predictor, paths, "the team queue", self.state_key)
         if previous is not None:
             previous.close()
         step = self.current()
@@ -221,7 +223,10 @@ class Desk:
         if item is not None and item.stem != self.queue.item.stem:
             line += f" · editing saved item **{item.stem}** (from Browse)"
         if item is not None:
-            line += f" · prediction by {item.engine} ({item.version[:12]})"
+            made = f"pre-annotated at {item.stored} by" if item.stored else "prediction by"
+            line += f" · {made} {item.engine} ({item.version[:12]})"
+            if item.uncertainty is not None:
+                line += f" · model: *{item.uncertainty.badge}* ({item.uncertainty.score:.2f})"
         if item is not None and item.unsaved:
             changed = np.count_nonzero(item.alpha != item.origin) / item.alpha.size
             line += f" · *unsaved changes ({changed:.2%} of pixels)*"

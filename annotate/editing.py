@@ -27,6 +27,7 @@ from toonmatte.dataset import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint
 from toonmatte.errors import ToonmatteError
 from toonmatte.foreground import estimate_foreground
+from toonmatte.uncertainty import Uncertainty
 
 TINT_COLOR = (255, 0, 255)
 TINT_OPACITY = 0.5
@@ -91,6 +92,8 @@ class Item:
     source_path: str | None = None
     source_hash: str | None = None
     origin: np.ndarray | None = None
+    uncertainty: Uncertainty | None = None
+    stored: str | None = None
     opened_at: float = field(default_factory=time.time, compare=False)
     _renders: _Renders = field(default_factory=_Renders, repr=False, compare=False)
 
@@ -227,7 +230,8 @@ def from_prediction(store: DatasetStore, prediction: Prediction) -> Item:
         if gt is not None and image is not None and np.array_equal(image, prediction.image):
             alpha = gt
     return Item(prediction.stem, prediction.image, prediction.alpha, alpha, prediction.engine, prediction.version,
-                str(prediction.path), prediction.source_hash)
+                str(prediction.path), prediction.source_hash, uncertainty=prediction.uncertainty,
+                stored=prediction.stored)
 
 
 def from_store(store: DatasetStore, stem: str, predict: Callable[[np.ndarray], Any]) -> Item:

@@ -28,6 +28,7 @@ import numpy as np
 from toonmatte.dataset import DatasetStore, hash_file, sanitize_stem
 from toonmatte.errors import ToonmatteError, write_error
 from toonmatte.imageio import IMAGE_EXTENSIONS, collect_inputs
+from toonmatte.uncertainty import Uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class Prediction:
     engine: str
     version: str
     source_hash: str
+    uncertainty: Uncertainty | None = None
+    stored: str | None = None
+    """When the alpha came from a pre-annotation (``predict --for-studio``): when it was made."""
 
 
 @dataclass

@@ -24,9 +24,11 @@ from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import STATE_KEY
 from annotate.render import Renderer
+from annotate.stored import predictor
 from toonmatte.dataset import STATUSES, DatasetStore, ItemRecord, sanitize_stem
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imageio import load_image
+from toonmatte.preannotate import StoredPrediction
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,10 @@ class Studio:
     def __init__(self, store: DatasetStore, engine: Engine, access: Access | None = None,
                  allow_server_paths: bool = True, outputs: OutputFolder | None = None,
                  renderer: Renderer | None = None, limits: UploadLimits = UploadLimits(),
-                 team: TeamQueue | None = None, sync_line: Callable[[], str] | None = None) -> None:
+                 team: TeamQueue | None = None, sync_line: Callable[[], str] | None = None,
+                 stored: dict[str, StoredPrediction] | None = None) -> None:
         self.store = store
+        self.predictor = predictor(engine, stored)
         self.team = team
         self.sync_line = sync_line
         self.limits = limits
@@ -78,7 +82,7 @@ class Studio:
                     self.store, self.engine, name=name, team=self.team, annotator=self.access.annotator_name(person),
                     state_key=STATE_KEY if own else f"{STATE_KEY}:{name}",
                     work_dir=self.work_dir if own else self.work_dir / _folder_name(name),
-                    allow_server_paths=self.allow_server_paths and own, limits=self.limits)
+                    allow_server_paths=self.allow_server_paths and own, limits=self.limits, predictor=self.predictor)
             return self._desks[name]
 
     # ----------------------------------------------------------------- browse

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.foreground import cutout
 from toonmatte.imageio import LoadedImage, collect_inputs, load_image, prepare_folder, write_png_atomic
 from toonmatte.launch import own_device, process_count, process_index
+from toonmatte.preannotate import PreAnnotations
 from toonmatte.zoo import DEFAULT_MODEL, ZOO
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=True,
                         help="decontaminate edge colours of the cut-out (blur-fusion foreground estimation)")
     parser.add_argument("--skip-existing", action="store_true", help="skip images whose outputs already exist")
+    parser.add_argument("--for-studio", action="store_true",
+                        help="also record each source's hash, the model version and the matte's uncertainty, so "
+                             "that the studio started with --predictions OUT opens these images without the model")
     parser.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
     parser.add_argument("--batch-size", type=positive_int, default=1,
                         help="images per forward pass (on a GPU, 4-16 raise throughput; default 1)")
@@ -84,11 +89,15 @@ def load_chunk(chunk: list[tuple[Path, str]], background: tuple[int, int, int]
     return loaded, errors
 
 
-def save_outputs(out: Path, stem: str, matte: Matte, foreground: bool) -> None:
-    """Write ``<stem>.png`` (the alpha) and ``<stem>_rgba.png`` (the cut-out); raises ToonmatteError."""
+def save_outputs(out: Path, stem: str, matte: Matte, foreground: bool,
+                 note: Callable[[Path, Matte], None] | None = None) -> None:
+    """Write ``<stem>.png`` (the alpha) and ``<stem>_rgba.png`` (the cut-out), then ``note(alpha path,
+    matte)`` when given; raises ToonmatteError."""
     alpha_path, rgba_path = output_paths(out, stem)
     write_png_atomic(alpha_path, matte.alpha)
     write_png_atomic(rgba_path, cutout(matte.image, matte.alpha, foreground=foreground))
+    if note is not None:
+        note(alpha_path, matte)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         jobs = [(p, s) for p, s in jobs if not all(o.exists() for o in output_paths(args.out, s))]
     prepare_folder(args.out, "The output folder")  # before the model loads: a bad --out costs nothing
     matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
-    failed = matte_files(matter, jobs, args.out, batch_size=args.batch_size, foreground=args.foreground)
+    failed = matte_files(matter, jobs, args.out, batch_size=args.batch_size, foreground=args.foreground,
+                         notes=studio_notes(matter, jobs, args.out, rank) if args.for_studio else None)
     done = len(jobs) - failed
     share = f"process {rank + 1} of {processes}: " if processes > 1 else ""
     print(f"{share}{done} of {len(jobs)} image(s) matted with {matter.title} into {args.out}"
@@ -117,9 +127,22 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def studio_notes(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, process: int
+                 ) -> Callable[[str], Callable[[Path, Matte], None]]:
+    """For ``--for-studio``: a stem -> the note that records its written alpha in ``out``'s studio index."""
+    index = PreAnnotations(out, process)
+    sources = {stem: path for path, stem in jobs}
+    version = str(getattr(matter, "version", matter.engine))
+
+    def note_for(stem: str) -> Callable[[Path, Matte], None]:
+        return lambda alpha_path, matte: index.record(sources[stem], alpha_path, matte.alpha, matte.engine, version)
+    return note_for
+
+
 def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch_size: int = 1,
-                foreground: bool = True) -> int:
+                foreground: bool = True, notes: Callable[[str], Callable[[Path, Matte], None]] | None = None) -> int:
     """Matte (path, stem) jobs into ``out`` in batches; returns how many failed (each reported in one line).
+    ``notes(stem)``, when given, is told of each written alpha (``save_outputs``' ``note``).
 
     Three stages overlap: a thread decodes the next batch and a few threads cut out and write the
     last one (foreground estimation and PNG compression release the GIL) while the model runs. On a
@@ -151,7 +174,8 @@ def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch
                 finished(error)
             mattes = matter.predict_batch([item for item, _ in loaded], batch_size=batch_size)
             for (_, stem), matte in zip(loaded, mattes):
-                writing.append(writers.submit(save_outputs, out, stem, matte, foreground))
+                writing.append(writers.submit(save_outputs, out, stem, matte, foreground,
+                                              None if notes is None else notes(stem)))
             while len(writing) > 2 * threads:  # bounds the mattes held in memory
                 finished(writing.popleft().exception())
         while writing:

@@ -25,11 +25,15 @@ from annotate.editing import Item
 from annotate.engine import Engine
 from annotate.queue import (Budget, ImportResult, Predictor, WorkQueue, folder_images, import_uploads,
                             prune_uploads, skip_unreadable)
-from toonmatte.dataset import DatasetStore, uniform_alpha_warning
+from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
+from toonmatte.preannotate import StoredPrediction
+from toonmatte.uncertainty import Uncertainty
 
 log = logging.getLogger(__name__)
 
+ORDERS = ("upload order", "name", "most unsure first")
+"""How a person may order their queue."""
 KEPT_EDITS = 32
 """Applied but unsaved mattes kept in memory when the person moves on (the oldest are dropped)."""
 
@@ -73,8 +77,10 @@ class Desk:
 
     def __init__(self, store: DatasetStore, engine: Engine, *, name: str, annotator: str | None, state_key: str,
                  work_dir: Path, allow_server_paths: bool, limits: UploadLimits = UploadLimits(),
-                 team: TeamQueue | None = None, predictor: Predictor | None = None) -> None:
+                 team: TeamQueue | None = None, predictor: Predictor | None = None,
+                 stored: dict[str, StoredPrediction] | None = None) -> None:
         self.name = name
+        self.stored = stored
         self.predictor = predictor or engine.predict_item
         self.team = team
         self.store = store
@@ -150,6 +156,48 @@ class Desk:
         step.warnings[:0] = self.leave(current)
         step.info = f"Took {len(paths)} images from the team queue; they are yours for the next few hours."
         return step
+
+    def order(self, by: str, leave_out_sure: bool = False, current: Item | None = None) -> Step:
+        """Reorder the queue: ``by`` one of ``ORDERS``; with ``leave_out_sure``, drop the images the model is
+        sure of ("probably fine"). Scores come from pre-annotations and the predictions made so far;
+        images without one keep their place after the scored ones when ranking by uncertainty."""
+        queue = self._queue()
+        if by not in ORDERS:
+            raise ToonmatteError(f"Unknown order {by!r}; choose one of: {', '.join(ORDERS)}.")
+        scores = [self._known_uncertainty(queue, index) for index in range(len(queue))]
+        order = list(range(len(queue)))
+        if by == "upload order":
+            position = {stem: place for place, stem in enumerate(queue.loaded)}
+            order.sort(key=lambda index: position.get(queue.items[index].stem, len(position)))
+        elif by == "name":
+            order.sort(key=lambda index: queue.items[index].stem)
+        elif by == "most unsure first":
+            order.sort(key=lambda index: (scores[index] is None, -(scores[index].score if scores[index] else 0.0)))
+        if leave_out_sure:
+            order = [index for index in order if scores[index] is None or scores[index].badge != "probably fine"]
+        if not order:
+            raise ToonmatteError("The model is sure of every image in the queue, so nothing would be left; "
+                                 "untick 'Leave out what the model is sure of' or load more images.")
+        left_out = len(queue) - len(order)
+        queue.reorder(order)
+        unscored = sum(score is None for score in scores)
+        info = f"Sorted {len(queue)} images by {by}"
+        if left_out:
+            info += f", leaving out {left_out} the model is sure of"
+        if unscored and (by == "most unsure first" or leave_out_sure):
+            info += (f"; {unscored} have no score yet (they get one when predicted: pre-annotate with "
+                     "predict --for-studio to rank every image)")
+        step = self.current() if current is None or current.stem != queue.item.stem else Step(None)
+        step.warnings[:0] = self.leave(current) if step.item is not None else []
+        step.info = info + "."
+        return step
+
+    def _known_uncertainty(self, queue: WorkQueue, index: int) -> Uncertainty | None:
+        made = queue.known(index)
+        if made is not None:
+            return made.uncertainty
+        hit = self.stored.get(hash_file(queue.items[index].path)) if self.stored else None
+        return None if hit is None else hit.uncertainty
 
     def _queue(self) -> WorkQueue:
         if self.queue is None:

@@ -305,7 +305,7 @@ class WorkQueue:
     """
 
     def __init__(self, store: DatasetStore, predictor: Predictor, items: list[QueueItem],
-                 index: int = 0, source: str = "", state_key: str = STATE_KEY) -> None:
+                 index: int = 0, source: str = "", state_key: str = STATE_KEY, loaded: list[str] | None = None) -> None:
         if not items:
             raise ToonmatteError("The queue is empty; load a folder, images or a zip with at least one image.")
         self.store = store
@@ -313,6 +313,8 @@ class WorkQueue:
         self.items = items
         self.source = source
         self.state_key = state_key
+        self.loaded = loaded or [item.stem for item in items]
+        """The stems in the order they were loaded ("upload order", whatever ``reorder`` did since)."""
         self._index = min(max(index, 0), len(items) - 1)
         self._lock = threading.RLock()
         self._futures: dict[int, Future] = {}
@@ -333,11 +335,12 @@ class WorkQueue:
         if not state or not state.get("items"):
             return None
         items = [QueueItem(stem, Path(path)) for stem, path in state["items"]]
-        return cls(store, predictor, items, int(state.get("index", 0)), str(state.get("source", "")), state_key)
+        return cls(store, predictor, items, int(state.get("index", 0)), str(state.get("source", "")), state_key,
+                   state.get("loaded"))
 
     def save_state(self) -> None:
         with self._lock:
-            state = {"source": self.source, "index": self._index,
+            state = {"source": self.source, "index": self._index, "loaded": self.loaded,
                      "items": [[item.stem, str(item.path)] for item in self.items]}
         self.store.set_state(self.state_key, state)
 
@@ -410,6 +413,25 @@ class WorkQueue:
                 future.exception(timeout=timeout)
             except Exception:  # noqa: BLE001 - a cancelled future is finished too
                 pass
+
+    def known(self, index: int) -> Prediction | None:
+        """Item ``index``'s prediction if it is already made (None while running, never started, or failed)."""
+        with self._lock:
+            future = self._futures.get(index)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result()
+
+    def reorder(self, order: list[int]) -> None:
+        """Keep the items at indices ``order``, in that order (predictions made stay with their items);
+        the cursor stays on its item, or goes to the first when that item was left out."""
+        with self._lock:
+            current = self.items[self._index]
+            self.items = [self.items[index] for index in order]
+            self._futures = {new: self._futures[old] for new, old in enumerate(order) if old in self._futures}
+            self._index = next((i for i, item in enumerate(self.items) if item is current), 0)
+        self.save_state()
+        self._prefetch()
 
     def go(self, index: int) -> QueueItem:
         """Move the cursor to ``index`` (clamped to the queue) and save it."""

@@ -55,6 +55,7 @@ class Studio:
                  team: TeamQueue | None = None, sync_line: Callable[[], str] | None = None,
                  stored: dict[str, StoredPrediction] | None = None) -> None:
         self.store = store
+        self.stored = stored
         self.predictor = predictor(engine, stored)
         self.team = team
         self.sync_line = sync_line
@@ -82,7 +83,8 @@ class Studio:
                     self.store, self.engine, name=name, team=self.team, annotator=self.access.annotator_name(person),
                     state_key=STATE_KEY if own else f"{STATE_KEY}:{name}",
                     work_dir=self.work_dir if own else self.work_dir / _folder_name(name),
-                    allow_server_paths=self.allow_server_paths and own, limits=self.limits, predictor=self.predictor)
+                    allow_server_paths=self.allow_server_paths and own, limits=self.limits, predictor=self.predictor,
+                    stored=self.stored)
             return self._desks[name]
 
     # ----------------------------------------------------------------- browse

@@ -22,7 +22,7 @@ from annotate.editing import Item
 from annotate.quality_tab import quality_tab, selected_stem
 from annotate.shortcuts import EDITOR_ID, help_markdown
 from annotate.access import person_of
-from annotate.desk import Desk, Step
+from annotate.desk import ORDERS, Desk, Step
 from annotate.studio import Studio
 from annotate.tryit import fetch_url, matte_many
 from toonmatte.dataset import STATUSES, uniform_alpha_warning
@@ -91,6 +91,12 @@ def build_app(studio: Studio) -> gr.Blocks:
                         take = gr.Button(f"Take {TEAM_BATCH} from the team queue", elem_id="take-team-work",
                                          visible=studio.team is not None)
                         progress = gr.Markdown("", elem_id="progress")
+                        with gr.Accordion("Order", open=False):
+                            order_by = gr.Dropdown(list(ORDERS), value=ORDERS[0], label="Order the queue by",
+                                                   elem_id="order-by")
+                            leave_out_sure = gr.Checkbox(False, label="Leave out what the model is sure of",
+                                                         elem_id="leave-out-sure")
+                            sort = gr.Button("Sort the queue", size="sm", elem_id="sort-queue")
                         with gr.Row():
                             previous = gr.Button("Previous (P)", elem_id="previous", size="sm")
                             skip = gr.Button("Skip (N)", elem_id="skip", size="sm")
@@ -214,6 +220,11 @@ def build_app(studio: Studio) -> gr.Blocks:
             handler.__name__ = "on_approve" if approved else "on_send_back"
             return handler
 
+        @_friendly
+        def on_sort(by, leave_out, current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
+            desk = desk_of(request, profile)
+            return show(desk.order(by, leave_out, current), current, choice, colour, clean, desk)
+
         def on_move(action: str):
             @_friendly
             def handler(current, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -301,6 +312,7 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         then_downloads(load.click(on_load, [uploads, folder, item_state, *look], shows, **engine_calls))
         then_downloads(take.click(on_take, [item_state, *look], shows, **engine_calls))
+        then_downloads(sort.click(on_sort, [order_by, leave_out_sure, item_state, *look], shows, **engine_calls))
         approve.click(on_review(True), [item_state, review_comment], [progress, review_comment], **editing)
         send_back.click(on_review(False), [item_state, review_comment], [progress, review_comment], **editing)
         then_downloads(previous.click(on_move("previous"), [item_state, *look], shows, **engine_calls))

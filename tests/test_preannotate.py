@@ -66,3 +66,53 @@ def test_a_cut_off_last_line_is_ignored_and_a_damaged_one_is_named(tmp_path: Pat
         load_predictions(tmp_path)
     with pytest.raises(ToonmatteError, match="does not exist"):
         load_predictions(tmp_path / "missing")
+
+
+def test_the_queue_orders_by_uncertainty_name_or_upload_and_leaves_out_sure_images(tmp_path: Path) -> None:
+    import cv2
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    names = ["c_sure.png", "a_unsure.png", "b_look.png", "d_unscored.png"]
+    for i, name in enumerate(names):
+        Image.fromarray(draw_toon(64, 64, seed=i)[0]).save(folder / name)
+    out = tmp_path / "pre"
+    assert main(["predict", *[str(folder / name) for name in names[:3]], "--out", str(out), "--model", "fallback",
+                 "--for-studio"]) == 0
+    disc = np.zeros((64, 64), np.uint8)
+    cv2.circle(disc, (32, 32), 20, 255, -1)
+    noisy = disc.copy()
+    noisy[np.random.default_rng(0).random(disc.shape) < 0.3] = 128  # soft everywhere: likely wrong
+    islands = disc.copy()
+    islands[2:5, 2:5] = islands[58:61, 2:5] = 255  # stray islands: look
+    stored = load_predictions(out)
+    for name, alpha in (("c_sure", disc), ("a_unsure", noisy), ("b_look", islands)):
+        Image.fromarray(alpha).save(out / f"{name}.png")
+    from toonmatte.preannotate import StoredPrediction
+    from toonmatte.uncertainty import uncertainty
+
+    stored = {digest: StoredPrediction(hit.alpha, hit.model, hit.version, uncertainty(np.asarray(Image.open(hit.alpha))),
+                                       hit.made_at) for digest, hit in stored.items()}
+    studio = Studio(DatasetStore(tmp_path / "dataset"), Engine(model="fallback").start(), access=Access(), stored=stored)
+    try:
+        desk = studio.desk()
+        desk.load([str(folder / name) for name in names], None)
+        loaded = [item.stem for item in desk.queue.items]
+        step = desk.order("most unsure first")
+        assert [item.stem for item in desk.queue.items][:3] == ["a_unsure", "b_look", "c_sure"]
+        assert desk.queue.items[-1].stem == "d_unscored" and "1 have no score yet" in step.info
+        desk.order("name")
+        assert [item.stem for item in desk.queue.items] == sorted(loaded)
+        desk.order("upload order")
+        assert [item.stem for item in desk.queue.items] == loaded
+        step = desk.order("most unsure first", leave_out_sure=True, current=step.item)
+        assert "c_sure" not in [item.stem for item in desk.queue.items] and "leaving out 1" in step.info
+        with pytest.raises(ToonmatteError, match="Unknown order"):
+            desk.order("size")
+    finally:
+        studio.close()
+    resumed = Studio(DatasetStore(tmp_path / "dataset"), Engine(model="fallback").start(), access=Access())
+    try:  # the order survives a restart
+        assert [item.stem for item in resumed.desk().queue.items][:2] == ["a_unsure", "b_look"]
+    finally:
+        resumed.close()

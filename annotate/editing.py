@@ -214,6 +214,10 @@ class Item:
 
     def view(self, choice: str, colour: str | None, decontaminate: bool = True) -> np.ndarray:
         """The preview image (RGB, preview size) for one of ``preview.BACKGROUNDS``."""
+        if choice in preview.OVERLAYS:
+            predicted = self.cached("small_predicted", lambda: preview.thumbnail(self.predicted, preview.PREVIEW_SIDE),
+                                    per_image=True)
+            return preview.overlay(self.small_image(), predicted, self.small_alpha(), choice)
         return preview.compose(self.small_colours(decontaminate), self.small_alpha(), choice, colour)
 
 

@@ -20,7 +20,13 @@ BLACK = "black"
 GRAY = "#808080"
 CUSTOM = "custom colour"
 ALPHA = "alpha alone"
-BACKGROUNDS: tuple[str, ...] = (CHECKERBOARD, WHITE, BLACK, GRAY, CUSTOM, ALPHA)
+DIFFERS = "where it differs from the model"
+UNSURE = "where the model hesitates"
+OVERLAYS = (DIFFERS, UNSURE)
+"""Views of the model's mistakes over the dimmed image: red where the matte differs from the model's
+prediction by more than ToonOut's tolerance (|Δα| > 10, as Pixel Accuracy counts), yellow where the
+prediction is neither near 0 nor near 255 (``toonmatte.uncertainty``)."""
+BACKGROUNDS: tuple[str, ...] = (CHECKERBOARD, WHITE, BLACK, GRAY, CUSTOM, ALPHA, *OVERLAYS)
 """The preview choices shown in the studio, in order."""
 
 _PLAIN = {WHITE: (255, 255, 255), BLACK: (0, 0, 0), GRAY: (128, 128, 128)}
@@ -97,6 +103,24 @@ def compose(colours: np.ndarray, alpha: np.ndarray, choice: str, custom: str | N
     plate = np.empty_like(colours)
     plate[...] = rgb
     return _over(colours, alpha, plate)
+
+
+def overlay(image: np.ndarray, predicted: np.ndarray, alpha: np.ndarray, choice: str) -> np.ndarray:
+    """One of ``OVERLAYS`` for an image, the model's predicted alpha and the current alpha (same size)."""
+    from toonmatte.metrics import WRONG_TOLERANCE
+    from toonmatte.uncertainty import HIGH, LOW
+
+    if choice == DIFFERS:
+        marked = np.abs(alpha.astype(np.int16) - predicted.astype(np.int16)) > WRONG_TOLERANCE
+        colour = (255, 0, 0)
+    elif choice == UNSURE:
+        marked = (predicted > LOW) & (predicted < HIGH)
+        colour = (255, 220, 0)
+    else:
+        raise ValueError(f"unknown overlay {choice!r}; use one of {', '.join(OVERLAYS)}")
+    shown = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)  # dimmed, so the marks stand out
+    shown[marked] = colour
+    return shown
 
 
 def thumbnail(image: np.ndarray, longest: int = 256) -> np.ndarray:

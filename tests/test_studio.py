@@ -209,7 +209,7 @@ def test_preview_views(toon) -> None:
     rgb, alpha = toon
     rgba = preview.cutout_rgba(rgb, alpha, decontaminate=False)
     assert np.array_equal(rgba[..., :3], rgb) and np.array_equal(rgba[..., 3], alpha)
-    views = {choice: preview.view(rgba, choice, "#ff0000") for choice in preview.BACKGROUNDS}
+    views = {choice: preview.view(rgba, choice, "#ff0000") for choice in preview.BACKGROUNDS if choice not in preview.OVERLAYS}
     assert all(view.shape == rgb.shape and view.dtype == np.uint8 for view in views.values())
     clear, solid = alpha == 0, alpha == 255
     assert (views[preview.WHITE][clear] == 255).all() and (views[preview.BLACK][clear] == 0).all()
@@ -363,3 +363,19 @@ def test_the_progress_line_names_the_model_that_made_the_prediction(tmp_path: Pa
         assert studio.store.get(item.stem).model == "fallback"  # and every save records it
     finally:
         studio.close()
+
+
+def test_overlays_mark_where_the_matte_left_the_model_and_where_the_model_hesitates(toon) -> None:
+    rgb, alpha = toon
+    predicted = alpha.copy()
+    predicted[:10, :10] = 255  # a mistake the person fixed
+    predicted[-10:, -10:] = 128  # where the model hesitated
+    item = editing.Item("toon", rgb, predicted, alpha, "fallback", "v")
+    differs, unsure = (item.view(choice, None) for choice in preview.OVERLAYS)
+    red = np.all(differs == (255, 0, 0), axis=-1)
+    assert red[:10, :10].all() and red[-10:, -10:].all() and red.sum() == 200  # |delta| 255 and 127 > 10
+    yellow = np.all(unsure == (255, 220, 0), axis=-1)
+    assert yellow[-10:, -10:].all() and not yellow[:10, :10].any()
+    assert np.array_equal(differs[~red], rgb[~red].astype(int) * 2 // 5)  # the rest is the dimmed image
+    with pytest.raises(ValueError):
+        preview.overlay(rgb, predicted, alpha, "sparkles")

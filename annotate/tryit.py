@@ -17,9 +17,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from annotate.api import OutputFolder, matte_file
+from annotate.api import OutputFolder
+from annotate.preview import cutout_rgba
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import IMAGE_EXTENSIONS
+from toonmatte.imageio import IMAGE_EXTENSIONS, load_image
 
 MAX_IMAGES = 20
 """Images matted in one press of the button."""
@@ -77,13 +78,19 @@ def matte_many(engine: Any, paths: list[str], outputs: OutputFolder) -> tuple[li
     if len(paths) > MAX_IMAGES:
         warnings.append(f"Only the first {MAX_IMAGES} images were matted; press again with the rest.")
         paths = paths[:MAX_IMAGES]
-    entries, files = [], []
-    for path in paths:
+    matter = engine.get()
+    loaded = []
+    for path in paths:  # read here, so that a bad file is one warning and the rest go on
         try:
-            cut, mask = matte_file(engine, path, outputs)
+            loaded.append((Path(path), load_image(path, background=matter.background, label=Path(path).name)))
         except BadImageError as error:
             warnings.append(str(error))
-            continue
+    mattes = engine.predict_many([image for _, image in loaded]) if loaded else []  # one GPU call on ZeroGPU
+    entries, files = [], []
+    for (path, _), matte in zip(loaded, mattes):
+        stem = path.stem or "image"
+        cut, mask = outputs.write({f"{stem}.png": cutout_rgba(matte.image, matte.alpha, True),
+                                   f"{stem}_mask.png": matte.alpha})
         entries.append((str(cut), cut.name))
         files += [cut, mask]
     if not entries:

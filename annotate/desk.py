@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from datetime import datetime
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,8 +305,21 @@ class Desk:
         log.info("saved %s (changed %.4f of pixels)", stem, float(np.mean(item.alpha != item.predicted)))
         return item.saved(), stem
 
+    def overlap_warning(self, item: Item | None) -> str | None:
+        """A sentence when someone else saved ``item`` while this person had it open: their save goes
+        to the history when this one lands, so they should know."""
+        record = None if item is None else self.store.get(item.stem)
+        if record is None or record.versions == 0 or record.annotator == self.annotator:
+            return None
+        saved = datetime.fromisoformat(record.updated_at).timestamp()
+        if saved <= item.opened_at:
+            return None
+        return (f"{record.annotator or 'Someone'} saved {item.stem} while you had it open; your save is its newest "
+                "version now and theirs is in the history (Browse shows both).")
+
     def save_and_next(self, item: Item | None, editor_value: dict | None) -> Step:
         """Save, then show the next queue image (or, after a reopened item, the queue's current one)."""
+        overlap = self.overlap_warning(item)
         item, stem = self.save(item, editor_value)
         warning = uniform_alpha_warning(item.alpha)
         queue = self.queue
@@ -318,8 +332,7 @@ class Desk:
             queue.next()
             step = self.current()
             step.info = f"Saved {stem}."
-        if warning is not None:
-            step.warnings.insert(0, warning)
+        step.warnings[:0] = [message for message in (overlap, warning) if message is not None]
         return step
 
     def reopen(self, stem: str) -> Item:

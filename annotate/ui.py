@@ -245,10 +245,10 @@ def build_app(studio: Studio) -> gr.Blocks:
         @_friendly
         def on_save(current, payload, choice, colour, clean, request: gr.Request, profile: gr.OAuthProfile | None):
             desk = desk_of(request, profile)
+            overlap = desk.overlap_warning(current)
             item, stem = desk.save(current, painted(current, payload))
-            warning = uniform_alpha_warning(item.alpha)
-            return show(Step(item, warnings=[] if warning is None else [warning], info=f"Saved {stem}."),
-                        current, choice, colour, clean, desk)
+            warnings = [message for message in (overlap, uniform_alpha_warning(item.alpha)) if message is not None]
+            return show(Step(item, warnings=warnings, info=f"Saved {stem}."), current, choice, colour, clean, desk)
 
         def on_strokes(how: str):
             @_friendly

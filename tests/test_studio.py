@@ -379,3 +379,23 @@ def test_overlays_mark_where_the_matte_left_the_model_and_where_the_model_hesita
     assert np.array_equal(differs[~red], rgb[~red].astype(int) * 2 // 5)  # the rest is the dimmed image
     with pytest.raises(ValueError):
         preview.overlay(rgb, predicted, alpha, "sparkles")
+
+
+def test_saving_an_item_someone_else_saved_meanwhile_says_so(tmp_path: Path, engine: Engine) -> None:
+    from annotate.access import Person
+
+    store = DatasetStore(tmp_path / "dataset", generation="g1")
+    studio = Studio(store, engine, access=Access(sign_in=True, annotators=frozenset({"alice", "bob"})))
+    try:
+        files = write_toons(tmp_path / "in", 1)
+        alice, bob = studio.desk(Person("alice")), studio.desk(Person("bob"))
+        first = alice.load([str(p) for p in files], None).item
+        alice.save(first, None)
+        mine, theirs = bob.reopen(first.stem), alice.reopen(first.stem)  # both open the saved item
+        assert bob.overlap_warning(mine) is None
+        alice.save(theirs, None)
+        step = bob.save_and_next(mine, None)
+        assert step.warnings[0].startswith("alice saved toon0 while you had it open")
+        assert store.get("toon0").annotator == "bob" and len(store.history("toon0")) == 2
+    finally:
+        studio.close()

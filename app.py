@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", default=None,
                         help="path to a checkpoint (.pth or .safetensors) instead of the hub cache")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="torch (default), or onnx: ONNX Runtime on the model's export, made once into the "
+                             "toonmatte cache (fp32; slower than torch on the CPUs measured, see docs/performance.md)")
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio share link")
     parser.add_argument("--annotator", default=os.environ.get("TOONMATTE_ANNOTATOR"),
                         help="name recorded with every save without sign-in (default $TOONMATTE_ANNOTATOR)")
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except ToonmatteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    engine = Engine(args.model, args.weights, args.device)
+    engine = Engine(args.model, args.weights, args.device, backend=args.backend)
     access = Access.from_settings(auth_file=logins is not None, annotators=args.annotators,
                                   reviewers=args.reviewers, local_annotator=args.annotator)
     local = args.host in LOOPBACK and not args.share and not access.sign_in

@@ -36,10 +36,9 @@ def _default_loader(model: str, weights: str | None, device: str | None, backend
 class Engine:
     """A ``Matter`` built once on a background thread (``start``); ``get`` starts it if needed and waits.
 
-    ``loader(model, weights, device)`` builds the matter (tests pass a stand-in; by default a
-    ``Matter`` on ``backend``, see ``toonmatte.pipeline.BACKENDS``); a
-    ``ToonmatteError`` while loading (an unknown device, say) is kept and re-raised by ``get``
-    so that every prediction reports it as one sentence.
+    ``loader(model, weights, device)`` builds the matter (tests pass a stand-in; by default it is a
+    ``Matter`` on ``backend``: torch or onnx); a ``ToonmatteError`` while loading (an unknown
+    device, say) is kept and re-raised by ``get`` so that every prediction reports it as one sentence.
 
     On ZeroGPU the load runs in the main thread, where ``spaces`` intercepts the move to "cuda"
     (see ``annotate.zerogpu``): ``start`` loads there before returning, and a ``start`` from any
@@ -105,7 +104,9 @@ class Engine:
             reason = matter.fallback_reason or "The classical fallback was chosen with --model fallback."
             return f"**Engine: {title}.** {reason}", True
         device = "ZeroGPU" if zerogpu.active() and matter.device.type == "cuda" else matter.device
-        return f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {device})", False
+        runtime = " with ONNX Runtime" if getattr(matter, "backend", "torch") == "onnx" else ""
+        return (f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {device}"
+                f"{runtime})", False)
 
     def predict(self, source: Any) -> Any:
         """``Matter.predict`` of one image (path, bytes, PIL image, array or ``LoadedImage``)."""

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "Score predicted mattes against ground truth with ToonOut's metrics.",
     "split": "Shuffle a dataset's items into train/val/test as ToonOut did.",
     "report": "Write a self-contained HTML quality report for a dataset.",
+    "export": "Export the model's inference graph to ONNX, for ONNX Runtime, TensorRT or OpenVINO.",
     "finetune": "Fine-tune the model on a dataset's train split, validating on val (accelerate launch for many GPUs).",
 }
 

@@ -45,7 +45,7 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch
                          f"size-preserving deformable convolution of a {tuple(x.shape)} input")
     with torch.autocast(x.device.type, enabled=False):
         # grid_sample's aligned corners put a one-pixel side's only sample at 0 whatever the offset
-        if x.device.type == "cuda" and height > 1 and width > 1:
+        if (x.device.type == "cuda" or torch.compiler.is_exporting()) and height > 1 and width > 1:
             out = grid_sampled_deform_conv2d(x, offset, weight, mask, padding)
         else:
             out = gathered_deform_conv2d(x, offset, weight, mask, padding)
@@ -94,19 +94,23 @@ def grid_sampled_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: to
     base_y = torch.arange(height, device=device, dtype=torch.float32).view(1, 1, height, 1) + (tap // kw - padding)
     base_x = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, 1, width) + (tap % kw - padding)
     columns_weight = weight.reshape(out_channels, channels * taps).to(dtype)
-    images = max(1, CUDA_COLUMN_BUDGET // (channels * taps * height * width * 4))  # per chunk
-    parts = []
-    for i0 in range(0, n, images):
-        i1 = min(n, i0 + images)
-        pairs = offset[i0:i1].float().contiguous().view(i1 - i0, taps, 2, height, width)
+
+    def chunk(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        images = x.shape[0]
+        pairs = offset.float().contiguous().view(images, taps, 2, height, width)
         grid_y = (pairs[:, :, 0] + base_y).mul_(2 / (height - 1)).sub_(1)
         grid_x = (pairs[:, :, 1] + base_x).mul_(2 / (width - 1)).sub_(1)
-        grid = torch.stack([grid_x, grid_y], -1).view(i1 - i0, taps * height, width, 2)
-        samples = F.grid_sample(x[i0:i1].float().contiguous(), grid, mode="bilinear", padding_mode="zeros",
+        grid = torch.stack([grid_x, grid_y], -1).view(images, taps * height, width, 2)
+        samples = F.grid_sample(x.float().contiguous(), grid, mode="bilinear", padding_mode="zeros",
                                 align_corners=True)  # (images, C, taps x H, W)
-        columns = samples.view(i1 - i0, channels, taps, height * width).to(dtype)
-        columns *= mask[i0:i1].to(dtype).contiguous().view(i1 - i0, 1, taps, height * width)
-        parts.append(torch.matmul(columns_weight, columns.view(i1 - i0, channels * taps, height * width)))
+        columns = samples.view(images, channels, taps, height * width).to(dtype)
+        columns *= mask.to(dtype).contiguous().view(images, 1, taps, height * width)
+        return torch.matmul(columns_weight, columns.view(images, channels * taps, height * width))
+
+    if torch.compiler.is_exporting():  # one chunk: the batch size stays symbolic in the exported graph
+        return chunk(x, offset, mask).view(n, out_channels, height, width)
+    images = max(1, CUDA_COLUMN_BUDGET // (channels * taps * height * width * 4))  # per chunk
+    parts = [chunk(x[i0:i0 + images], offset[i0:i0 + images], mask[i0:i0 + images]) for i0 in range(0, n, images)]
     return (parts[0] if len(parts) == 1 else torch.cat(parts)).view(n, out_channels, height, width)
 
 

@@ -46,3 +46,6 @@ def write_error(error: OSError, what: str) -> WriteError:
 class TrainingError(ToonmatteError):
     """Fine-tuning cannot start or go on: unusable data, settings that do not fit the run, no memory left."""
 
+
+class OnnxModelError(ToonmatteError):
+    """An ONNX file cannot be used: unreadable, exported from another model, or for another size or opset."""

@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from toonmatte.cuda_graphs import GraphedModule
-from toonmatte.errors import ToonmatteError, WeightsError
+from toonmatte.errors import OnnxModelError, ToonmatteError, WeightsError
 from toonmatte.fallback import fallback_alpha
 from toonmatte.imageio import GRAY, LoadedImage, load_image
 from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
@@ -33,6 +33,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GRAPHED_SHAPES = 2  # CUDA graphs kept; each holds the activations of a whole pass in its memory pool
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+BACKENDS = ("torch", "onnx")  # what runs the model: torch itself, or ONNX Runtime on an exported file
 
 
 @dataclass(frozen=True)
@@ -107,19 +108,26 @@ class Matter:
     ``allow_fallback`` a missing checkpoint is not an error: the classical engine is used
     and ``fallback_reason`` says why and how to provide the weights. On CUDA the forward pass
     is replayed from CUDA graphs, one per input shape, unless ``cuda_graphs`` is False
-    (see ``toonmatte.cuda_graphs``).
+    (see ``toonmatte.cuda_graphs``). With ``backend="onnx"`` ONNX Runtime runs an exported file
+    instead of torch (see :meth:`_load_onnx`), in fp32; pre- and post-processing stay the same.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, weights: str | Path | None = None, device: str | None = None,
                  precision: str | None = None, allow_fallback: bool = True, background: tuple[int, int, int] = GRAY,
-                 cuda_graphs: bool = True) -> None:
+                 cuda_graphs: bool = True, backend: str = "torch") -> None:
+        if backend not in BACKENDS:
+            raise ToonmatteError(f"Unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}.")
+        if backend == "onnx" and precision not in (None, "auto", "fp32"):
+            raise ToonmatteError(f"The ONNX backend runs in fp32 only; use --precision fp32, or --backend torch "
+                                 f"for {precision}.")
+        self.backend = backend
         self.background = background
         self.device = pick_device(device)
-        self.precision = pick_precision(precision, self.device)
+        self.precision = "fp32" if backend == "onnx" else pick_precision(precision, self.device)
         self.fallback_reason: str | None = None
         self.weights_path: Path | None = None
         self._lock = threading.Lock()
-        self._net: torch.nn.Module | None = None
+        self._net: torch.nn.Module | None = None  # or an OnnxModel with the ONNX backend
         self._fast_net: torch.nn.Module | None = None  # what runs at self.precision
         self._graphed: GraphedModule | None = None  # self._fast_net replayed from CUDA graphs
         if model == FALLBACK:
@@ -127,10 +135,10 @@ class Matter:
             return
         self.spec = spec_for(model, weights)
         try:
-            self._net, self.weights_path = self._load(weights)
+            self._net, self.weights_path = self._load_onnx(weights) if backend == "onnx" else self._load(weights)
             self.engine = self.spec.name
             self._fast_net = model_for_precision(self._net, self.device, self.precision)
-            if cuda_graphs and self.device.type == "cuda":
+            if cuda_graphs and self.device.type == "cuda" and backend == "torch":
                 self._graphed = GraphedModule(self._fast_net, max_graphs=GRAPHED_SHAPES)
         except WeightsError as error:
             if not allow_fallback:
@@ -141,9 +149,11 @@ class Matter:
 
     def _load(self, weights: str | Path | None) -> tuple[torch.nn.Module, Path]:
         from toonmatte.birefnet import build_model, config_from_state_dict, optimize_for_inference
-        from toonmatte.weights import load_weights, read_state_dict, resolve_weights
+        from toonmatte.weights import load_weights, read_state_dict
 
-        path = resolve_weights(self.spec, weights)
+        path = self._checkpoint(weights)
+        if path.suffix.lower() == ".onnx":
+            raise OnnxModelError(f"{path} is an ONNX file; run it with --backend onnx.")
         state = read_state_dict(path)
         try:
             config = config_from_state_dict(state)
@@ -156,11 +166,46 @@ class Matter:
         log.info("loaded %s from %s on %s (%s)", self.spec.title, path, self.device, self.precision)
         return net.to(self.device), path
 
+    def _checkpoint(self, weights: str | Path | None) -> Path:
+        from toonmatte.weights import resolve_weights
+
+        return resolve_weights(self.spec, weights)
+
+    def _load_onnx(self, weights: str | Path | None) -> tuple[Callable[[torch.Tensor], torch.Tensor], Path]:
+        """ONNX Runtime running the checkpoint's export: the checkpoint itself when it is an .onnx file,
+        else its export at the model's input size, made once (minutes on a CPU) into the toonmatte
+        cache (see ``toonmatte.onnx_backend.cached_export_path``). Returns the model and the checkpoint."""
+        from toonmatte.onnx_backend import OnnxModel, cached_export_path, providers_for
+        from toonmatte.onnx_export import export_onnx
+
+        if self.spec.resolution is None:
+            raise OnnxModelError(f"The ONNX backend runs one input size, and {self.spec.title} runs at each image's "
+                                 "own size; use --backend torch.")
+        size = (self.spec.resolution, self.spec.resolution)
+        checkpoint = path = self._checkpoint(weights)
+        if checkpoint.suffix.lower() != ".onnx":
+            path = cached_export_path(checkpoint, size)
+        if not path.is_file():
+            log.warning("exporting %s to ONNX for %dx%d input, once (minutes on a CPU), into %s",
+                        self.spec.title, *size, path)
+            net = self._load(weights)[0].cpu()
+            export_onnx(net, path, size, source=checkpoint.name)  # WriteError where the cache is not writable
+            del net
+        model = OnnxModel(path, providers=providers_for(self.device))
+        model.require_size(size, self.spec.title)
+        log.info("running %s with ONNX Runtime from %s on %s", self.spec.title, path, self.device)
+        return model, checkpoint
+
     @property
     def graphed_shapes(self) -> list[tuple[int, ...]]:
         """Input shapes replayed from CUDA graphs (empty on the CPU, with ``cuda_graphs=False``,
         before a shape's second call, or after a capture failed)."""
         return self._graphed.shapes if self._graphed is not None else []
+
+    @property
+    def torch_model(self) -> torch.nn.Module | None:
+        """The loaded torch model in fp32, optimized for inference; None with the fallback or the ONNX backend."""
+        return self._net if self.backend == "torch" else None
 
     @property
     def is_fallback(self) -> bool:

@@ -171,6 +171,26 @@ class WindowAttention(nn.Module):
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return out.reshape(windows * n, c).index_select(0, layout.scatter)
 
+    def forward_batched(self, tokens: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """B x (H*W) x C normalized tokens -> B x (H*W) x C attention output, *before* ``proj``, with
+        the ``layout`` of one image applied to every image alike: the batch size never enters a
+        shape that is computed in Python, so it stays symbolic in an exported graph (ONNX)."""
+        b, _, c = tokens.shape
+        n = self.window * self.window
+        windows = tokens.index_select(1, layout.gather)
+        if len(layout.padding):
+            windows = windows.index_fill(1, layout.padding, 0.0)
+        # (window, head) pairs as SDPA's heads: 4-D tensors, which ONNX's attention needs
+        qkv = self.qkv(windows).view(b, -1, n, 3, self.heads, c // self.heads).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = (t.reshape(b, -1, n, c // self.heads) for t in qkv.unbind(0))  # B x (nW heads) x N x d
+        mask = self.relative_bias()
+        if layout.shift_mask is not None:  # interior windows first, then the ones with a shift mask
+            mask = torch.cat([mask.expand(layout.interior, -1, -1, -1), mask + layout.shift_mask])
+        mask = mask.expand(q.shape[1] // self.heads, -1, -1, -1).reshape(-1, n, n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = out.view(b, -1, self.heads, n, c // self.heads).permute(0, 1, 3, 2, 4)
+        return out.reshape(b, -1, c).index_select(1, layout.scatter)
+
 
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
@@ -203,6 +223,8 @@ class SwinBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if torch.compiler.is_exporting():
+            return self.forward_exportable(x, h, w)
         b, _, c = x.shape
         layout = window_layout(b, h, w, self.window, self.shift, x.device)
         x = x.reshape(b * h * w, c)
@@ -223,6 +245,15 @@ class SwinBlock(nn.Module):
             else:
                 chunk += self.mlp(self.norm2(chunk))
         return x.view(b, h * w, c)
+
+    def forward_exportable(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """The block for ``torch.export`` (ONNX): plain ops, no Python loop over the tokens, and the
+        window layout of one image, so that the batch size can stay dynamic. The layout must be in
+        ``window_layout``'s cache already (computed from fake tensors, it would not be constant):
+        ``toonmatte.onnx_export`` runs a real pass of one image before it traces."""
+        layout = window_layout(1, h, w, self.window, self.shift, x.device)
+        x = x + self.attn.proj(self.attn.forward_batched(self.norm1(x), layout))
+        return x + self.mlp(self.norm2(x))
 
 
 class PatchMerging(nn.Module):

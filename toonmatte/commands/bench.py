@@ -15,6 +15,8 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
   deterministic weights (``toonmatte.golden_fill``; the tiny graph gets seeded random ones), and,
   when the reference's ``forward.npz`` is there (``--golden``, default ``../shared/golden``), how far
   fp32 is from the published code's logits;
+- with ``--backend onnx``, instead of the above: ONNX Runtime on the model's ONNX export against torch,
+  both fp32, forwards alternated in one run, with the peak memory of each (``compare_onnx``);
 - foreground estimation at 2048x2048;
 - with ``--images DIR``, what a ``predict`` batch costs besides the model (on a GPU, most of it):
   decoding, the cut-out and the PNG encoding per image (with Pillow's defaults for comparison), and
@@ -64,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "CUDA graph, e.g. 1,4,8 (default: 1,2,4,8,16 on CUDA, none on the CPU)")
     parser.add_argument("--compile", action="store_true",
                         help="also time the fast path through torch.compile (compiling takes minutes)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="onnx: time ONNX Runtime on the model's ONNX export against torch instead, both fp32, "
+                             "alternating in one run, with the peak memory of each")
+    parser.add_argument("--onnx", type=Path,
+                        help="with --backend onnx, an export of the same graph, weights and size to time (default: "
+                             "export one first, which takes minutes)")
 
 
 def batch_sizes(text: str) -> list[int]:
@@ -326,14 +334,20 @@ def compiled(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int
     print(line)
 
 
-def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str) -> None:
-    """Run in a fresh process: build the optimized model, run one forward, print peak memory as JSON."""
+def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str, onnx: str | None = None) -> None:
+    """Run in a fresh process: build the optimized model (or open the ``onnx`` export with ONNX Runtime,
+    as ``Matter`` does), run one forward, print peak memory as JSON."""
     from toonmatte.runtime import keep_freed_memory
 
     chosen = torch.device(device)
-    if chosen.type == "cpu":
+    if chosen.type == "cpu" and onnx is None:
         keep_freed_memory()  # as Matter does on the CPU
-    net = build(tiny, chosen, golden=False)  # no filled copy of the weights in the peak
+    if onnx is None:
+        net = build(tiny, chosen, golden=False)  # no filled copy of the weights in the peak
+    else:
+        from toonmatte.onnx_backend import OnnxModel, providers_for
+
+        net = OnnxModel(onnx, providers=providers_for(chosen))
     x = torch.randn(batch, 3, size, size, device=chosen)
     before = _rss_bytes()
     if chosen.type == "cuda":
@@ -354,9 +368,10 @@ def _rss_bytes() -> int:
         return 0
 
 
-def peak_memory(args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, int] | None:
-    code = (f"from toonmatte.commands.bench import memory_probe; "
-            f"memory_probe({args.size}, {args.batch}, {precision!r}, {args.tiny}, {str(device)!r})")
+def peak_memory(args: argparse.Namespace, device: torch.device, precision: str,
+                onnx: Path | None = None) -> dict[str, int] | None:
+    code = (f"from toonmatte.commands.bench import memory_probe; memory_probe({args.size}, {args.batch}, "
+            f"{precision!r}, {args.tiny}, {str(device)!r}, {str(onnx) if onnx else None!r})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode != 0:
         print(f"  peak memory ({precision}): the probe process failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -455,14 +470,59 @@ def bench_outputs(folder: Path) -> None:
           f"({writer_threads()} writer threads), {len(jobs) / serial:.1f} images/s one after another in this run")
 
 
-def report_memory(args: argparse.Namespace, device: torch.device, precisions: list[str]) -> None:
+def report_memory(args: argparse.Namespace, device: torch.device, precisions: list[str],
+                  onnx: Path | None = None) -> None:
     where = "CUDA peak allocation" if device.type == "cuda" else "peak RSS of a fresh process"
     for precision in precisions:
-        memory = peak_memory(args, device, precision)
+        memory = peak_memory(args, device, precision, onnx)
         if memory:
-            print(f"peak memory, one {precision} forward ({where}): {memory['peak'] / 2**30:.2f} GiB "
+            what = f"ONNX Runtime {precision}" if onnx else precision
+            print(f"peak memory, one {what} forward ({where}): {memory['peak'] / 2**30:.2f} GiB "
                   f"(before the forward, runtime and weights: {memory['before'] / 2**30:.2f} GiB; the forward adds "
                   f"{(memory['peak'] - memory['before']) / 2**30:.2f} GiB)")
+
+
+def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
+    """ONNX Runtime on the model's export against torch, both fp32 on ``device``: one warm-up each, then
+    ``repeats`` forwards of each, alternated, so that a busy machine weighs on both; peak memory of each
+    in a fresh process; how far the two are apart. Exports first (into a temporary folder) unless
+    ``--onnx`` names a file."""
+    import tempfile
+
+    from toonmatte.onnx_backend import OnnxModel, providers_for
+    from toonmatte.onnx_export import export_onnx
+
+    net = build(args.tiny, torch.device("cpu"))
+    x = model_input(args, torch.device("cpu"))
+    shape = f"{args.batch}x3x{args.size}x{args.size}"
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.onnx
+        if path is None:
+            path = Path(folder) / "model.onnx"
+            result = export_onnx(net, path, (args.size, args.size))
+            print(f"ONNX export ({'tiny test graph' if args.tiny else 'ToonOut graph'}, {args.size}x{args.size}): "
+                  f"{result.seconds:.0f} s, {path.stat().st_size / 2**20:.0f} MB")
+        if not args.skip_memory:
+            report_memory(args, device, ["fp32"])
+            report_memory(args, device, ["fp32"], onnx=path)
+        session = OnnxModel(path, providers=providers_for(device))
+        net, x = net.to(device), x.to(device)
+        sync = synchronizer(device)
+        forwards = {"torch": lambda: run_forward(net, x, "fp32"), "ONNX Runtime": lambda: session(x)}
+        times: dict[str, list[float]] = {name: [] for name in forwards}
+        outputs = {name: forward() for name, forward in forwards.items()}  # the warm-ups
+        for _ in range(max(1, args.repeats)):
+            for name, forward in forwards.items():
+                start = time.perf_counter()
+                forward()
+                sync()
+                times[name].append(time.perf_counter() - start)
+    best = {name: min(seconds) for name, seconds in times.items()}
+    print(f"fp32 forward {shape} on {device}, alternated {max(1, args.repeats)} times: "
+          + "; ".join(f"{name} {best[name] * 1000:.0f} ms (median {np.median(times[name]) * 1000:.0f})"
+                      for name in forwards)
+          + f"; ONNX Runtime takes {best['ONNX Runtime'] / best['torch']:.2f} x torch's time; max |delta logit| "
+          f"{(outputs['ONNX Runtime'] - outputs['torch']).abs().max().item():.1e}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -477,7 +537,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads{extra}; {time.strftime('%Y-%m-%d %H:%M')}")
 
-    if not args.skip_model:
+    if not args.skip_model and args.backend == "onnx":
+        compare_onnx(args, device)
+    elif not args.skip_model:
         precisions = ["fp32"] if fast == "fp32" else ["fp32", fast]
         if not args.skip_memory:
             report_memory(args, device, precisions)

@@ -36,10 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"which model to run: {', '.join(ZOO)}, 'fallback' (classical, no weights) or the path "
                              f"of a checkpoint or fine-tune run folder (default {DEFAULT_MODEL})")
     parser.add_argument("--weights", help="checkpoint file to use instead of the Hugging Face Hub "
-                                          "(.pth or .safetensors; also $TOONMATTE_WEIGHTS)")
+                                          "(.pth or .safetensors, or with --backend onnx an exported .onnx; "
+                                          "also $TOONMATTE_WEIGHTS)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto = bf16 on CUDA and on CPUs with bf16 instructions, else fp32")
+                        help="auto = bf16 on CUDA and on CPUs with bf16 instructions, else fp32 "
+                             "(always fp32 with --backend onnx)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="torch, or onnx: ONNX Runtime on the model's ONNX export (made once into the "
+                             "toonmatte cache unless --weights is an .onnx file)")
     parser.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=True,
                         help="decontaminate edge colours of the cut-out (blur-fusion foreground estimation)")
     parser.add_argument("--skip-existing", action="store_true", help="skip images whose outputs already exist")
@@ -117,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_existing:
         jobs = [(p, s) for p, s in jobs if not all(o.exists() for o in output_paths(args.out, s))]
     prepare_folder(args.out, "The output folder")  # before the model loads: a bad --out costs nothing
-    matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision)
+    matter = Matter(args.model, weights=args.weights, device=args.device, precision=args.precision,
+                    backend=args.backend)
     failed = matte_files(matter, jobs, args.out, batch_size=args.batch_size, foreground=args.foreground,
                          notes=studio_notes(matter, jobs, args.out, rank) if args.for_studio else None)
     done = len(jobs) - failed

@@ -8,6 +8,7 @@ from huggingface_hub import DatasetCard
 
 from conftest import save_png
 from fake_hub import REPO_ID, FakeHub, http_error
+from toonmatte.cli import main
 from toonmatte.dataset import DatasetStore, list_items
 from toonmatte.dataset.publish import publish
 from toonmatte.errors import ToonmatteError
@@ -89,3 +90,16 @@ def test_publish_failures_are_one_sentence(dataset, tmp_path):
     with pytest.raises(ToonmatteError, match="not a Hub dataset name"):
         publish(dataset, "nope", api=api)
 
+
+def test_export_command_publishes_a_root_and_still_knows_onnx(dataset, monkeypatch, capsys):
+    import huggingface_hub
+
+    api = FakeHub()
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda *args, **kwargs: api)
+    assert main(["export", str(dataset), "--to-hub", REPO_ID, "--license", "mit", "--private"]) == 0
+    assert "published 5 items (15 files, 0 stale files removed; skipped 1 incomplete items)" in capsys.readouterr().out
+    assert api.repos[REPO_ID]["private"] is True
+    assert main(["export", str(dataset)]) == 1
+    assert "add --to-hub OWNER/NAME" in capsys.readouterr().err
+    assert main(["export", "onnx"]) == 1
+    assert "add --out FILE" in capsys.readouterr().err

@@ -19,7 +19,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "Score predicted mattes against ground truth with ToonOut's metrics.",
     "split": "Shuffle a dataset's items into train/val/test as ToonOut did.",
     "report": "Write a self-contained HTML quality report for a dataset.",
-    "export": "Export the model's inference graph to ONNX, for ONNX Runtime, TensorRT or OpenVINO.",
+    "export": "Export the model's inference graph to ONNX (export onnx), or publish a dataset on the Hugging Face Hub "
+              "(export ROOT --to-hub OWNER/NAME).",
     "finetune": "Fine-tune the model on a dataset's train split, validating on val (accelerate launch for many GPUs).",
 }
 

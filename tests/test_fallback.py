@@ -1,11 +1,15 @@
-"""toonmatte.fallback: the classical matte on drawn toons (in memory and a JPEG file) and degenerate inputs."""
+"""toonmatte.fallback: the classical matte on drawn toons (in memory and a JPEG file), degenerate inputs, and the drawn
+categories of benchmarks.fallback_cases against the naive baseline of benchmarks.fallback_baseline."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
+from benchmarks.fallback_baseline import baseline_alpha
+from benchmarks.fallback_cases import CATEGORIES, floor_shadow, make_case
 from conftest import FIXTURES, draw_toon
+from toonmatte import metrics
 from toonmatte.errors import BadImageError
 from toonmatte.fallback import fallback_alpha
 
@@ -126,3 +130,48 @@ def test_jpeg_file_of_a_character_cut_by_the_frame():
     assert (border == 0).mean() > 0.99
     assert (alpha[-1] == 255).sum() > 60  # the body is foreground up to the frame
     assert ((alpha > 0) & (alpha < 255)).sum() > 500  # soft outline
+
+
+# The naive baseline's (border flood fill + GrabCut, benchmarks/fallback_baseline.py) mean IoU on
+# seeds 0-2 of each drawn category at 256 px, measured 2026-12-03 (OpenCV 4.14): the fallback's floors.
+BASELINE_IOU = {
+    "plain_grey": 0.968,
+    "floor_shadow": 0.963,
+    "white_on_light": 0.971,
+    "dark_on_dark": 0.582,
+    "touching_border": 0.963,
+    "prop_held": 0.951,
+    "prop_on_surface": 0.928,
+}
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_at_least_as_good_as_the_naive_baseline(category):
+    cases = [make_case(category, 256, seed) for seed in range(3)]
+    fallback = np.mean([metrics.iou(fallback_alpha(case.rgb), case.alpha) for case in cases])
+    baseline = np.mean([metrics.iou(baseline_alpha(case.rgb), case.alpha) for case in cases])
+    assert fallback >= BASELINE_IOU[category]
+    assert fallback >= baseline  # and the baseline as it measures today
+
+
+def test_same_image_same_matte_whatever_ran_before():
+    # GrabCut's colour models start from k-means on OpenCV's global random generator
+    case = make_case("floor_shadow", 256, 0)
+    first = fallback_alpha(case.rgb)
+    cv2.setRNGSeed(12345)
+    cv2.kmeans(np.random.default_rng(0).random((50, 3), dtype=np.float32), 3, None,
+               (cv2.TERM_CRITERIA_MAX_ITER, 3, 0), 1, cv2.KMEANS_RANDOM_CENTERS)
+    baseline_alpha(case.rgb)
+    assert np.array_equal(fallback_alpha(case.rgb), first)
+
+
+def test_a_cel_shaded_shadow_beside_the_character_is_background():
+    rgb, true = draw_toon(256, 256, background=160, seed=2)
+    plain = np.full((256, 256, 3), 160.0, np.float32)
+    shaded = floor_shadow(plain, (0.3, 0.92), (0.3, 0.06), 0.25, soft=False)  # a flat patch, sharp edge
+    rgb = np.clip(np.rint(rgb + (1 - true[..., None] / 255.0) * (shaded - plain)), 0, 255).astype(np.uint8)
+    shadow = (shaded[..., 0] < 150) & (true == 0)
+    assert shadow.sum() > 1500
+    alpha = fallback_alpha(rgb)
+    assert (alpha[shadow] < 128).mean() > 0.99
+    assert metrics.iou(alpha, true) >= 0.99

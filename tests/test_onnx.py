@@ -238,6 +238,17 @@ def test_export_command_refuses_bad_sizes_and_foreign_weights(tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_export_refuses_settings_it_cannot_write_before_tracing(tmp_path):
+    model = optimize_for_inference(tiny_model())
+    for settings, fragment in (({"opset": 12}, "Opset 12 cannot be exported"), ({"precision": "int8"}, "precision"),
+                               ({"size": (32, 64)}, "at least 64"), ({"size": (100, 96)}, "multiples of 32")):
+        arguments = {"size": (64, 64), **settings}
+        with pytest.raises(OnnxModelError) as caught:
+            export_onnx(model, tmp_path / "x.onnx", **arguments)
+        assert_one_sentence(caught.value, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bench_compares_onnx_runtime_with_torch(tiny, capsys):
     _, path, _, _ = tiny
     assert main(["bench", "--backend", "onnx", "--tiny", "--size", "128", "--onnx", str(path), "--repeats", "1",

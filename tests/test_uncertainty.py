@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.uncertainty import build_dataset
 from toonmatte.cli import main
-from toonmatte.uncertainty import ranking_quality, uncertainty
+from toonmatte.uncertainty import FRAGMENT_WEIGHT, ranking_quality, uncertainty
 
 
 def disc(size: int = 128, rim: int = 0, seed: int = 0) -> np.ndarray:
@@ -35,9 +35,13 @@ def test_islands_and_holes_raise_fragments_and_an_empty_matte_needs_a_look() -> 
     islands[5:9, 5:9] = 255
     islands[120:124, 3:7] = 255
     holed = alpha.copy()
-    holed[60:66, 60:66] = 0
-    assert uncertainty(alpha).fragments == 0
-    assert uncertainty(islands).fragments >= 0.2 > uncertainty(holed).fragments >= 0.1
+    holed[62:66, 62:66] = 0  # a pinhole
+    gap = alpha.copy()
+    gap[40:88, 60:68] = 0  # a slot through the middle: a gap in the pose, not a mistake
+    dusty = alpha.copy()
+    dusty[2, 2] = 255  # one stray pixel: dust
+    assert uncertainty(alpha).fragments == uncertainty(gap).fragments == uncertainty(dusty).fragments == 0
+    assert uncertainty(islands).fragments >= 2 * FRAGMENT_WEIGHT > uncertainty(holed).fragments >= FRAGMENT_WEIGHT
     empty = uncertainty(np.zeros((32, 32), np.uint8))
     assert empty.soft == empty.fragments == 1.0 and empty.badge == "likely wrong"
     with pytest.raises(ValueError):

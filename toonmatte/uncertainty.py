@@ -4,9 +4,10 @@ Three signs that a person will have to fix a matte, each in [0, 1]:
 
 - ``soft``: the share of the matte's subject area whose alpha is neither near 0 nor near 255.
   ToonOut's mattes of flat anime art are nearly binary; wide soft regions are where it hesitated.
-- ``fragments``: the share of the subject area outside its largest connected part, plus a step
-  for each extra part and each hole the subject surrounds. Characters are mostly one piece; stray
-  islands, speckles and holes are typical mistakes.
+- ``fragments``: the share of the subject area in parts beside its largest connected one, plus a step
+  for each extra part and each small hole the subject surrounds. Characters are mostly one piece; stray
+  islands and pinholes are typical mistakes. Dust (pieces under ``MIN_PIECE`` of the area) is too small
+  to count, and a large hole is a gap in the pose (between an arm and the body), not a mistake.
 - ``flip``: the mean disagreement between the prediction and the prediction of the mirrored image
   (mirrored back), over the area either calls subject. A model sure of itself is symmetric; this
   costs a second forward pass, so it is optional.
@@ -26,8 +27,12 @@ LOW, HIGH = 25, 230
 """Alpha levels counted as "near 0" (<= LOW) and "near 255" (>= HIGH)."""
 EDGE = 2
 """A soft pixel within this many pixels of both a near-0 and a near-255 one is an ordinary edge."""
-FRAGMENT_WEIGHT = 0.1
-"""What each extra part of the subject, and each hole in it, adds to ``fragments``."""
+FRAGMENT_WEIGHT = 0.05
+"""What each extra part of the subject, and each small hole in it, adds to ``fragments``."""
+MIN_PIECE = 1e-4
+"""Parts and holes smaller than this share of the subject's area (and than 2 pixels) are dust: not counted."""
+GAP = 0.01
+"""Holes of at least this share of the subject's area are gaps in the pose: not counted."""
 WEIGHTS = {"soft": 1.0, "fragments": 1.0, "flip": 1.0}
 """Equal weights: soft and fragments catch different mistakes (noisy rims; islands and holes), and their
 mean ranks best on the mistakes a matte can show (docs/performance.md). ``flip`` is not measured yet."""
@@ -70,12 +75,16 @@ def _fragment_share(alpha: np.ndarray) -> float:
     area = int(mask.sum())
     if area == 0:
         return 1.0
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    outside = (area - int(stats[1:, cv2.CC_STAT_AREA].max())) / area
-    holes, labels = cv2.connectedComponents(1 - mask, connectivity=4)
+    _, _, parts, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    sizes = np.sort(parts[1:, cv2.CC_STAT_AREA])
+    dust = max(2.0, MIN_PIECE * area)
+    strays = sizes[:-1][sizes[:-1] >= dust]  # parts beside the largest
+    count, labels, gaps, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    enclosed = holes - 1 - np.count_nonzero(border > 0)  # background parts the subject surrounds
-    return min(1.0, outside + FRAGMENT_WEIGHT * (count - 2 + enclosed))
+    enclosed = np.setdiff1d(np.arange(1, count), border)  # background parts the subject surrounds
+    holes = gaps[enclosed, cv2.CC_STAT_AREA]
+    pieces = len(strays) + np.count_nonzero((holes >= dust) & (holes < GAP * area))
+    return min(1.0, float(strays.sum()) / area + FRAGMENT_WEIGHT * pieces)
 
 
 def _flip_disagreement(alpha: np.ndarray, flipped: np.ndarray) -> float:

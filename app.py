@@ -20,7 +20,7 @@ MAX_FILE_SIZE = "200mb"
 DEFAULT_CONCURRENCY = 2
 """Events without their own limit (applying strokes, saving, previews) run at most this many at once,
 unless $GRADIO_DEFAULT_CONCURRENCY_LIMIT says otherwise; events that may run the model are limited
-to one at a time (see annotate.ui.ENGINE)."""
+to one at a time (see annotate.web.ui.ENGINE)."""
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -71,21 +71,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from annotate.server_log import quiet_client_disconnects
+    from annotate.web.server_log import quiet_client_disconnects
 
     quiet_client_disconnects()
     # Gradio reads this when the Blocks are built: calling demo.queue(default_concurrency_limit=...)
     # instead rebuilds the whole server app once more at start-up.
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", str(DEFAULT_CONCURRENCY))
-    from annotate.gradio_import import skip_stub_writing
+    from annotate.web.gradio_import import skip_stub_writing
 
-    skip_stub_writing()  # before Gradio is first imported (by annotate.ui)
+    skip_stub_writing()  # before Gradio is first imported (by annotate.web.ui)
     from annotate import zerogpu
     from annotate.engine import Engine
     from toonmatte.dataset import DatasetStore
     from toonmatte.dataset.hub import start_hub_sync
     from annotate.studio import Studio
-    from annotate.ui import build_app, launch_kwargs
+    from annotate.web.ui import build_app, launch_kwargs
     from annotate.access import Access, read_auth_file
     from annotate.claims import TeamQueue
     from toonmatte.preannotate import load_predictions

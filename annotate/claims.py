@@ -17,7 +17,7 @@ from pathlib import Path
 
 from toonmatte.dataset import META_DIR, DatasetStore, hash_file
 from toonmatte.errors import ToonmatteError
-from toonmatte.imageio import collect_inputs
+from toonmatte.imaging.imageio import collect_inputs
 
 CLAIM_TTL = 2 * 3600.0
 """How long a claim holds (seconds) before someone else may take the item."""

@@ -29,7 +29,7 @@ from annotate.queue import (Budget, ImportResult, Predictor, WorkQueue, folder_i
 from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.preannotate import StoredPrediction
-from toonmatte.uncertainty import Uncertainty
+from toonmatte.evaluation.uncertainty import Uncertainty
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ import numpy as np
 
 from annotate import preview
 from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
-from toonmatte.png import BandedPng
+from toonmatte.imaging.png import BandedPng
 from annotate.queue import Prediction
 from toonmatte.dataset import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint
 from toonmatte.errors import ToonmatteError
-from toonmatte.foreground import estimate_foreground
-from toonmatte.uncertainty import Uncertainty
+from toonmatte.imaging.foreground import estimate_foreground
+from toonmatte.evaluation.uncertainty import Uncertainty
 
 TINT_COLOR = (255, 0, 255)
 TINT_OPACITY = 0.5

@@ -18,7 +18,7 @@ from annotate import zerogpu
 from annotate.queue import Prediction, QueueItem
 from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError
-from toonmatte.imageio import LoadedImage, load_image
+from toonmatte.imaging.imageio import LoadedImage, load_image
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from toonmatte.foreground import RADII, estimate_foreground
+from toonmatte.imaging.foreground import RADII, estimate_foreground
 
 Box = tuple[slice, slice]
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from toonmatte.foreground import cutout, parse_colour
+from toonmatte.imaging.foreground import cutout, parse_colour
 
 CHECKERBOARD = "checkerboard"
 WHITE = "white"
@@ -25,7 +25,7 @@ UNSURE = "where the model hesitates"
 OVERLAYS = (DIFFERS, UNSURE)
 """Views of the model's mistakes over the dimmed image: red where the matte differs from the model's
 prediction by more than ToonOut's tolerance (|Δα| > 10, as Pixel Accuracy counts), yellow where the
-prediction is neither near 0 nor near 255 (``toonmatte.uncertainty``)."""
+prediction is neither near 0 nor near 255 (``toonmatte.evaluation.uncertainty``)."""
 BACKGROUNDS: tuple[str, ...] = (CHECKERBOARD, WHITE, BLACK, GRAY, CUSTOM, ALPHA, *OVERLAYS)
 """The preview choices shown in the studio, in order."""
 
@@ -107,8 +107,8 @@ def compose(colours: np.ndarray, alpha: np.ndarray, choice: str, custom: str | N
 
 def overlay(image: np.ndarray, predicted: np.ndarray, alpha: np.ndarray, choice: str) -> np.ndarray:
     """One of ``OVERLAYS`` for an image, the model's predicted alpha and the current alpha (same size)."""
-    from toonmatte.metrics import WRONG_TOLERANCE
-    from toonmatte.uncertainty import HIGH, LOW
+    from toonmatte.evaluation.metrics import WRONG_TOLERANCE
+    from toonmatte.evaluation.uncertainty import HIGH, LOW
 
     if choice == DIFFERS:
         marked = np.abs(alpha.astype(np.int16) - predicted.astype(np.int16)) > WRONG_TOLERANCE

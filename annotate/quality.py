@@ -14,7 +14,7 @@ kept) are listed with no score and sorted last.
 
 Which metrics. The table shows the cheap ones: ToonOut's Pixel Accuracy, boundary IoU, IoU and MAE
 (about 11 ms for a 1024x1024 matte on one CPU core, against about 185 ms for every metric of
-``toonmatte.metrics.image_metrics``, whose S/E/F-measures dominate), so that a refresh stays
+``toonmatte.evaluation.metrics.image_metrics``, whose S/E/F-measures dominate), so that a refresh stays
 interactive; scores are cached per item version, so a refresh only reads the items saved since.
 The full set, with thumbnails, is ``python -m toonmatte report``.
 """
@@ -31,8 +31,8 @@ import pandas as pd
 
 from toonmatte.dataset import DatasetStore, ItemRecord
 from toonmatte.errors import ToonmatteError
-from toonmatte.metrics import boundary_iou, iou, mae, pixel_accuracy
-from toonmatte.uncertainty import ranking_quality, uncertainty
+from toonmatte.evaluation.metrics import boundary_iou, iou, mae, pixel_accuracy
+from toonmatte.evaluation.uncertainty import ranking_quality, uncertainty
 
 TABLE_METRICS: dict[str, Callable] = {
     "pixel_accuracy": pixel_accuracy, "boundary_iou": boundary_iou, "iou": iou, "mae": mae,

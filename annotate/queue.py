@@ -27,8 +27,8 @@ import numpy as np
 
 from toonmatte.dataset import DatasetStore, hash_file, sanitize_stem
 from toonmatte.errors import ToonmatteError, write_error
-from toonmatte.imageio import IMAGE_EXTENSIONS, collect_inputs
-from toonmatte.uncertainty import Uncertainty
+from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, collect_inputs
+from toonmatte.evaluation.uncertainty import Uncertainty
 
 log = logging.getLogger(__name__)
 

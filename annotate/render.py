@@ -2,7 +2,7 @@
 
 Gradio takes images as numpy arrays and encodes them itself (PNG at zlib's default level, about
 a second for each 2048x2048 image), so the studio hands it finished files instead: the editor's
-tinted background as a PNG re-encoded only where the matte changed (``toonmatte.png``), previews
+tinted background as a PNG re-encoded only where the matte changed (``toonmatte.imaging.png``), previews
 at preview size as JPEG (the alpha-alone view as PNG, where compression artefacts would show),
 and the full-resolution downloads as PNG. Each file is written once per matte and reused.
 
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from annotate import preview
-from annotate.canvas import stage_html
+from annotate.web.canvas import stage_html
 from annotate.editing import Item
 from toonmatte.errors import ToonmatteError
 
@@ -57,7 +57,7 @@ class Renderer:
         self._lock = threading.Lock()
 
     def editor(self, item: Item) -> str:
-        """The stroke editor's stage (``annotate.canvas``) showing ``editor_background``, with no strokes."""
+        """The stroke editor's stage (``annotate.web.canvas``) showing ``editor_background``, with no strokes."""
         return stage_html(self.editor_background(item), item.editor_size(), item.stem)
 
     def editor_background(self, item: Item) -> str:

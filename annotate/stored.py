@@ -1,5 +1,5 @@
 """The studio's predictor: a pre-annotated matte when one matches the image, else the engine; either
-way with the matte's uncertainty (``toonmatte.uncertainty``), so the queue can rank and badge items.
+way with the matte's uncertainty (``toonmatte.evaluation.uncertainty``), so the queue can rank and badge items.
 
 A stored prediction (``predict --for-studio``, loaded with ``--predictions DIR``) is used only when
 the image's sha256 and the running model's version both match it: a newer model, or an edited image,
@@ -13,9 +13,9 @@ from dataclasses import replace
 from annotate.engine import Engine
 from annotate.queue import Prediction, QueueItem
 from toonmatte.dataset import hash_file
-from toonmatte.imageio import load_image, load_mask
+from toonmatte.imaging.imageio import load_image, load_mask
 from toonmatte.preannotate import StoredPrediction
-from toonmatte.uncertainty import uncertainty
+from toonmatte.evaluation.uncertainty import uncertainty
 
 
 def predictor(engine: Engine, stored: dict[str, StoredPrediction] | None = None) -> Callable[[QueueItem], Prediction]:

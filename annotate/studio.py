@@ -17,7 +17,7 @@ import numpy as np
 
 from annotate import preview
 from annotate.access import LOCAL, Access, Person
-from annotate.api import OutputFolder, matte_file, save_file
+from annotate.web.api import OutputFolder, matte_file, save_file
 from annotate.claims import TeamQueue
 from annotate.desk import Desk, UploadLimits
 from annotate.editing import Item
@@ -27,7 +27,7 @@ from annotate.render import Renderer
 from annotate.stored import predictor
 from toonmatte.dataset import STATUSES, DatasetStore, ItemRecord, sanitize_stem
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import load_image
+from toonmatte.imaging.imageio import load_image
 from toonmatte.preannotate import StoredPrediction
 
 log = logging.getLogger(__name__)

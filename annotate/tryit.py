@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from annotate.api import OutputFolder
+from annotate.web.api import OutputFolder
 from annotate.preview import cutout_rgba
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import IMAGE_EXTENSIONS, load_image
+from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_image
 
 MAX_IMAGES = 20
 """Images matted in one press of the button."""

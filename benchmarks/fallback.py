@@ -1,6 +1,6 @@
 """``python -m benchmarks.fallback``: the classical fallback against a naive baseline.
 
-The fallback (``toonmatte.fallback``) is the whole product offline. This holds it against what
+The fallback (``toonmatte.imaging.fallback``) is the whole product offline. This holds it against what
 one writes in an afternoon, border flood fill seeding GrabCut (``benchmarks.fallback_baseline``):
 
 - **IoU per category** of drawn cases with exact ground truth (``benchmarks.fallback_cases``):
@@ -29,8 +29,8 @@ import numpy as np
 
 from benchmarks.fallback_baseline import baseline_alpha
 from benchmarks.fallback_cases import CATEGORIES, make_case
-from toonmatte.fallback import fallback_alpha
-from toonmatte.metrics import iou
+from toonmatte.imaging.fallback import fallback_alpha
+from toonmatte.evaluation.metrics import iou
 
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 Matte = Callable[[np.ndarray], np.ndarray]

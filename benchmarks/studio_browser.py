@@ -11,7 +11,7 @@ times, from the click to what the person sees:
 Each time is split at the moments the browser sends the event (``queue/join``) and first asks for a
 file of the answer: before the send is the browser's own work (the editor cropping and encoding
 its strokes), in between the server's, after it the browser fetching and drawing the results.
-Median of ``--repeats`` runs per action. The server-side benchmark is ``python -m annotate.bench``;
+Median of ``--repeats`` runs per action. The server-side benchmark is ``python -m benchmarks.studio``;
 the engine's is ``python -m toonmatte bench``.
 """
 from __future__ import annotations

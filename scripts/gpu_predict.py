@@ -2,7 +2,7 @@
 
 Usage (from the repository root, on a machine with a GPU): ``python scripts/gpu_predict.py``.
 
-Writes a checkpoint with the golden deterministic weights (``toonmatte.golden_fill``; the real
+Writes a checkpoint with the golden deterministic weights (``toonmatte.model.golden_fill``; the real
 ToonOut weights need the Hub; speed does not depend on the values), loads it through ``Matter``
 as the CLI and the studio do, and prints per-image latency (preprocessing, transfer and postprocessing
 included), batched throughput, and how far the graphed mattes are from eager ones.
@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
-from toonmatte.birefnet import build_model
-from toonmatte.golden_fill import fill_state_dict
+from toonmatte.model.birefnet import build_model
+from toonmatte.model.golden_fill import fill_state_dict
 from toonmatte.pipeline import Matter
 
 

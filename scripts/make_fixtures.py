@@ -9,7 +9,7 @@ What it writes (see ``tests/fixtures/README.md`` for the tolerances):
 - ``birefnet_swin_v1_l.keys.json.gz``: the checkpoint's key list (key -> shape, dtype), as published.
 - ``fill_digests.json.gz``: SHA-256 prefixes of the golden input at both sizes (from the reference's
   ``forward.npz``) and of every filled state-dict entry, as the reference's own ``fill.py`` makes them
-  (run here, once, never by the tests): the tests check ``toonmatte.golden_fill`` against them bit for bit.
+  (run here, once, never by the tests): the tests check ``toonmatte.model.golden_fill`` against them bit for bit.
 - ``forward.npz``: the reference logits at 256x256 and 384x256 in float16, and the top-left 64x64 corner of
   each in float32.
 - ``foreground.npz``: the top-left 160x224 corner of the reference blur-fusion input (image, alpha) and the

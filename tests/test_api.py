@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotate.api import save_file
+from annotate.web.api import save_file
 from annotate.queue import register
 from conftest import draw_toon, save_png
 from toonmatte.dataset import DatasetStore

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from conftest import draw_toon
 from toonmatte.cli import main
 from toonmatte.commands.bench import DeformableTime, agreement, batch_sizes

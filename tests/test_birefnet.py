@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import FIXTURES, checkpoint_layout, read_gzip_json
-from toonmatte.birefnet import (BiRefNetConfig, ComposedConvs, DeformableConv2d, Float32Conv2d, build_model, image_patches,
+from toonmatte.model.birefnet import (BiRefNetConfig, ComposedConvs, DeformableConv2d, Float32Conv2d, build_model, image_patches,
                                 optimize_for_inference, store_weights_in)
-from toonmatte.golden_fill import fill_state_dict, golden_input
-from toonmatte.swin import relative_position_index, shift_region_labels
+from toonmatte.model.golden_fill import fill_state_dict, golden_input
+from toonmatte.model.swin import relative_position_index, shift_region_labels
 
 GOLDEN_SIZES = [(256, 256), (384, 256)]
 # The reference's own two code paths agree to about 2e-6; 1e-4 absolute is the tolerance for our logits. The

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from conftest import REPO, draw_toon
-from toonmatte.foreground import estimate_foreground
+from toonmatte.imaging.foreground import estimate_foreground
 
 NO_LOCATOR = '''
 class NoLocator:
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 sys.path.insert(0, "tests")
 from conftest import draw_toon
-from toonmatte.foreground import estimate_foreground
+from toonmatte.imaging.foreground import estimate_foreground
 rgb, alpha = draw_toon(48, 40, seed=3)
 sys.stdout.buffer.write(estimate_foreground(rgb, alpha).tobytes())
 '''

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate import canvas
+from annotate.web import canvas
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, decode_strokes
 from toonmatte.errors import ToonmatteError
 

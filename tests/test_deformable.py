@@ -2,8 +2,8 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from toonmatte import deformable
-from toonmatte.deformable import gathered_deform_conv2d, grid_sampled_deform_conv2d, modulated_deform_conv2d
+from toonmatte.model import deformable
+from toonmatte.model.deformable import gathered_deform_conv2d, grid_sampled_deform_conv2d, modulated_deform_conv2d
 
 SAMPLERS = {"gathered": gathered_deform_conv2d, "grid-sampled": grid_sampled_deform_conv2d}
 

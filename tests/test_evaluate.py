@@ -15,7 +15,7 @@ from conftest import save_png as save
 from conftest import REPO, draw_toon
 from toonmatte.cli import main
 from toonmatte.commands.evaluate import COLUMNS
-from toonmatte.metrics import LOWER_IS_BETTER, METRIC_KEYS, image_metrics, pixel_accuracy
+from toonmatte.evaluation.metrics import LOWER_IS_BETTER, METRIC_KEYS, image_metrics, pixel_accuracy
 
 
 def make_pairs(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

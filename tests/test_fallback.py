@@ -1,4 +1,4 @@
-"""toonmatte.fallback: the classical matte on drawn toons (in memory and a JPEG file), degenerate inputs, and the drawn
+"""toonmatte.imaging.fallback: the classical matte on drawn toons (in memory and a JPEG file), degenerate inputs, and the drawn
 categories of benchmarks.fallback_cases against the naive baseline of benchmarks.fallback_baseline."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from benchmarks.fallback_baseline import baseline_alpha
 from benchmarks.fallback_cases import CATEGORIES, floor_shadow, make_case
 from conftest import FIXTURES, draw_toon
-from toonmatte import metrics
+from toonmatte.evaluation import metrics
 from toonmatte.errors import BadImageError
-from toonmatte.fallback import fallback_alpha
+from toonmatte.imaging.fallback import fallback_alpha
 
 
 def iou(pred: np.ndarray, true: np.ndarray) -> float:

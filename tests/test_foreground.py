@@ -1,4 +1,4 @@
-"""toonmatte.foreground: blur fusion against the reference output, the torch port, cut-outs."""
+"""toonmatte.imaging.foreground: blur fusion against the reference output, the torch port, cut-outs."""
 from __future__ import annotations
 
 import cv2
@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES, draw_toon
 from toonmatte.errors import BadImageError
-from toonmatte.foreground import (
+from toonmatte.imaging.foreground import (
     box_blur_torch,
     cutout,
     estimate_foreground,

@@ -1,4 +1,4 @@
-"""``annotate.gradio_import``: Gradio imported without rewriting its component stubs."""
+"""``annotate.web.gradio_import``: Gradio imported without rewriting its component stubs."""
 from __future__ import annotations
 
 import subprocess
@@ -8,12 +8,12 @@ from conftest import REPO
 
 CHECK = """
 import sys
-from annotate.gradio_import import skip_stub_writing
+from annotate.web.gradio_import import skip_stub_writing
 assert skip_stub_writing()
 import gradio as gr
 import gradio.blocks_events
 from gradio import component_meta
-from annotate.gradio_import import _no_stub
+from annotate.web.gradio_import import _no_stub
 assert component_meta.create_or_modify_pyi is _no_stub
 assert gradio.blocks_events.create_or_modify_pyi is _no_stub
 assert not skip_stub_writing()  # too late once Gradio is in

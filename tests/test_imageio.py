@@ -1,4 +1,4 @@
-"""toonmatte.imageio: every input kind and colour mode, bad inputs, atomic PNG writes, input expansion."""
+"""toonmatte.imaging.imageio: every input kind and colour mode, bad inputs, atomic PNG writes, input expansion."""
 from __future__ import annotations
 
 import io
@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, draw_toon
-from toonmatte import imageio
+from toonmatte.imaging import imageio
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import GRAY, MIN_SIDE, LoadedImage, collect_inputs, load_image, load_mask, write_png_atomic
+from toonmatte.imaging.imageio import GRAY, MIN_SIDE, LoadedImage, collect_inputs, load_image, load_mask, write_png_atomic
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
 from conftest import draw_toon
-from toonmatte.foreground import estimate_foreground
+from toonmatte.imaging.foreground import estimate_foreground
 
 
 def covered(boxes: list, shape: tuple[int, int]) -> np.ndarray:

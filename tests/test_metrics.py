@@ -9,9 +9,9 @@ import py_sod_metrics
 import pytest
 
 from conftest import REPO, draw_toon
-from toonmatte import metrics
+from toonmatte.evaluation import metrics
 from toonmatte.errors import ToonmatteError
-from toonmatte.metrics import boundary_iou, change_stats, image_metrics, iou, mae, mean_metrics, pixel_accuracy
+from toonmatte.evaluation.metrics import boundary_iou, change_stats, image_metrics, iou, mae, mean_metrics, pixel_accuracy
 
 
 def block(shape: tuple[int, int], rows: slice, cols: slice, value: int = 255) -> np.ndarray:
@@ -293,7 +293,7 @@ def test_mean_metrics():
 
 def test_importing_the_studio_does_not_import_scikit_learn():
     # py_sod_metrics imports scikit-learn (~1.5 s); the studio must start without it (issue 5: start < 5 s)
-    code = "import sys, annotate.ui; sys.exit(int('sklearn' in sys.modules or 'py_sod_metrics' in sys.modules))"
+    code = "import sys, annotate.web.ui; sys.exit(int('sklearn' in sys.modules or 'py_sod_metrics' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
 
 

@@ -21,14 +21,14 @@ from PIL import Image
 
 from conftest import FIXTURES, draw_toon
 from test_birefnet import assert_matches_reference
-from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
 from toonmatte.cli import main
 from toonmatte.errors import OnnxModelError, ToonmatteError
-from toonmatte.golden_fill import fill_state_dict, golden_input
-from toonmatte.onnx_backend import OnnxModel, cached_export_path
-from toonmatte.onnx_export import ARCHITECTURE, export_onnx
+from toonmatte.model.golden_fill import fill_state_dict, golden_input
+from toonmatte.model.onnx_backend import OnnxModel, cached_export_path
+from toonmatte.model.onnx_export import ARCHITECTURE, export_onnx
 from toonmatte.pipeline import Matter
-from toonmatte.zoo import ZOO
+from toonmatte.model.zoo import ZOO
 
 SIZE = (128, 128)
 FP32_TOLERANCE = 1e-3  # the bound on |logit delta| between ONNX Runtime and torch in fp32
@@ -84,7 +84,7 @@ def test_export_command_writes_a_checked_file_with_a_dynamic_batch(tiny):
     assert image.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     metadata = {p.key: p.value for p in proto.metadata_props}
     assert metadata["toonmatte.architecture"] == ARCHITECTURE and metadata["toonmatte.size"] == "128x128"
-    assert metadata["toonmatte.weights"] == "tiny.pth"
+    assert metadata["toonmatte.model.weights"] == "tiny.pth"
 
 
 def test_onnx_runtime_matches_torch_for_any_batch_size(tiny):
@@ -186,7 +186,7 @@ def test_matter_runs_an_onnx_file_like_torch(tiny, toonout_at_tiny_size, toon):
 
 
 def test_matter_exports_a_checkpoint_once_into_the_cache(tiny, toonout_at_tiny_size, monkeypatch):
-    import toonmatte.onnx_export
+    import toonmatte.model.onnx_export
 
     checkpoint, path, _, _ = tiny
     calls = []
@@ -196,7 +196,7 @@ def test_matter_exports_a_checkpoint_once_into_the_cache(tiny, toonout_at_tiny_s
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, out)
 
-    monkeypatch.setattr(toonmatte.onnx_export, "export_onnx", export)
+    monkeypatch.setattr(toonmatte.model.onnx_export, "export_onnx", export)
     first = Matter(weights=checkpoint, device="cpu", backend="onnx")
     second = Matter(weights=checkpoint, device="cpu", backend="onnx")
     assert calls == [(cached_export_path(checkpoint, SIZE), SIZE)]

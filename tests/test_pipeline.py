@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import draw_toon
-from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
 from toonmatte.errors import WeightsError
 from toonmatte.pipeline import IMAGENET_MEAN, IMAGENET_STD, Matter, model_for_precision, postprocess, preprocess
 

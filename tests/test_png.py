@@ -1,4 +1,4 @@
-"""toonmatte.png: ordinary PNGs, re-encoded band by band after a change; encode_png for files on disk."""
+"""toonmatte.imaging.png: ordinary PNGs, re-encoded band by band after a change; encode_png for files on disk."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import draw_toon
-from toonmatte.png import BandedPng, encode_png
+from toonmatte.imaging.png import BandedPng, encode_png
 
 
 def decode(data: bytes) -> np.ndarray:

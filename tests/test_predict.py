@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO, draw_toon
-from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.cli import main
 
 

@@ -14,13 +14,13 @@ from annotate.engine import Engine
 from annotate.quality import (ACCURACY_BINS, DEFAULT_SORT, NO_PREDICTION, SORTS, TABLE_COLUMNS, QualityRow, Scorer,
                               accuracy_histogram, annotator_lines, change_over_time, quality_view, ranking_line,
                               score_pair, sort_rows, summarize, summary_markdown, table_frame)
-from annotate.quality_tab import QualityTab, quality_tab, selected_stem
+from annotate.web.quality_tab import QualityTab, quality_tab, selected_stem
 from toonmatte.dataset import DatasetStore
-from toonmatte.uncertainty import uncertainty
+from toonmatte.evaluation.uncertainty import uncertainty
 from annotate.studio import Studio
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
-from toonmatte.metrics import boundary_iou, iou, mae, pixel_accuracy
+from toonmatte.evaluation.metrics import boundary_iou, iou, mae, pixel_accuracy
 
 SIZE = 48
 

@@ -16,7 +16,7 @@ from annotate.queue import (Budget, Prediction, QueueItem, WorkQueue, extract_zi
 from toonmatte.dataset import DatasetStore
 from conftest import draw_toon
 from toonmatte.errors import BadImageError
-from toonmatte.imageio import load_image
+from toonmatte.imaging.imageio import load_image
 
 
 

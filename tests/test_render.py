@@ -17,7 +17,7 @@ from toonmatte.dataset import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, tint
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
-from toonmatte.foreground import estimate_foreground
+from toonmatte.imaging.foreground import estimate_foreground
 
 
 def read(path: str | Path) -> np.ndarray:

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import draw_toon
-from toonmatte import pipeline, runtime
-from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+from toonmatte import pipeline
+from toonmatte.model import runtime
+from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
 from toonmatte.pipeline import pick_precision, postprocess, preprocess
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.server_log import DISCONNECT_NOTICE, QuietClientDisconnects, is_client_disconnect
+from annotate.web.server_log import DISCONNECT_NOTICE, QuietClientDisconnects, is_client_disconnect
 from conftest import REPO, draw_toon
 from studio_server import start_app, stop_app
 

@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 
 from conftest import REPO
 from studio_server import start_app, stop_app
-from toonmatte.zoo import DEFAULT_MODEL, ZOO
+from toonmatte.model.zoo import DEFAULT_MODEL, ZOO
 
 COLOURS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 HARDWARE = {"cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "l4x4", "l40sx1", "a10g-small",

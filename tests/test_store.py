@@ -87,7 +87,7 @@ def test_round_trip_is_exact_and_uses_toonout_layout(tmp_path):
 
 
 def test_an_gets_decontaminated_foreground_by_default(tmp_path):
-    from toonmatte.foreground import estimate_foreground
+    from toonmatte.imaging.foreground import estimate_foreground
 
     store = DatasetStore(tmp_path)
     image, alpha, _ = _random_images(4)
@@ -390,7 +390,7 @@ sys.stdin.read()
 
 
 def test_a_save_while_another_program_holds_the_index_changes_nothing_and_a_retry_is_the_same_item(tmp_path):
-    from annotate.api import save_file
+    from annotate.web.api import save_file
 
     store = DatasetStore(tmp_path / "data", generation="g", busy_timeout=0.3)
     _save_uniform(store, "kept", 10)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from toonmatte.swin import PatchEmbed
+from toonmatte.model.swin import PatchEmbed
 
 
 @pytest.mark.parametrize("height,width", [(64, 96), (62, 93)])  # the second is padded to whole patches
@@ -19,7 +19,7 @@ def test_patch_embedding_is_the_strided_convolution(height, width):
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    from toonmatte.swin import SwinTransformer
+    from toonmatte.model.swin import SwinTransformer
 
     torch.manual_seed(0)
     backbone = SwinTransformer(8, (2, 2), (1, 2), 4, 4.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.api import OutputFolder
+from annotate.web.api import OutputFolder
 from annotate.engine import Engine
 from annotate.tryit import fetch_url, matte_many
 from conftest import draw_toon

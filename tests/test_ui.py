@@ -10,7 +10,7 @@ from annotate.access import Access
 from annotate.engine import Engine
 from toonmatte.dataset import DatasetStore
 from annotate.studio import Studio
-from annotate.ui import build_app
+from annotate.web.ui import build_app
 from conftest import draw_toon
 
 

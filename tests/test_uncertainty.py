@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.uncertainty import build_dataset
 from toonmatte.cli import main
-from toonmatte.uncertainty import FRAGMENT_WEIGHT, ranking_quality, uncertainty
+from toonmatte.evaluation.uncertainty import FRAGMENT_WEIGHT, ranking_quality, uncertainty
 
 
 def disc(size: int = 128, rim: int = 0, seed: int = 0) -> np.ndarray:

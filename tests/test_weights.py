@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.errors import ToonmatteError, WeightsError
-from toonmatte.weights import (
+from toonmatte.model.weights import (
     cache_dir,
     describe_mismatch,
     load_weights,
@@ -20,7 +20,7 @@ from toonmatte.weights import (
     resolve_weights,
     strip_prefixes,
 )
-from toonmatte.zoo import ZOO
+from toonmatte.model.zoo import ZOO
 
 from conftest import checkpoint_layout
 
@@ -306,7 +306,7 @@ def test_damaged_converted_copy_is_rebuilt(tmp_path: Path, caplog: pytest.LogCap
     read_state_dict(path)
     (converted,) = cache_dir().glob("*.safetensors")
     converted.write_bytes(converted.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="toonmatte.weights"):
+    with caplog.at_level(logging.WARNING, logger="toonmatte.model.weights"):
         assert_same(read_state_dict(path), state)
     assert "damaged converted copy" in caplog.text
     assert_same(read_state_dict(converted), state)
@@ -321,7 +321,7 @@ def test_unwritable_cache_is_logged_and_skipped(
     state = tiny_state()
     path = tmp_path / "ckpt.pth"
     torch.save(state, path)
-    with caplog.at_level(logging.WARNING, logger="toonmatte.weights"):
+    with caplog.at_level(logging.WARNING, logger="toonmatte.model.weights"):
         assert_same(read_state_dict(path), state)
     assert "Could not write the converted checkpoint" in caplog.text
 
@@ -450,7 +450,7 @@ def test_unknown_model_is_not_a_weights_error():
 
 
 def test_a_local_checkpoint_spec_is_read_from_its_own_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from toonmatte.zoo import checkpoint_spec
+    from toonmatte.model.zoo import checkpoint_spec
 
     weights = tmp_path / "run" / "best.safetensors"
     weights.parent.mkdir()

@@ -21,7 +21,7 @@ from annotate.engine import Engine
 from annotate.queue import QueueItem
 from conftest import REPO, draw_toon, save_png
 from toonmatte.errors import ToonmatteError
-from toonmatte.imageio import GRAY
+from toonmatte.imaging.imageio import GRAY
 from toonmatte.pipeline import Matte
 
 
@@ -159,7 +159,7 @@ def test_the_default_loader_turns_cuda_graphs_off_and_refuses_onnx_on_zerogpu(mo
 
 EMULATED = r"""
 import json, sys, torch
-from toonmatte.birefnet import BiRefNetConfig, build_model
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 
 torch.manual_seed(0)
 torch.save(build_model(BiRefNetConfig.tiny()).state_dict(), sys.argv[1])

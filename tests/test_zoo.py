@@ -6,7 +6,7 @@ import json
 import pytest
 
 from toonmatte.errors import ToonmatteError
-from toonmatte.zoo import DEFAULT_MODEL, ZOO, get_spec
+from toonmatte.model.zoo import DEFAULT_MODEL, ZOO, get_spec
 
 
 def test_zoo_lists_the_five_models_with_toonout_as_default():
@@ -49,7 +49,7 @@ def test_input_size_is_fixed_or_rounded_to_multiples_of_32():
 
 
 def test_a_path_is_a_local_checkpoint_and_a_fine_tune_card_names_it(tmp_path):
-    from toonmatte.zoo import checkpoint_spec, get_spec, spec_for
+    from toonmatte.model.zoo import checkpoint_spec, get_spec, spec_for
 
     run = tmp_path / "anime-v2"
     run.mkdir()

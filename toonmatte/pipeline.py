@@ -19,12 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toonmatte.cuda_graphs import GraphedModule
+from toonmatte.model.cuda_graphs import GraphedModule
 from toonmatte.errors import OnnxModelError, ToonmatteError, WeightsError
-from toonmatte.fallback import fallback_alpha
-from toonmatte.imageio import GRAY, LoadedImage, load_image
-from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
-from toonmatte.zoo import DEFAULT_MODEL, spec_for
+from toonmatte.imaging.fallback import fallback_alpha
+from toonmatte.imaging.imageio import GRAY, LoadedImage, load_image
+from toonmatte.model.runtime import cpu_supports_bf16, keep_freed_memory
+from toonmatte.model.zoo import DEFAULT_MODEL, spec_for
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,9 @@ def postprocess(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 
 def model_for_precision(net: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
     """The model to run at ``precision``: ``net`` itself, or on CUDA in half precision a copy with
-    half-precision weights (see ``toonmatte.birefnet.store_weights_in``), which saves casting them
+    half-precision weights (see ``toonmatte.model.birefnet.store_weights_in``), which saves casting them
     on every pass; ``net`` keeps its float32 weights for an fp32 recompute."""
-    from toonmatte.birefnet import store_weights_in
+    from toonmatte.model.birefnet import store_weights_in
 
     if device.type != "cuda" or precision == "fp32":
         return net
@@ -101,14 +101,14 @@ def model_for_precision(net: torch.nn.Module, device: torch.device, precision: s
 class Matter:
     """A loaded matting engine.
 
-    ``model`` is a zoo name (see ``toonmatte.zoo.ZOO``), a local checkpoint's path (a fine-tune's
+    ``model`` is a zoo name (see ``toonmatte.model.zoo.ZOO``), a local checkpoint's path (a fine-tune's
     ``best.safetensors`` or run folder), or "fallback" for the classical engine on purpose;
     ``weights`` overrides where the checkpoint comes from (a fine-tune's weights, with their card
-    beside them, then name the model: see ``toonmatte.zoo.spec_for``). With
+    beside them, then name the model: see ``toonmatte.model.zoo.spec_for``). With
     ``allow_fallback`` a missing checkpoint is not an error: the classical engine is used
     and ``fallback_reason`` says why and how to provide the weights. On CUDA the forward pass
     is replayed from CUDA graphs, one per input shape, unless ``cuda_graphs`` is False
-    (see ``toonmatte.cuda_graphs``). With ``backend="onnx"`` ONNX Runtime runs an exported file
+    (see ``toonmatte.model.cuda_graphs``). With ``backend="onnx"`` ONNX Runtime runs an exported file
     instead of torch (see :meth:`_load_onnx`), in fp32; pre- and post-processing stay the same.
     """
 
@@ -148,8 +148,8 @@ class Matter:
             log.warning("%s", self.fallback_reason)
 
     def _load(self, weights: str | Path | None) -> tuple[torch.nn.Module, Path]:
-        from toonmatte.birefnet import build_model, config_from_state_dict, optimize_for_inference
-        from toonmatte.weights import load_weights, read_state_dict
+        from toonmatte.model.birefnet import build_model, config_from_state_dict, optimize_for_inference
+        from toonmatte.model.weights import load_weights, read_state_dict
 
         path = self._checkpoint(weights)
         if path.suffix.lower() == ".onnx":
@@ -167,16 +167,16 @@ class Matter:
         return net.to(self.device), path
 
     def _checkpoint(self, weights: str | Path | None) -> Path:
-        from toonmatte.weights import resolve_weights
+        from toonmatte.model.weights import resolve_weights
 
         return resolve_weights(self.spec, weights)
 
     def _load_onnx(self, weights: str | Path | None) -> tuple[Callable[[torch.Tensor], torch.Tensor], Path]:
         """ONNX Runtime running the checkpoint's export: the checkpoint itself when it is an .onnx file,
         else its export at the model's input size, made once (minutes on a CPU) into the toonmatte
-        cache (see ``toonmatte.onnx_backend.cached_export_path``). Returns the model and the checkpoint."""
-        from toonmatte.onnx_backend import OnnxModel, cached_export_path, providers_for
-        from toonmatte.onnx_export import export_onnx
+        cache (see ``toonmatte.model.onnx_backend.cached_export_path``). Returns the model and the checkpoint."""
+        from toonmatte.model.onnx_backend import OnnxModel, cached_export_path, providers_for
+        from toonmatte.model.onnx_export import export_onnx
 
         if self.spec.resolution is None:
             raise OnnxModelError(f"The ONNX backend runs one input size, and {self.spec.title} runs at each image's "

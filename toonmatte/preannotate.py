@@ -19,7 +19,7 @@ import numpy as np
 
 from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError, write_error
-from toonmatte.uncertainty import Uncertainty, uncertainty
+from toonmatte.evaluation.uncertainty import Uncertainty, uncertainty
 
 
 @dataclass(frozen=True)

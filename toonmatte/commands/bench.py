@@ -12,7 +12,7 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
 - the fast path (``--precision auto``: bf16 where the hardware has it): its forward time,
   its speed-up over fp32 in this run, and how far its matte is from fp32's (mean and max
   |delta alpha| in 8-bit levels, IoU of alpha > 127) on the golden input with the golden
-  deterministic weights (``toonmatte.golden_fill``; the tiny graph gets seeded random ones), and,
+  deterministic weights (``toonmatte.model.golden_fill``; the tiny graph gets seeded random ones), and,
   when the reference's ``forward.npz`` is there (``--golden``, default ``../shared/golden``), how far
   fp32 is from the published code's logits;
 - with ``--backend onnx``, instead of the above: ONNX Runtime on the model's ONNX export against torch,
@@ -135,8 +135,8 @@ def device_name(device: torch.device) -> str:
 def build(tiny: bool, device: torch.device, golden: bool = True) -> torch.nn.Module:
     """ToonOut's graph with the golden deterministic weights (seeded random ones when not ``golden``),
     or the tiny graph with seeded random ones."""
-    from toonmatte.birefnet import BiRefNetConfig, build_model, optimize_for_inference
-    from toonmatte.golden_fill import fill_state_dict
+    from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+    from toonmatte.model.golden_fill import fill_state_dict
 
     torch.manual_seed(0)
     net = build_model(BiRefNetConfig.tiny() if tiny else None)
@@ -146,7 +146,7 @@ def build(tiny: bool, device: torch.device, golden: bool = True) -> torch.nn.Mod
 
 
 def model_input(args: argparse.Namespace, device: torch.device) -> torch.Tensor:
-    from toonmatte.golden_fill import golden_input
+    from toonmatte.model.golden_fill import golden_input
 
     if not args.tiny:
         x = golden_input(args.size, args.size)
@@ -169,7 +169,7 @@ class DeformableTime:
     modulator convolutions included), measured with forward hooks while attached."""
 
     def __init__(self, net: torch.nn.Module, sync: Callable[[], None]) -> None:
-        from toonmatte.birefnet import DeformableConv2d
+        from toonmatte.model.birefnet import DeformableConv2d
 
         self.sync, self.seconds, self._start = sync, 0.0, 0.0
         modules = [m for m in net.modules() if isinstance(m, DeformableConv2d)]
@@ -234,7 +234,7 @@ def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) ->
     """Largest |logit - reference| of an fp32 forward on this device (golden weights and input) against
     the published code's logits in ``golden/forward.npz`` (256x256 and 384x256; TF32 off), or None
     without them."""
-    from toonmatte.golden_fill import golden_input
+    from toonmatte.model.golden_fill import golden_input
 
     path = golden / "forward.npz"
     if not path.is_file():
@@ -259,7 +259,7 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
     graphs (for comparison: what ``Matter`` did before the deformable convolutions could be
     captured); and how far graphs are from eager. ``float32_weights``, the same model before its
     weights were stored in half precision, adds its whole-pass graph for comparison."""
-    from toonmatte.cuda_graphs import GraphedModule
+    from toonmatte.model.cuda_graphs import GraphedModule
 
     sync = synchronizer(x.device)
     cuda = x.device.type == "cuda"
@@ -311,7 +311,7 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
 def compiled(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int) -> None:
     """Compile time and forward time through ``torch.compile`` (default mode), plain and replayed
     from a CUDA graph, against eager in the same run."""
-    from toonmatte.cuda_graphs import GraphedForward
+    from toonmatte.model.cuda_graphs import GraphedForward
 
     sync = synchronizer(x.device)
     eager = best_time(lambda: run_forward(net, x, precision), repeats, sync)
@@ -337,7 +337,7 @@ def compiled(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int
 def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str, onnx: str | None = None) -> None:
     """Run in a fresh process: build the optimized model (or open the ``onnx`` export with ONNX Runtime,
     as ``Matter`` does), run one forward, print peak memory as JSON."""
-    from toonmatte.runtime import keep_freed_memory
+    from toonmatte.model.runtime import keep_freed_memory
 
     chosen = torch.device(device)
     if chosen.type == "cpu" and onnx is None:
@@ -345,7 +345,7 @@ def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str,
     if onnx is None:
         net = build(tiny, chosen, golden=False)  # no filled copy of the weights in the peak
     else:
-        from toonmatte.onnx_backend import OnnxModel, providers_for
+        from toonmatte.model.onnx_backend import OnnxModel, providers_for
 
         net = OnnxModel(onnx, providers=providers_for(chosen))
     x = torch.randn(batch, 3, size, size, device=chosen)
@@ -380,7 +380,7 @@ def peak_memory(args: argparse.Namespace, device: torch.device, precision: str,
 
 
 def bench_foreground(device: torch.device, size: int = 2048, repeats: int = 3) -> dict[str, float]:
-    from toonmatte.foreground import estimate_foreground, estimate_foreground_torch
+    from toonmatte.imaging.foreground import estimate_foreground, estimate_foreground_torch
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -401,7 +401,7 @@ class ReadyMatter:
     title = "ready-made mattes"
 
     def __init__(self) -> None:
-        from toonmatte.imageio import GRAY
+        from toonmatte.imaging.imageio import GRAY
 
         self.background = GRAY
 
@@ -425,9 +425,9 @@ def bench_outputs(folder: Path) -> None:
     from PIL import Image
 
     from toonmatte.commands.predict import matte_files, save_outputs, unique_stems, writer_threads
-    from toonmatte.foreground import cutout
-    from toonmatte.imageio import collect_inputs, load_image
-    from toonmatte.png import encode_png
+    from toonmatte.imaging.foreground import cutout
+    from toonmatte.imaging.imageio import collect_inputs, load_image
+    from toonmatte.imaging.png import encode_png
 
     paths = collect_inputs([str(folder)])
     if not paths:
@@ -489,8 +489,8 @@ def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
     ``--onnx`` names a file."""
     import tempfile
 
-    from toonmatte.onnx_backend import OnnxModel, providers_for
-    from toonmatte.onnx_export import export_onnx
+    from toonmatte.model.onnx_backend import OnnxModel, providers_for
+    from toonmatte.model.onnx_export import export_onnx
 
     net = build(args.tiny, torch.device("cpu"))
     x = model_input(args, torch.device("cpu"))
@@ -527,7 +527,7 @@ def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toonmatte.pipeline import PRECISIONS, model_for_precision, pick_device, pick_precision
-    from toonmatte.runtime import cpu_supports_bf16, keep_freed_memory
+    from toonmatte.model.runtime import cpu_supports_bf16, keep_freed_memory
 
     device = pick_device(args.device)
     fast = pick_precision(args.precision, device)

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from toonmatte.dataset import SPLITS, Item, list_items
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imageio import IMAGE_EXTENSIONS, load_mask
-from toonmatte.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
+from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_mask
+from toonmatte.evaluation.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
 
 FALLBACK = "fallback"
 CUTOUT_SUFFIX = "_rgba"
@@ -277,7 +277,7 @@ def run_models(args: argparse.Namespace) -> int:
 def run_uncertainty(args: argparse.Namespace) -> int:
     """How well the uncertainty score ranks a dataset's corrected items by how much people changed them."""
     from toonmatte.dataset import DatasetStore
-    from toonmatte.uncertainty import ranking_quality, uncertainty
+    from toonmatte.evaluation.uncertainty import ranking_quality, uncertainty
 
     with DatasetStore(args.data) as store:
         rows = []

@@ -5,7 +5,7 @@
 The file takes ``image`` (N x 3 x H x W float32, normalized) and gives ``logits`` (N x 1 x H x W);
 N is dynamic. Before the file is moved into place it is checked with ``onnx.checker`` and run with
 ONNX Runtime against the torch model on the golden input; the command prints how far apart they are.
-See ``toonmatte.onnx_export``.
+See ``toonmatte.model.onnx_export``.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import argparse
 from pathlib import Path
 
 from toonmatte.errors import ToonmatteError
-from toonmatte.zoo import DEFAULT_MODEL, ZOO, get_spec
+from toonmatte.model.zoo import DEFAULT_MODEL, ZOO, get_spec
 
 FORMATS = ("onnx",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from toonmatte.onnx_export import DEFAULT_OPSET, PRECISIONS
+    from toonmatte.model.onnx_export import DEFAULT_OPSET, PRECISIONS
 
     from toonmatte.commands import publish_dataset
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return publish_dataset.run(args, args.format)
     if args.out is None:
         raise ToonmatteError("export onnx writes a file: add --out FILE.")
-    from toonmatte.onnx_export import export_onnx
+    from toonmatte.model.onnx_export import export_onnx
     from toonmatte.pipeline import Matter
 
     spec = get_spec(args.model)

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.foreground import cutout
-from toonmatte.imageio import LoadedImage, collect_inputs, load_image, prepare_folder, write_png_atomic
+from toonmatte.imaging.foreground import cutout
+from toonmatte.imaging.imageio import LoadedImage, collect_inputs, load_image, prepare_folder, write_png_atomic
 from toonmatte.launch import own_device, process_count, process_index
 from toonmatte.preannotate import PreAnnotations
-from toonmatte.zoo import DEFAULT_MODEL, ZOO
+from toonmatte.model.zoo import DEFAULT_MODEL, ZOO
 
 if TYPE_CHECKING:
     from toonmatte.pipeline import Matte, Matter

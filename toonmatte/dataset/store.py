@@ -53,7 +53,7 @@ from toonmatte.dataset.layout import (
     HISTORY_DIR, KINDS, MAX_STEM_LENGTH, META_DIR, Item, check_folder_name, history_folder, sanitize_stem,
     triple_paths)
 from toonmatte.errors import ToonmatteError, write_error
-from toonmatte.metrics import change_stats
+from toonmatte.evaluation.metrics import change_stats
 
 PREDICTIONS_DIR = "predictions"
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class DatasetStore:
         if not set(encoded) <= {*KINDS, "prediction"}:
             raise ValueError(f"encoded PNGs can be given for {', '.join(KINDS)} and prediction, not {sorted(encoded)}")
         if foreground is None and "an" not in encoded:
-            from toonmatte.foreground import estimate_foreground
+            from toonmatte.imaging.foreground import estimate_foreground
 
             foreground = estimate_foreground(image, alpha)
         changed_fraction = mean_abs_delta = None

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Sampler
 
 from toonmatte.dataset import Item, list_items
 from toonmatte.errors import BadImageError, TrainingError
-from toonmatte.imageio import GRAY, load_image, load_mask
+from toonmatte.imaging.imageio import GRAY, load_image, load_mask
 from toonmatte.pipeline import preprocess
 from toonmatte.training.augment import Augmentation, augment
 

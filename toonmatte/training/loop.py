@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from toonmatte.birefnet import BiRefNet, BiRefNetConfig, config_from_state_dict
+from toonmatte.model.birefnet import BiRefNet, BiRefNetConfig, config_from_state_dict
 from toonmatte.dataset import describe_missing
 from toonmatte.errors import TrainingError, WeightsError
 from toonmatte.launch import use_cpu_without_gpu
@@ -127,8 +127,8 @@ def initial_model(settings: Settings) -> tuple[BiRefNet, dict[str, Any]]:
         config = CONFIGS[settings.config or "toonout"]
         torch.manual_seed(settings.seed)
         return BiRefNet(config), {"name": "random", "config": settings.config or "toonout"}
-    from toonmatte.weights import load_weights, read_state_dict, resolve_weights
-    from toonmatte.zoo import ZOO, get_spec
+    from toonmatte.model.weights import load_weights, read_state_dict, resolve_weights
+    from toonmatte.model.zoo import ZOO, get_spec
 
     spec = get_spec(settings.init)
     path = resolve_weights(spec)
@@ -391,7 +391,7 @@ class Run:
         """Mean Pixel Accuracy and MAE over val (each process scores its share), as at inference."""
         from accelerate.utils import gather_object
 
-        from toonmatte.metrics import mae, pixel_accuracy
+        from toonmatte.evaluation.metrics import mae, pixel_accuracy
         from toonmatte.pipeline import postprocess
 
         accelerator = self.accelerator

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from toonmatte.imageio import write_png_atomic
+from toonmatte.imaging.imageio import write_png_atomic
 
 METRIC_COLUMNS = ("epoch", "step", "train_loss", "pixel_loss", "gradient_loss", "val_pa", "val_mae", "lr",
                   "images_per_s", "seconds")

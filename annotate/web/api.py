@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
-from toonmatte.imageio import load_image, load_mask, write_png_atomic
+from toonmatte.imaging.imageio import load_image, load_mask, write_png_atomic
 
 
 class OutputFolder:

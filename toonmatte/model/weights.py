@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from toonmatte.errors import WeightsError
-from toonmatte.zoo import DEFAULT_MODEL, ModelSpec, get_spec
+from toonmatte.model.zoo import DEFAULT_MODEL, ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Running an exported BiRefNet (``toonmatte.onnx_export``) with ONNX Runtime, in place of the torch model.
+"""Running an exported BiRefNet (``toonmatte.model.onnx_export``) with ONNX Runtime, in place of the torch model.
 
 A file is checked before use: that ONNX Runtime can read and run it (its opset included), that it
 takes ``image`` and gives ``logits`` as toonmatte's exports do, and that its metadata names this
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from toonmatte.errors import OnnxModelError
-from toonmatte.onnx_export import ARCHITECTURE, DEFAULT_OPSET, INPUT_NAME, METADATA, OUTPUT_NAME
+from toonmatte.model.onnx_export import ARCHITECTURE, DEFAULT_OPSET, INPUT_NAME, METADATA, OUTPUT_NAME
 
 EXPORT_HINT = "export one with python -m toonmatte export onnx"
 
@@ -35,7 +35,7 @@ def cached_export_path(weights: Path, size: tuple[int, int], opset: int = DEFAUL
     """Where ``Matter`` keeps the export of ``weights`` at ``size``: in ``<toonmatte cache>/onnx``, named
     after the file's name, size and modification time (as converted checkpoints are), so a replaced
     checkpoint is exported again."""
-    from toonmatte.weights import cache_dir
+    from toonmatte.model.weights import cache_dir
 
     stat = weights.stat()
     key = hashlib.sha256(f"{weights.name}|{stat.st_size}|{stat.st_mtime_ns}|{ARCHITECTURE}|{opset}".encode())

@@ -1,4 +1,4 @@
-"""``python -m annotate.bench``: how responsive the studio is on this machine, server side.
+"""``python -m benchmarks.studio``: how responsive the studio is on this machine, server side.
 
 Times, on a procedurally drawn 2048x2048 toon image:
 
@@ -130,18 +130,18 @@ def browser_png(array: np.ndarray) -> bytes:
     How a PNG was compressed sets its decoding cost: a mostly empty strokes layer written this way decodes several
     times faster than the same layer at zlib's default level with adaptive filters.
     """
-    from toonmatte.png import png_file, up_filtered
+    from toonmatte.imaging.png import png_file, up_filtered
 
     rows = np.ascontiguousarray(array).reshape(array.shape[0], -1)
     return png_file(array.shape, zlib.compress(up_filtered(rows, None), 1))
 
 
 def strokes_payload(layer: np.ndarray) -> str:
-    """What the studio's editor (``annotate/canvas.js``) sends with an event for a painted ``layer``:
+    """What the studio's editor (``annotate/web/canvas.js``) sends with an event for a painted ``layer``:
     the painted pixels' bounding box as a PNG data URL, with its offset and the canvas size."""
     import base64
 
-    from annotate.canvas import PNG_DATA_URL
+    from annotate.web.canvas import PNG_DATA_URL
 
     rows, cols = np.flatnonzero(layer[..., 3].any(1)), np.flatnonzero(layer[..., 3].any(0))
     crop = layer[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
@@ -158,7 +158,7 @@ class _StudioHarness:
         from annotate.engine import Engine
         from annotate.studio import Studio
         from toonmatte.dataset import DatasetStore
-        from annotate.ui import build_app
+        from annotate.web.ui import build_app
 
         self.folder = folder
         self.studio = Studio(DatasetStore(folder / "dataset", generation="bench"), Engine(model="fallback"),
@@ -209,7 +209,7 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
     """Show an image, apply strokes to it and save it, through the studio's real handlers."""
     from annotate import editing, preview
     from annotate.editing import Item
-    from annotate.canvas import editor_value
+    from annotate.web.canvas import editor_value
     from annotate.strokes import strokes_from_editor
 
     rgb, truth = draw_scene(size)
@@ -315,7 +315,7 @@ def bench_start(timeout: float = 120.0) -> Row:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m annotate.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studio", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=2048, help="image side (default 2048)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per step after one warm-up (default 5)")
     parser.add_argument("--skip-start", action="store_true", help="do not time the app start")

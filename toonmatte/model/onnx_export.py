@@ -10,7 +10,7 @@ for each feature-map size.
 
 The file is checked with ``onnx.checker``, run once with ONNX Runtime against the torch model on the
 golden input (the result is returned), and only then moved into place, so a file at the output path is
-always complete. Its metadata records what it is, which ``toonmatte.onnx_backend`` checks before use.
+always complete. Its metadata records what it is, which ``toonmatte.model.onnx_backend`` checks before use.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class HalfPrecision(nn.Module):
     ONNX Runtime's CPU provider casts most float16 nodes back to float32."""
 
     def __init__(self, net: nn.Module) -> None:
-        from toonmatte.birefnet import store_weights_in
+        from toonmatte.model.birefnet import store_weights_in
 
         super().__init__()
         self.net = store_weights_in(net, torch.float16)
@@ -77,7 +77,7 @@ def export_onnx(net: nn.Module, out: str | os.PathLike[str], size: tuple[int, in
     """
     import onnx
 
-    from toonmatte.golden_fill import golden_input
+    from toonmatte.model.golden_fill import golden_input
 
     if precision not in PRECISIONS:
         raise OnnxModelError(f"Unknown ONNX precision {precision!r}; use one of: {', '.join(PRECISIONS)}.")
@@ -147,7 +147,7 @@ def _check_and_move(temporary: Path, out: Path, image: torch.Tensor, reference: 
     on any failure). Returns the largest |logit| difference from ``reference``."""
     import onnx
 
-    from toonmatte.onnx_backend import OnnxModel
+    from toonmatte.model.onnx_backend import OnnxModel
 
     try:
         onnx.checker.check_model(str(temporary))

@@ -13,7 +13,7 @@ Pass 1 uses F = B = I and r = 90; pass 2 uses F = F'1, B = B_1 and r = 6.
 ``estimate_foreground`` reproduces the reference CPU output bit for bit: float32 arithmetic in the
 reference's order, OpenCV's box blur (reflect-101 border) and truncation to 8 bits. For speed:
 
-- the pointwise maths of each stage is one compiled loop (``toonmatte.blur_fusion``, numba) that
+- the pointwise maths of each stage is one compiled loop (``toonmatte.imaging.blur_fusion``, numba) that
   reads the uint8 inputs and the blurred planes once; NumPy needed some forty array sweeps per pass;
 - only the eight planes that get blurred are image-sized (a at both radii, F*a and B*(1-a) per
   channel, stored planar: OpenCV blurs a contiguous plane fastest), so little fresh memory is touched;
@@ -63,7 +63,7 @@ def _check_pair(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Foreground colours (uint8 HxWx3) of an RGB uint8 image under a uint8 alpha, by blur fusion."""
-    from toonmatte.blur_fusion import fuse_rows, prepare_rows
+    from toonmatte.imaging.blur_fusion import fuse_rows, prepare_rows
 
     image, alpha = _check_pair(image, alpha)
     h, w = alpha.shape

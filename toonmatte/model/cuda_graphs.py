@@ -6,7 +6,7 @@ a fast GPU, launching them one by one from Python costs more than running them; 
 captured graph replays them with one launch.
 
 The whole pass can be captured because its deformable convolutions are plain PyTorch
-operations (``toonmatte.deformable``). torchvision's CUDA ``deform_conv2d``, which they
+operations (``toonmatte.model.deformable``). torchvision's CUDA ``deform_conv2d``, which they
 replace at inference, launches its sampling kernel outside the current stream: a graph
 of the pass with it replayed wrong logits (off by 0.77 on an H200), so only the backbone
 was captured then.

@@ -1,6 +1,6 @@
 """The studio's Gradio Blocks: layout and short event handlers over ``annotate.studio.Studio``.
 
-The stroke editor is ``annotate.canvas`` (a ``gr.HTML`` stage and its script): strokes reach the
+The stroke editor is ``annotate.web.canvas`` (a ``gr.HTML`` stage and its script): strokes reach the
 server only when a button is pressed, as the painted pixels' crop in a hidden textbox that the
 event's ``js`` fills (``STROKES_JS``).
 
@@ -16,11 +16,12 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from annotate import canvas, preview
-from annotate.canvas import EMPTY_STAGE
+from annotate.web import canvas
+from annotate import preview
+from annotate.web.canvas import EMPTY_STAGE
 from annotate.editing import Item
-from annotate.quality_tab import quality_tab, selected_stem
-from annotate.shortcuts import EDITOR_ID, help_markdown
+from annotate.web.quality_tab import quality_tab, selected_stem
+from annotate.web.shortcuts import EDITOR_ID, help_markdown
 from annotate.access import person_of
 from annotate.desk import ORDERS, Desk, Step
 from annotate.studio import Studio
@@ -122,7 +123,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                                          show_label=True, container=True, js_on_load=None)
                         strokes = gr.Textbox(visible=False)  # filled by STROKES_JS when an event needs them
                         gr.Markdown(LEGEND, elem_id="editor-legend")
-                        with gr.Row():  # wired in the browser by annotate/shortcuts.js (they drive the editor's toolbar)
+                        with gr.Row():  # wired in the browser by annotate/web/shortcuts.js (they drive the editor's toolbar)
                             gr.Button("Foreground (F)", elem_id="brush-fg", elem_classes="brush-fg", size="sm", min_width=60)
                             gr.Button("Background (B)", elem_id="brush-bg", elem_classes="brush-bg", size="sm", min_width=60)
                             gr.Button("Edge (E)", elem_id="brush-edge", elem_classes="brush-edge", size="sm", min_width=60)
@@ -387,7 +388,7 @@ def build_app(studio: Studio) -> gr.Blocks:
 
 def launch_kwargs() -> dict[str, Any]:
     """Page-level options that Gradio 6 takes in ``launch``: the stylesheet, the shortcut and editor scripts."""
-    from annotate import shortcuts
+    from annotate.web import shortcuts
 
     return {"css": CSS + f"#{EDITOR_ID} {{ --tm-editor-height: {EDITOR_HEIGHT}px; }}\n",
             "head": shortcuts.head() + "\n" + canvas.head()}

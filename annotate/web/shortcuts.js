@@ -1,8 +1,8 @@
 // Keyboard shortcuts for the toonmatte studio (loaded into the page <head>). Keys click the studio's
-// buttons by elem_id; the brush buttons drive the stroke editor (annotate/canvas.js).
+// buttons by elem_id; the brush buttons drive the stroke editor (annotate/web/canvas.js).
 (() => {
   if (window.toonmatte) return;  // Gradio may insert the <head> script twice: install the listeners once
-  const KEYS = __KEYS__;  // key -> elem_id of the button to click (filled in by annotate/shortcuts.py)
+  const KEYS = __KEYS__;  // key -> elem_id of the button to click (filled in by annotate/web/shortcuts.py)
   const canvas = () => window.toonmatteCanvas;
   const BUTTONS = {  // elem_id -> what the button does, wired here rather than as Gradio events
     "__FG__": () => canvas()?.pickBrush(0),

@@ -250,7 +250,7 @@ class SwinBlock(nn.Module):
         """The block for ``torch.export`` (ONNX): plain ops, no Python loop over the tokens, and the
         window layout of one image, so that the batch size can stay dynamic. The layout must be in
         ``window_layout``'s cache already (computed from fake tensors, it would not be constant):
-        ``toonmatte.onnx_export`` runs a real pass of one image before it traces."""
+        ``toonmatte.model.onnx_export`` runs a real pass of one image before it traces."""
         layout = window_layout(1, h, w, self.window, self.shift, x.device)
         x = x + self.attn.proj(self.attn.forward_batched(self.norm1(x), layout))
         return x + self.mlp(self.norm2(x))

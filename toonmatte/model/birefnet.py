@@ -1,7 +1,7 @@
 """BiRefNet (Swin-L v1, multi-scale 'cat' input, context features, ASPPDeformable decoder) as ToonOut uses it.
 
 Module and parameter names follow the published checkpoint exactly, so its state dict
-loads strictly (see ``toonmatte.weights``). Every channel count is derived from the
+loads strictly (see ``toonmatte.model.weights``). Every channel count is derived from the
 backbone's embedding width, which lets tests build a tiny variant of the same graph.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-from toonmatte.deformable import modulated_deform_conv2d
-from toonmatte.swin import SwinTransformer
+from toonmatte.model.deformable import modulated_deform_conv2d
+from toonmatte.model.swin import SwinTransformer
 
 ASPP_DROPOUT = 0.5  # after each ASPP block in training, as in BiRefNet; identity at eval
 

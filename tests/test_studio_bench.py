@@ -1,4 +1,4 @@
-"""The studio benchmark (``python -m annotate.bench``) runs the real handlers on the browser's path."""
+"""The studio benchmark (``python -m benchmarks.studio``) runs the real handlers on the browser's path."""
 from __future__ import annotations
 
 import zlib
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pyspng
 
-from annotate import bench, preview
-from annotate.canvas import editor_value
+from benchmarks import bench
+from annotate import preview
+from annotate.web.canvas import editor_value
 from annotate.editing import Item
 
 

@@ -1,0 +1,1 @@
+"""Measuring mattes: ToonOut's metrics against a reference, and how unsure a matte looks without one."""

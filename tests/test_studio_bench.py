@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyspng
 
-from benchmarks import bench
+from benchmarks import studio as bench
 from annotate import preview
 from annotate.web.canvas import editor_value
 from annotate.editing import Item

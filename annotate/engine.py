@@ -1,6 +1,6 @@
 """The studio's matting engine, loaded on a background thread so the page is served at once.
 
-Loading ToonOut (torch import, a 900 MB checkpoint) takes seconds to minutes; the studio starts
+Loading ToonOut (the torch import, a large checkpoint to download and read) is slow; the studio starts
 serving immediately and the first prediction waits for the load. When no weights can be had,
 ``toonmatte.pipeline.Matter`` falls back to the classical engine and ``banner`` says why.
 On a ZeroGPU Space the model calls run with a borrowed GPU (see ``annotate.zerogpu``).

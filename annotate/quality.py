@@ -7,14 +7,14 @@ keeps it with that version under ``.toonmatte/predictions/`` (see ``toonmatte.da
 view scores exactly that file. Re-running ``studio.engine`` instead was rejected: it would score
 whatever model is loaded today rather than the one the annotator corrected (the index's
 ``model``/``model_version``), it would not agree with the change statistics recorded at save time,
-and it costs a forward pass per item (minutes on a CPU for a few hundred images). Comparing today's
+and it costs a forward pass per item, which on a CPU makes a refresh of a real dataset take minutes. Comparing today's
 model on the dataset is what ``python -m toonmatte evaluate --models ... --data ROOT`` is for.
 Versions saved without a prediction (the ``/save`` endpoint, or saves from before predictions were
 kept) are listed with no score and sorted last.
 
 Which metrics. The table shows the cheap ones: ToonOut's Pixel Accuracy, boundary IoU, IoU and MAE
-(about 11 ms for a 1024x1024 matte on one CPU core, against about 185 ms for every metric of
-``toonmatte.evaluation.metrics.image_metrics``, whose S/E/F-measures dominate), so that a refresh stays
+(far cheaper than every metric of ``toonmatte.evaluation.metrics.image_metrics``, whose
+S/E/F-measures dominate its cost), so that a refresh stays
 interactive; scores are cached per item version, so a refresh only reads the items saved since.
 The full set, with thumbnails, is ``python -m toonmatte report``.
 """

@@ -34,8 +34,8 @@ ENV = "SPACES_ZERO_GPU"
 """Set to true by Hugging Face on a ZeroGPU Space (read the same way as ``spaces.config``)."""
 DURATIONS = {"image": 15, "prefetch": 15, "batch": 15}
 """Seconds of GPU asked for by a call of each kind, for its first image. The pass itself takes a
-fraction of a second; the margin covers a worker's start (CUDA context, moving about 1.3 GB of
-weights: fp32 for recomputes plus the bf16 copy). ZeroGPU refuses a request longer than what is left
+fraction of a second; the margin covers a worker's start (CUDA context, moving the weights twice over:
+fp32 for recomputes plus the bf16 copy). ZeroGPU refuses a request longer than what is left
 of the visitor's daily quota and queues shorter ones first, so asking for more than needed hurts."""
 PER_EXTRA_IMAGE_S = 1
 """Seconds added for each further image of a batch (a pass plus pre- and post-processing)."""

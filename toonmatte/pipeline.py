@@ -60,8 +60,8 @@ def pick_device(device: str | None) -> torch.device:
 
 def pick_precision(precision: str | None, device: torch.device) -> str:
     """``None`` or "auto" means bf16 on CUDA (ToonOut trained in bf16), and on a CPU with
-    bfloat16 instructions (about 3x faster than fp32 there, mattes within a level or two);
-    fp32 on other CPUs."""
+    bfloat16 instructions (several times faster than fp32 there, with mattes within a level or two of
+    fp32's); fp32 on other CPUs."""
     if precision in (None, "auto"):
         return "bf16" if device.type == "cuda" or cpu_supports_bf16() else "fp32"
     if precision not in PRECISIONS:
@@ -251,7 +251,7 @@ class Matter:
         Half precision runs under autocast; a result with NaN/inf is recomputed in fp32.
         CUDA runs under ``inference_mode``; the CPU under ``no_grad``, because with
         ``inference_mode`` CPU autocast re-casts every weight at every use instead of once
-        per pass (6% of a bf16 CPU forward).
+        per pass.
         """
         assert self._net is not None
         grad_off = torch.inference_mode() if self.device.type == "cuda" else torch.no_grad()

@@ -21,7 +21,8 @@ from PIL import Image
 
 from conftest import FIXTURES, draw_toon
 from test_birefnet import assert_matches_reference
-from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
+from toonmatte.model.inference import optimize_for_inference
 from toonmatte.cli import main
 from toonmatte.errors import OnnxModelError, ToonmatteError
 from toonmatte.model.golden_fill import fill_state_dict, golden_input
@@ -261,11 +262,11 @@ def test_bench_compares_onnx_runtime_with_torch(tiny, capsys):
 
 
 def test_the_studio_runs_the_onnx_backend_when_asked(tiny, toonout_at_tiny_size):
-    import app
     from annotate.engine import Engine
+    from annotate.web.main import parse_args
 
     _, path, _, _ = tiny
-    assert app.parse_args([]).backend == "torch" and app.parse_args(["--backend", "onnx"]).backend == "onnx"
+    assert parse_args([]).backend == "torch" and parse_args(["--backend", "onnx"]).backend == "onnx"
     engine = Engine(weights=str(path), device="cpu", backend="onnx")
     assert engine.get(timeout=300).backend == "onnx"
     banner, warning = engine.banner()

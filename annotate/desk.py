@@ -342,7 +342,7 @@ class Desk:
         if record is None:
             raise ToonmatteError(f"{stem} is not in the dataset index; refresh the gallery.")
         if record.versions > 0:
-            return self._restore(editing.from_store(self.store, stem, self.engine.predict))[0]
+            return self._restore(editing.from_store(self.store, stem, self.engine))[0]
         queue = self._queue()
         index = queue.locate(stem)
         if index is None:

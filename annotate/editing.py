@@ -22,6 +22,7 @@ import numpy as np
 from annotate import preview
 from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
 from toonmatte.imaging.png import BandedPng
+from annotate.engine import Engine
 from annotate.queue import Prediction
 from toonmatte.dataset import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint
@@ -238,12 +239,13 @@ def from_prediction(store: DatasetStore, prediction: Prediction) -> Item:
                 stored=prediction.stored)
 
 
-def from_store(store: DatasetStore, stem: str, predict: Callable[[np.ndarray], Any]) -> Item:
-    """Reopen a saved item: its saved image and alpha, with ``predict(image)`` (a ``Matte``) as the reset target."""
+def from_store(store: DatasetStore, stem: str, engine: Engine) -> Item:
+    """Reopen a saved item: its saved image and alpha, with the engine's prediction of the image as the
+    reset target, recorded under the engine's model version (as a queue prediction is)."""
     image, gt, _ = store.load_triple(stem)
     record = store.get(stem)
-    matte = predict(image)
-    return Item(stem, image, matte.alpha, gt, matte.engine, str(getattr(matte, "version", matte.engine)),
+    matte = engine.predict(image)
+    return Item(stem, image, matte.alpha, gt, matte.engine, engine.version(),
                 record.source_path if record else None, record.source_hash if record else None)
 
 

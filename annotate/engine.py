@@ -12,18 +12,25 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
+
+import numpy as np
 
 from annotate import zerogpu
+from annotate.protocols import MatteResult, MattingEngine
 from annotate.queue import Prediction, QueueItem
 from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError
-from toonmatte.imaging.imageio import LoadedImage, load_image
+from toonmatte.imaging.imageio import ImageSource, LoadedImage, load_image
 
 log = logging.getLogger(__name__)
 
 
-def _default_loader(model: str, weights: str | None, device: str | None, backend: str = "torch") -> Any:
+Loader = Callable[[str, str | None, str | None], MattingEngine]
+"""Builds the engine from (model, weights, device); see ``Engine``."""
+
+
+def _default_loader(model: str, weights: str | None, device: str | None, backend: str = "torch") -> MattingEngine:
     from toonmatte.pipeline import Matter
 
     if zerogpu.active() and backend != "torch":
@@ -47,10 +54,10 @@ class Engine:
     """
 
     def __init__(self, model: str = "toonout", weights: str | None = None, device: str | None = None,
-                 loader: Callable[[str, str | None, str | None], Any] | None = None, backend: str = "torch") -> None:
+                 loader: Loader | None = None, backend: str = "torch") -> None:
         self.model, self.weights, self.device = model, weights, device
         self._loader = loader or functools.partial(_default_loader, backend=backend)
-        self._matter: Any = None
+        self._matter: MattingEngine | None = None
         self._error: ToonmatteError | None = None
         self._ready = threading.Event()
         self._started = threading.Lock()
@@ -74,7 +81,7 @@ class Engine:
     def _load(self) -> None:
         try:
             self._matter = self._loader(self.model, self.weights, self.device)
-            log.info("engine ready: %s", getattr(self._matter, "engine", "?"))
+            log.info("engine ready: %s", self._matter.engine)
         except ToonmatteError as error:
             self._error = error
             log.error("%s", error)
@@ -84,13 +91,14 @@ class Engine:
         finally:
             self._ready.set()
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self, timeout: float | None = None) -> MattingEngine:
         """The loaded matter (waits for the load); raises the load's ``ToonmatteError``."""
         self.start()
         if not self._ready.wait(timeout):
             raise ToonmatteError("The matting engine is still loading; try again in a moment.")
         if self._error is not None:
             raise self._error
+        assert self._matter is not None  # set whenever the load finished without an error
         return self._matter
 
     def banner(self) -> tuple[str, bool]:
@@ -99,27 +107,33 @@ class Engine:
             matter = self.get()
         except ToonmatteError as error:
             return f"**The matting engine failed to load.** {error}", True
-        title = getattr(matter, "title", matter.engine)
         if matter.is_fallback:
             reason = matter.fallback_reason or "The classical fallback was chosen with --model fallback."
-            return f"**Engine: {title}.** {reason}", True
+            return f"**Engine: {matter.title}.** {reason}", True
         device = "ZeroGPU" if zerogpu.active() and matter.device.type == "cuda" else matter.device
-        runtime = " with ONNX Runtime" if getattr(matter, "backend", "torch") == "onnx" else ""
-        return (f"Engine: **{title}** ({matter.engine}, version {getattr(matter, 'version', '?')}, on {device}"
+        runtime = " with ONNX Runtime" if matter.backend == "onnx" else ""
+        return (f"Engine: **{matter.title}** ({matter.engine}, version {matter.version}, on {device}"
                 f"{runtime})", False)
 
-    def predict(self, source: Any) -> Any:
+    def version(self) -> str:
+        """The model version every matte of this engine is recorded with (waits for the load).
+
+        Queue predictions and reopened items both take it from here, so a triple's ``model_version``
+        does not depend on how the person reached the item."""
+        return self.get().version
+
+    def predict(self, source: ImageSource | LoadedImage) -> MatteResult:
         """``Matter.predict`` of one image (path, bytes, PIL image, array or ``LoadedImage``)."""
         return self._predict([source], "image")[0]
 
-    def predict_many(self, sources: list[Any]) -> list[Any]:
+    def predict_many(self, sources: list[ImageSource | LoadedImage]) -> list[MatteResult]:
         """``predict`` of several images, ``zerogpu.BATCH_IMAGES`` to a GPU call on ZeroGPU."""
-        mattes: list[Any] = []
+        mattes: list[MatteResult] = []
         for start in range(0, len(sources), zerogpu.BATCH_IMAGES):
             mattes += self._predict(sources[start:start + zerogpu.BATCH_IMAGES], "batch")
         return mattes
 
-    def _predict(self, sources: list[Any], purpose: str) -> list[Any]:
+    def _predict(self, sources: list[ImageSource | LoadedImage], purpose: str) -> list[MatteResult]:
         """The mattes of ``sources``. Images are read here, outside any GPU call, so that a
         ``BadImageError`` names a file by its name only (uploads live in the server's own folders,
         which the person never sees). The model runs through the GPU function when it is on ZeroGPU's
@@ -135,16 +149,16 @@ class Engine:
         alphas = (self._mattes_on_gpu if on_gpu else self._mattes)(images, purpose)
         return [Matte(alpha, image.rgb, matter.engine) for alpha, image in zip(alphas, images)]
 
-    def _mattes(self, images: list[LoadedImage], purpose: str) -> list[Any]:
+    def _mattes(self, images: list[LoadedImage], purpose: str) -> list[np.ndarray]:
         """The alpha mattes of ``images``: the part of a prediction that needs the model. On ZeroGPU
         this runs in the worker that holds the GPU, so it returns only the alphas (``purpose`` sets
         the GPU time asked for, see ``zerogpu.duration``)."""
+        assert self._matter is not None  # the load finished: _predict got it first
         return [matte.alpha for matte in self._matter.predict_batch(images)]
 
     def predict_item(self, item: QueueItem) -> Prediction:
         """The queue's predictor: matte the item's file and hash its bytes."""
         matte = self._predict([item.path], "prefetch")[0]
-        matter = self.get()
         return Prediction(stem=item.stem, path=Path(item.path), image=matte.image, alpha=matte.alpha,
-                          engine=matte.engine, version=str(getattr(matter, "version", matte.engine)),
+                          engine=matte.engine, version=self.version(),
                           source_hash=hash_file(item.path))

@@ -24,7 +24,7 @@ def predictor(engine: Engine, stored: dict[str, StoredPrediction] | None = None)
         if stored:
             digest = hash_file(item.path)
             hit, matter = stored.get(digest), engine.get()
-            if hit is not None and hit.version == str(getattr(matter, "version", matter.engine)):
+            if hit is not None and hit.version == matter.version:
                 image = load_image(item.path, background=matter.background, label=item.path.name).rgb
                 alpha = load_mask(hit.alpha, image.shape[:2], label=hit.alpha.name)
                 return Prediction(item.stem, item.path, image, alpha, hit.model, hit.version, digest,

@@ -12,11 +12,11 @@ import socket
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 
+from annotate.engine import Engine
 from annotate.web.api import OutputFolder
 from annotate.preview import cutout_rgba
 from toonmatte.errors import BadImageError, ToonmatteError
@@ -69,7 +69,7 @@ def fetch_url(url: str, folder: Path) -> Path:
     return target
 
 
-def matte_many(engine: Any, paths: list[str], outputs: OutputFolder) -> tuple[list[tuple[str, str]], str, list[str]]:
+def matte_many(engine: Engine, paths: list[str], outputs: OutputFolder) -> tuple[list[tuple[str, str]], str, list[str]]:
     """Matte up to ``MAX_IMAGES`` image files: (gallery entries (cut-out, name), a zip of every
     cut-out and mask, one warning per file that could not be matted)."""
     if not paths:

@@ -399,3 +399,65 @@ def test_saving_an_item_someone_else_saved_meanwhile_says_so(tmp_path: Path, eng
         assert store.get("toon0").annotator == "bob" and len(store.history("toon0")) == 2
     finally:
         studio.close()
+
+
+class RevisionMatter:
+    """A stand-in engine whose model version differs from its name, as a pinned ToonOut's does
+    (the fallback's version is its name, so it cannot tell the two apart); alpha = red channel > 127."""
+
+    engine, title, version, backend = "toonout", "ToonOut", "rev-1234abcd", "torch"
+    is_fallback, fallback_reason, background = False, None, (128, 128, 128)
+
+    def __init__(self) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+
+    def predict_batch(self, images):
+        from toonmatte.pipeline import Matte
+
+        return [Matte(np.where(image.rgb[..., 0] > 127, 255, 0).astype(np.uint8), image.rgb, self.engine)
+                for image in images]
+
+
+def test_the_engine_and_its_mattes_satisfy_the_studio_protocols(toon) -> None:
+    from annotate.protocols import MatteResult, MattingEngine
+    from toonmatte.pipeline import Matte, Matter
+
+    matter = Matter(model="fallback", device="cpu")
+    assert isinstance(matter, MattingEngine) and isinstance(RevisionMatter(), MattingEngine)
+    matte = matter.predict(toon[0])
+    assert isinstance(matte, Matte) and isinstance(matte, MatteResult)
+    engine = Engine(loader=lambda *_: matter).start()
+    assert isinstance(engine.get(), MattingEngine) and isinstance(engine.predict(toon[0]), MatteResult)
+    assert not isinstance(object(), MattingEngine)  # the check does look at the members
+
+    class NoVersion:  # what a getattr default used to paper over
+        engine, title, is_fallback, fallback_reason, device, backend, background = (
+            "x", "X", False, None, "cpu", "torch", (0, 0, 0))
+
+        def predict_batch(self, images):
+            return []
+
+    assert not isinstance(NoVersion(), MattingEngine)
+
+
+def test_a_reopened_item_records_the_model_version_a_queue_item_does(tmp_path: Path) -> None:
+    engine = Engine(loader=lambda *_: RevisionMatter()).start()
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        desk = studio.desk()
+        item = desk.load(write_toons(tmp_path / "uploads", 1), None).item
+        assert (item.engine, item.version) == ("toonout", "rev-1234abcd")
+        desk.save(item, None)
+        queued = studio.store.get(item.stem)
+        assert (queued.model, queued.model_version) == ("toonout", "rev-1234abcd")
+
+        reopened = desk.reopen(item.stem)
+        assert (reopened.engine, reopened.version) == ("toonout", "rev-1234abcd")
+        desk.save(reopened.with_alpha(255 - reopened.alpha), None)
+        record = studio.store.get(item.stem)
+        assert record.versions == 2 and (record.model, record.model_version) == (queued.model, queued.model_version)
+        assert f"prediction by toonout ({'rev-1234abcd'[:12]})" in desk.progress_line(reopened)
+    finally:
+        studio.close()

@@ -42,6 +42,7 @@ class FakeMatter:
         self.device, self.is_fallback = torch.device(device), fallback
         self.engine = "fallback" if fallback else "toonout"
         self.background, self.title, self.version = GRAY, "ToonOut", "v1"
+        self.backend, self.fallback_reason = "torch", None
         self.batches: list[int] = []
 
     def predict_batch(self, images):

@@ -11,10 +11,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from annotate.engine import Engine
 from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
 from toonmatte.imaging.imageio import load_image, load_mask, write_png_atomic
 
@@ -54,7 +54,7 @@ class OutputFolder:
         return paths
 
 
-def matte_file(engine: Any, image_path: str | Path, outputs: OutputFolder, decontaminate: bool = True) -> tuple[Path, Path]:
+def matte_file(engine: Engine, image_path: str | Path, outputs: OutputFolder, decontaminate: bool = True) -> tuple[Path, Path]:
     """Matte an image file: (RGBA cut-out PNG, 8-bit mask PNG), named after the input."""
     from annotate.preview import cutout_rgba
 

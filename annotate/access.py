@@ -93,7 +93,7 @@ class Access:
 
     @classmethod
     def from_settings(cls, *, auth_file: bool, annotators: str | None, reviewers: str | None,
-                      local_annotator: str | None, environ: Mapping[str, str] = os.environ) -> "Access":
+                      local_annotator: str | None, environ: Mapping[str, str] = os.environ) -> Access:
         """The policy for this run: sign-in is on with an auth file or on a Space (``SPACE_ID``). A Space
         signs people in with Hugging Face when its metadata has ``hf_oauth: true`` (which sets
         ``OAUTH_CLIENT_ID``); without it nobody can sign in there, so everyone gets the read-only mode."""

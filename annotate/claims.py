@@ -88,7 +88,7 @@ class TeamQueue:
         self._stems: dict[tuple[Path, int, float], str] = {}  # (path, size, mtime) -> stem: hash each file once
 
     @classmethod
-    def open(cls, folder: Path, store: DatasetStore, ttl: float = CLAIM_TTL) -> "TeamQueue":
+    def open(cls, folder: Path, store: DatasetStore, ttl: float = CLAIM_TTL) -> TeamQueue:
         return cls(folder, store, Claims(store.root / META_DIR / "claims.sqlite", ttl))
 
     def _stem(self, path: Path) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from datetime import datetime
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -24,12 +24,20 @@ from annotate import editing
 from annotate.claims import TeamQueue
 from annotate.editing import Item
 from annotate.engine import Engine
-from annotate.queue import (Budget, ImportResult, Predictor, WorkQueue, folder_images, import_uploads,
-                            prune_uploads, skip_unreadable)
+from annotate.queue import (
+    Budget,
+    ImportResult,
+    Predictor,
+    WorkQueue,
+    folder_images,
+    import_uploads,
+    prune_uploads,
+    skip_unreadable,
+)
 from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.preannotate import StoredPrediction
 from toonmatte.evaluation.uncertainty import Uncertainty
+from toonmatte.preannotate import StoredPrediction
 
 log = logging.getLogger(__name__)
 

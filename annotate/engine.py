@@ -11,8 +11,8 @@ import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._mattes_on_gpu = zerogpu.gpu(self._mattes, duration=zerogpu.duration)
 
-    def start(self) -> "Engine":
+    def start(self) -> Engine:
         """Begin loading on a background thread (once); the app calls this right after the server is up."""
         if zerogpu.active():
             if threading.current_thread() is threading.main_thread():

@@ -18,17 +18,17 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 import numpy as np
 
 from toonmatte.dataset import DatasetStore, hash_file, sanitize_stem
 from toonmatte.errors import ToonmatteError, write_error
-from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, collect_inputs
 from toonmatte.evaluation.uncertainty import Uncertainty
+from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, collect_inputs
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Budget:
     files: int
 
     @classmethod
-    def left_in(cls, folder: Path, max_bytes: int, max_files: int) -> "Budget":
+    def left_in(cls, folder: Path, max_bytes: int, max_files: int) -> Budget:
         """The part of (``max_bytes``, ``max_files``) that ``folder`` does not use yet."""
         used_bytes = used_files = 0
         if folder.is_dir():
@@ -322,14 +322,14 @@ class WorkQueue:
 
     @classmethod
     def from_paths(cls, store: DatasetStore, predictor: Predictor, paths: Iterable[Path], source: str = "",
-                   state_key: str = STATE_KEY) -> "WorkQueue":
+                   state_key: str = STATE_KEY) -> WorkQueue:
         """A new queue over ``paths`` (see ``register``), saved in the store's state under ``state_key``."""
         queue = cls(store, predictor, register(store, paths), 0, source, state_key)
         queue.save_state()
         return queue
 
     @classmethod
-    def resume(cls, store: DatasetStore, predictor: Predictor, state_key: str = STATE_KEY) -> "WorkQueue | None":
+    def resume(cls, store: DatasetStore, predictor: Predictor, state_key: str = STATE_KEY) -> WorkQueue | None:
         """The queue saved in the store's state under ``state_key``, at its saved cursor; None when there is none."""
         state = store.get_state(state_key)
         if not state or not state.get("items"):

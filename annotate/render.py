@@ -17,15 +17,15 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from annotate import preview
-from annotate.web.canvas import stage_html
 from annotate.editing import Item
+from annotate.web.canvas import stage_html
 from toonmatte.errors import ToonmatteError
 
 JPEG_QUALITY = 95

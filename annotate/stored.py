@@ -13,9 +13,9 @@ from dataclasses import replace
 from annotate.engine import Engine
 from annotate.queue import Prediction, QueueItem
 from toonmatte.dataset import hash_file
+from toonmatte.evaluation.uncertainty import uncertainty
 from toonmatte.imaging.imageio import load_image, load_mask
 from toonmatte.preannotate import StoredPrediction
-from toonmatte.evaluation.uncertainty import uncertainty
 
 
 def predictor(engine: Engine, stored: dict[str, StoredPrediction] | None = None) -> Callable[[QueueItem], Prediction]:

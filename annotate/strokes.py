@@ -12,9 +12,10 @@ updates the tinted preview only where the matte changed.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ class Strokes:
         return self.foreground.shape
 
     @classmethod
-    def empty(cls, size: tuple[int, int]) -> "Strokes":
+    def empty(cls, size: tuple[int, int]) -> Strokes:
         return cls(*(np.zeros(size, bool) for _ in range(3)))
 
 

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import httpx
 
 from annotate.engine import Engine
-from annotate.web.api import OutputFolder
 from annotate.preview import cutout_rgba
+from annotate.web.api import OutputFolder
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_image
 

@@ -29,8 +29,8 @@ import numpy as np
 
 from benchmarks.fallback_baseline import baseline_alpha
 from benchmarks.fallback_cases import CATEGORIES, make_case
-from toonmatte.imaging.fallback import fallback_alpha
 from toonmatte.evaluation.metrics import iou
+from toonmatte.imaging.fallback import fallback_alpha
 
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 Matte = Callable[[np.ndarray], np.ndarray]

@@ -33,9 +33,10 @@ import tempfile
 import time
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -157,8 +158,8 @@ class _StudioHarness:
         from annotate.access import Access
         from annotate.engine import Engine
         from annotate.studio import Studio
-        from toonmatte.dataset import DatasetStore
         from annotate.web.ui import build_app
+        from toonmatte.dataset import DatasetStore
 
         self.folder = folder
         self.studio = Studio(DatasetStore(folder / "dataset", generation="bench"), Engine(model="fallback"),
@@ -209,8 +210,8 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
     """Show an image, apply strokes to it and save it, through the studio's real handlers."""
     from annotate import editing, preview
     from annotate.editing import Item
-    from annotate.web.canvas import editor_value
     from annotate.strokes import strokes_from_editor
+    from annotate.web.canvas import editor_value
 
     rgb, truth = draw_scene(size)
     predicted = truth.copy()

@@ -4,12 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotate.web.api import save_file
 from annotate.queue import register
+from annotate.web.api import save_file
 from conftest import draw_toon, save_png
-from toonmatte.dataset import DatasetStore
+from toonmatte.dataset import DatasetStore, hash_file
 from toonmatte.dataset import store as store_module
 from toonmatte.errors import BadImageError
+from toonmatte.imaging.foreground import estimate_foreground
 
 
 def test_a_save_between_anothers_files_and_index_row_keeps_the_stem(tmp_path: Path, monkeypatch) -> None:
@@ -68,7 +69,11 @@ def test_a_mask_with_the_subject_in_its_alpha_is_stored_as_that_alpha(tmp_path: 
     save_png(source, rgb)
     save_png(mask, np.dstack([np.full_like(rgb, 255), alpha]))
     stem, warnings = save_file(store, source, mask)
-    assert np.array_equal(store.load_triple(stem)[1], alpha) and warnings == []
+    _, gt, an = store.load_triple(stem)
+    assert np.array_equal(gt, alpha) and warnings == []
+    assert np.array_equal(an[..., :3], estimate_foreground(rgb, alpha)) and np.array_equal(an[..., 3], alpha)
+    record = store.get(stem)
+    assert record.source_hash == hash_file(source) and record.changed_fraction is None  # no prediction to compare
 
 
 def test_a_uniform_mask_is_saved_with_a_warning(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from conftest import draw_toon
 from toonmatte.cli import main
 from toonmatte.commands.bench import DeformableTime, agreement, batch_sizes
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 
 
 def test_bench_tiny_reports_forward_and_deformable_share(capsys):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import save_png as save
 from conftest import REPO, draw_toon
+from conftest import save_png as save
 from toonmatte.cli import main
 from toonmatte.commands.evaluate import COLUMNS
 from toonmatte.evaluation.metrics import LOWER_IS_BETTER, METRIC_KEYS, image_metrics, pixel_accuracy

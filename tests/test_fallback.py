@@ -9,8 +9,8 @@ import pytest
 from benchmarks.fallback_baseline import baseline_alpha
 from benchmarks.fallback_cases import CATEGORIES, floor_shadow, make_case
 from conftest import FIXTURES, draw_toon
-from toonmatte.evaluation import metrics
 from toonmatte.errors import BadImageError
+from toonmatte.evaluation import metrics
 from toonmatte.imaging.fallback import fallback_alpha
 
 

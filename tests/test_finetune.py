@@ -20,8 +20,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from conftest import REPO, draw_toon, save_png
-from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.cli import main
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.training import loop
 
 SIZE = 64

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fake_hub import REPO_ID, FakeHub, http_error, network_error
-from toonmatte.dataset import KINDS, DatasetStore, list_items
+from toonmatte.dataset import KINDS, DatasetStore, encode_triple, list_items
 from toonmatte.dataset import hub as hub_module
 from toonmatte.dataset.hub import HubSync, default_dataset_root, read_manifests, start_hub_sync
 from toonmatte.errors import ToonmatteError
@@ -31,7 +31,7 @@ def _images(value: int, size: tuple[int, int] = (12, 16)) -> tuple[np.ndarray, n
 def _save(store: DatasetStore, stem: str, value: int, prediction: bool = True, **kwargs) -> str:
     image, alpha = _images(value)
     predicted = np.full(alpha.shape, (value + 7) % 256, np.uint8) if prediction else None
-    return store.save_triple(stem, image, alpha, foreground=image, predicted_alpha=predicted, model="toonout",
+    return store.save_triple(stem, encode_triple(image, alpha, image, predicted), model="toonout",
                              model_version="v1", **kwargs)
 
 
@@ -365,7 +365,7 @@ sys.path[:0] = [{repo!r}, {tests!r}]
 import numpy as np
 from fake_hub import FakeHub, REPO_ID
 from test_hub import settle
-from toonmatte.dataset import DatasetStore
+from toonmatte.dataset import DatasetStore, encode_triple
 from toonmatte.dataset import hub
 root, remote, marker, mode = Path({root!r}), Path({remote!r}), Path({marker!r}), {mode!r}
 store = DatasetStore(root, generation="g")
@@ -373,8 +373,8 @@ sync = hub.HubSync(store, REPO_ID, FakeHub(remote), every=60)
 sync.start()
 settle(sync)
 for stem, value in (("a", 10), ("a", 20), ("b", 30)):
-    store.save_triple(stem, np.full((8, 8, 3), value, np.uint8), np.full((8, 8), value, np.uint8),
-                      foreground=np.full((8, 8, 3), value, np.uint8))
+    store.save_triple(stem, encode_triple(np.full((8, 8, 3), value, np.uint8), np.full((8, 8), value, np.uint8),
+                                          np.full((8, 8, 3), value, np.uint8)))
 if mode == "during":
     sync.api.pause = marker
 else:

@@ -13,9 +13,17 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, draw_toon
-from toonmatte.imaging import imageio
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imaging.imageio import GRAY, MIN_SIDE, LoadedImage, collect_inputs, load_image, load_mask, write_png_atomic
+from toonmatte.imaging import imageio
+from toonmatte.imaging.imageio import (
+    GRAY,
+    MIN_SIDE,
+    LoadedImage,
+    collect_inputs,
+    load_image,
+    load_mask,
+    write_png_atomic,
+)
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

@@ -9,9 +9,17 @@ import py_sod_metrics
 import pytest
 
 from conftest import REPO, draw_toon
-from toonmatte.evaluation import metrics
 from toonmatte.errors import ToonmatteError
-from toonmatte.evaluation.metrics import boundary_iou, change_stats, image_metrics, iou, mae, mean_metrics, pixel_accuracy
+from toonmatte.evaluation import metrics
+from toonmatte.evaluation.metrics import (
+    boundary_iou,
+    change_stats,
+    image_metrics,
+    iou,
+    mae,
+    mean_metrics,
+    pixel_accuracy,
+)
 
 
 def block(shape: tuple[int, int], rows: slice, cols: slice, value: int = 255) -> np.ndarray:

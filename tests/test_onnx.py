@@ -21,15 +21,15 @@ from PIL import Image
 
 from conftest import FIXTURES, draw_toon
 from test_birefnet import assert_matches_reference
-from toonmatte.model.birefnet import BiRefNetConfig, build_model
-from toonmatte.model.inference import optimize_for_inference
 from toonmatte.cli import main
 from toonmatte.errors import OnnxModelError, ToonmatteError
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.model.golden_fill import fill_state_dict, golden_input
+from toonmatte.model.inference import optimize_for_inference
 from toonmatte.model.onnx_backend import OnnxModel, cached_export_path
 from toonmatte.model.onnx_export import ARCHITECTURE, export_onnx
-from toonmatte.pipeline import Matter
 from toonmatte.model.zoo import ZOO
+from toonmatte.pipeline import Matter
 
 SIZE = (128, 128)
 FP32_TOLERANCE = 1e-3  # the bound on |logit delta| between ONNX Runtime and torch in fp32

@@ -88,8 +88,8 @@ def test_the_queue_orders_by_uncertainty_name_or_upload_and_leaves_out_sure_imag
     stored = load_predictions(out)
     for name, alpha in (("c_sure", disc), ("a_unsure", noisy), ("b_look", islands)):
         Image.fromarray(alpha).save(out / f"{name}.png")
-    from toonmatte.preannotate import StoredPrediction
     from toonmatte.evaluation.uncertainty import uncertainty
+    from toonmatte.preannotate import StoredPrediction
 
     stored = {digest: StoredPrediction(hit.alpha, hit.model, hit.version, uncertainty(np.asarray(Image.open(hit.alpha))),
                                        hit.made_at) for digest, hit in stored.items()}

@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 
 from conftest import REPO, draw_toon
-from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.cli import main
-
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 
 
 @pytest.fixture

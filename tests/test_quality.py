@@ -9,18 +9,34 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from toonmatte.dataset import store as store_module
 from annotate.engine import Engine
-from annotate.quality import (ACCURACY_BINS, DEFAULT_SORT, NO_PREDICTION, SORTS, TABLE_COLUMNS, QualityRow, Scorer,
-                              accuracy_histogram, annotator_lines, change_over_time, quality_view, ranking_line,
-                              score_pair, sort_rows, summarize, summary_markdown, table_frame)
-from annotate.web.quality_tab import QualityTab, quality_tab, selected_stem
-from toonmatte.dataset import DatasetStore
-from toonmatte.evaluation.uncertainty import uncertainty
+from annotate.quality import (
+    ACCURACY_BINS,
+    DEFAULT_SORT,
+    NO_PREDICTION,
+    SORTS,
+    TABLE_COLUMNS,
+    QualityRow,
+    Scorer,
+    accuracy_histogram,
+    annotator_lines,
+    change_over_time,
+    quality_view,
+    ranking_line,
+    score_pair,
+    sort_rows,
+    summarize,
+    summary_markdown,
+    table_frame,
+)
 from annotate.studio import Studio
+from annotate.web.quality_tab import QualityTab, quality_tab, selected_stem
 from conftest import draw_toon
+from toonmatte.dataset import DatasetStore, encode_triple
+from toonmatte.dataset import store as store_module
 from toonmatte.errors import ToonmatteError
 from toonmatte.evaluation.metrics import boundary_iou, iou, mae, pixel_accuracy
+from toonmatte.evaluation.uncertainty import uncertainty
 
 SIZE = 48
 
@@ -38,7 +54,8 @@ def worse(alpha: np.ndarray, pixels: int) -> np.ndarray:
 
 def save(store: DatasetStore, stem: str, seed: int, prediction: np.ndarray | None, **kwargs) -> str:
     image, gt = toon(seed)
-    return store.save_triple(stem, image, gt, predicted_alpha=prediction, model="toonout", model_version="v1", **kwargs)
+    return store.save_triple(stem, encode_triple(image, gt, image, prediction), model="toonout", model_version="v1",
+                             **kwargs)
 
 
 def prediction_files(root: Path) -> list[str]:
@@ -57,19 +74,19 @@ def test_store_keeps_the_prediction_of_the_current_version_only(tmp_path):
     image, gt = toon(0)
     first = worse(gt, 8)
     assert store.prediction_pair("a") is None  # no such item
-    store.save_triple("a", image, gt, predicted_alpha=first)
+    store.save_triple("a", encode_triple(image, gt, image, first))
     prediction, saved_gt = store.prediction_pair("a")
     assert np.array_equal(prediction, first) and np.array_equal(saved_gt, gt)
     assert len(prediction_files(tmp_path)) == 1
 
     second = worse(gt, 4)
     corrected = worse(gt, 2)
-    store.save_triple("a", image, corrected, predicted_alpha=second)
+    store.save_triple("a", encode_triple(image, corrected, image, second))
     prediction, saved_gt = store.prediction_pair("a")
     assert np.array_equal(prediction, second) and np.array_equal(saved_gt, corrected)
     assert len(prediction_files(tmp_path)) == 1  # the replaced version's prediction is gone
 
-    store.save_triple("a", image, gt)  # e.g. the /save endpoint: no prediction for this version
+    store.save_triple("a", encode_triple(image, gt, image))  # e.g. the /save endpoint: no prediction for this version
     assert store.prediction_pair("a") is None
     assert prediction_files(tmp_path) == []
     assert len(list(tmp_path.rglob("gt/a.png"))) == 1  # the dataset itself never sees prediction files
@@ -81,7 +98,7 @@ def test_crash_mid_save_pairs_each_gt_with_its_own_prediction(tmp_path, monkeypa
     store = DatasetStore(tmp_path, generation="g1")
     image, gt = toon(0)
     old_prediction, new_prediction, new_gt = worse(gt, 8), worse(gt, 4), worse(gt, 2)
-    store.save_triple("a", image, gt, predicted_alpha=old_prediction)
+    store.save_triple("a", encode_triple(image, gt, image, old_prediction))
 
     class Crash(Exception):
         pass
@@ -92,7 +109,7 @@ def test_crash_mid_save_pairs_each_gt_with_its_own_prediction(tmp_path, monkeypa
 
     monkeypatch.setattr(store_module, "_fault_point", crash)
     with pytest.raises(Crash):
-        store.save_triple("a", image, new_gt, predicted_alpha=new_prediction)
+        store.save_triple("a", encode_triple(image, new_gt, image, new_prediction))
     monkeypatch.setattr(store_module, "_fault_point", lambda name: None)
     store.close()
 
@@ -287,7 +304,7 @@ def test_time_per_item_and_changed_pixels_per_minute_per_annotator_survive_a_res
     store = DatasetStore(tmp_path, generation="g1")
     image, gt = toon(0)
     for stem, who, seconds, factor in (("a", "ann", 60.0, 8), ("b", "ann", 180.0, 4), ("c", "bo", 30.0, 2)):
-        store.save_triple(stem, image, gt, predicted_alpha=worse(gt, factor), annotator=who, seconds=seconds)
+        store.save_triple(stem, encode_triple(image, gt, image, worse(gt, factor)), annotator=who, seconds=seconds)
     store.close()
     reopened = DatasetStore(tmp_path, generation="g1")
     assert (reopened.get("b").seconds, reopened.get("b").pixels) == (180.0, gt.size)

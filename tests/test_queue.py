@@ -11,13 +11,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.queue import (Budget, Prediction, QueueItem, WorkQueue, extract_zip, folder_images, import_uploads,
-                            prune_uploads, skip_unreadable)
-from toonmatte.dataset import DatasetStore
+from annotate.queue import (
+    Budget,
+    Prediction,
+    QueueItem,
+    WorkQueue,
+    extract_zip,
+    folder_images,
+    import_uploads,
+    prune_uploads,
+    skip_unreadable,
+)
 from conftest import draw_toon
+from toonmatte.dataset import DatasetStore, encode_triple
 from toonmatte.errors import BadImageError
 from toonmatte.imaging.imageio import load_image
-
 
 
 def roomy() -> Budget:
@@ -136,7 +144,7 @@ def test_navigation_skip_progress_and_resume(store: DatasetStore, tmp_path: Path
         assert queue.skip().stem == "img2"
         assert store.get("img1").status == "skipped"
         rgb, alpha = first.image, first.alpha
-        store.save_triple("img0", rgb, alpha, status="corrected")
+        store.save_triple("img0", encode_triple(rgb, alpha, rgb), status="corrected")
         assert queue.progress() == (1, 4)
         assert "Image 3 of 4" in queue.describe() and "1 of 4 corrected" in queue.describe()
     finally:

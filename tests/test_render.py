@@ -13,9 +13,9 @@ from PIL import Image
 from annotate import editing, preview
 from annotate.editing import TINT_COLOR, TINT_OPACITY, Item
 from annotate.render import Renderer
-from toonmatte.dataset import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, tint
 from conftest import draw_toon
+from toonmatte.dataset import DatasetStore
 from toonmatte.errors import ToonmatteError
 from toonmatte.imaging.foreground import estimate_foreground
 
@@ -121,8 +121,9 @@ def test_save_stores_the_cached_encodings_exactly(item: Item, tmp_path: Path) ->
     assert np.array_equal(im, item.image) and np.array_equal(gt, edited.alpha)
     assert np.array_equal(an, edited.cutout(True))
     assert store.get("toon").changed_fraction == pytest.approx(np.mean(edited.alpha != item.predicted))
-    with pytest.raises(ValueError):
-        store.save_triple("x", item.image, item.alpha, encoded={"thumbnail": b""})
+    assert np.array_equal(store.prediction_pair("toon")[0], item.predicted)
+    assert editing.triple(edited).changes == pytest.approx(
+        (np.mean(edited.alpha != item.predicted), np.abs(edited.alpha.astype(int) - item.predicted).mean()))
 
 
 def test_a_large_image_is_shown_scaled_down_and_edited_at_full_resolution(item: Item, tmp_path: Path, monkeypatch) -> None:

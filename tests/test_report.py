@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import save_png as save
 from conftest import draw_toon
+from conftest import save_png as save
 from toonmatte.cli import main
 from toonmatte.commands.report import WorstExamples, difference_image
 

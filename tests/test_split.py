@@ -11,8 +11,7 @@ import pytest
 from PIL import Image
 
 from toonmatte.cli import main
-from toonmatte.dataset import KINDS, SPLITS, DatasetStore, list_items
-from toonmatte.dataset import journal
+from toonmatte.dataset import KINDS, SPLITS, DatasetStore, encode_triple, journal, list_items
 from toonmatte.dataset import store as store_module
 from toonmatte.dataset.journal import unfinished_moves
 
@@ -170,8 +169,8 @@ def test_split_keeps_the_studio_index_and_history_in_step(tmp_path):
     rgb, alpha = np.full((8, 8, 3), 90, np.uint8), np.full((8, 8), 255, np.uint8)
     with DatasetStore(tmp_path, split="train", generation="g1") as store:
         for i in range(10):
-            store.save_triple(f"s{i}", rgb, alpha // 2, foreground=rgb)
-            store.save_triple(f"s{i}", rgb, alpha, foreground=rgb)  # one old version in history
+            store.save_triple(f"s{i}", encode_triple(rgb, alpha // 2, rgb))
+            store.save_triple(f"s{i}", encode_triple(rgb, alpha, rgb))  # one old version in history
     assert main(["split", str(tmp_path)]) == 0
     moved = {item.stem: item for item in list_items(tmp_path) if item.split != "train"}
     assert len(moved) == 2
@@ -182,7 +181,7 @@ def test_split_keeps_the_studio_index_and_history_in_step(tmp_path):
             assert store.get(stem).split == item.split
             assert store.triple_paths(stem)["gt"] == item.gt.resolve()
             assert [version.parents[2].name for version in store.history(stem)] == [item.split]
-            store.save_triple(stem, rgb, alpha // 3, foreground=rgb)  # re-saving lands where the item now is
+            store.save_triple(stem, encode_triple(rgb, alpha // 3, rgb))  # re-saving lands where the item now is
             assert len(store.history(stem)) == 2
     assert not (tmp_path / ".history" / "train" / "g1" / next(iter(moved))).exists()
     before = snapshot(tmp_path)
@@ -194,7 +193,7 @@ def test_split_finishes_an_interrupted_studio_save_first(tmp_path, monkeypatch):
     rgb = np.full((8, 8, 3), 90, np.uint8)
     with DatasetStore(tmp_path, split="train", generation="g1") as store:
         for i in range(10):
-            store.save_triple(f"s{i}", rgb, np.full((8, 8), 10, np.uint8), foreground=rgb)
+            store.save_triple(f"s{i}", encode_triple(rgb, np.full((8, 8), 10, np.uint8), rgb))
 
         def crash(step: str) -> None:
             if step == "renamed-im":
@@ -202,7 +201,7 @@ def test_split_finishes_an_interrupted_studio_save_first(tmp_path, monkeypatch):
 
         monkeypatch.setattr(store_module, "_fault_point", crash)
         with pytest.raises(KeyboardInterrupt):
-            store.save_triple("s3", rgb, np.full((8, 8), 20, np.uint8), foreground=rgb)
+            store.save_triple("s3", encode_triple(rgb, np.full((8, 8), 20, np.uint8), rgb))
         monkeypatch.setattr(store_module, "_fault_point", lambda step: None)
     assert main(["split", str(tmp_path)]) == 0
     with DatasetStore(tmp_path) as store:
@@ -220,7 +219,7 @@ def _studio_saves(root: Path, count: int) -> None:
         (root / "studio-started").touch()
         for round_ in range(count):
             for i in range(12):
-                store.save_triple(f"s{i}", rgb, np.full((8, 8), 20 + round_, np.uint8), foreground=rgb)
+                store.save_triple(f"s{i}", encode_triple(rgb, np.full((8, 8), 20 + round_, np.uint8), rgb))
 
 
 def test_split_and_the_studio_at_once_keep_the_dataset_consistent(tmp_path):
@@ -229,7 +228,7 @@ def test_split_and_the_studio_at_once_keep_the_dataset_consistent(tmp_path):
     rgb = np.full((8, 8, 3), 90, np.uint8)
     with DatasetStore(tmp_path, split="train", generation="g1") as store:
         for i in range(12):
-            store.save_triple(f"s{i}", rgb, np.full((8, 8), 10, np.uint8), foreground=rgb)
+            store.save_triple(f"s{i}", encode_triple(rgb, np.full((8, 8), 10, np.uint8), rgb))
     studio = multiprocessing.get_context("spawn").Process(target=_studio_saves, args=(tmp_path, 6))
     studio.start()
     while not (tmp_path / "studio-started").exists():

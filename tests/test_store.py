@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from toonmatte.dataset import MAX_STEM_LENGTH, STATUSES, DatasetStore, list_items, sanitize_stem
+from toonmatte.dataset import (MAX_STEM_LENGTH, STATUSES, DatasetStore, EncodedTriple, encode_triple, list_items,
+                               sanitize_stem)
 from toonmatte.dataset import store as store_module
 from toonmatte.dataset.files import hash_file, read_png
 from toonmatte.errors import ToonmatteError, WriteError
@@ -35,7 +36,7 @@ def _uniform(value: int, size: tuple[int, int] = (12, 16)) -> tuple[np.ndarray, 
 
 def _save_uniform(store: DatasetStore, stem: str, value: int) -> str:
     image, alpha = _uniform(value)
-    return store.save_triple(stem, image, alpha, foreground=image)
+    return store.save_triple(stem, encode_triple(image, alpha, image))
 
 
 def _value_of(folder_or_files: dict[str, Path]) -> int:
@@ -68,7 +69,7 @@ def _random_images(seed: int, size: tuple[int, int] = (37, 53)) -> tuple[np.ndar
 def test_round_trip_is_exact_and_uses_toonout_layout(tmp_path):
     store = DatasetStore(tmp_path / "root", split="train", generation="2025-01-01_studio")
     image, alpha, foreground = _random_images(0)
-    stem = store.save_triple("shots/frame 001.png", image, alpha, foreground=foreground, model="toonout",
+    stem = store.save_triple("shots/frame 001.png", encode_triple(image, alpha, foreground), model="toonout",
                              model_version="v1", annotator="ana")
     assert stem == "frame_001"
     folder = tmp_path / "root" / "train" / "2025-01-01_studio"
@@ -86,14 +87,21 @@ def test_round_trip_is_exact_and_uses_toonout_layout(tmp_path):
     assert record.changed_fraction is None and store.history(stem) == []
 
 
-def test_an_gets_decontaminated_foreground_by_default(tmp_path):
-    from toonmatte.imaging.foreground import estimate_foreground
-
+def test_a_triple_of_mismatched_files_is_refused_before_anything_is_written(tmp_path):
     store = DatasetStore(tmp_path)
-    image, alpha, _ = _random_images(4)
-    store.save_triple("plain", image, alpha)
-    an = store.load_triple("plain")[2]
-    assert np.array_equal(an[..., :3], estimate_foreground(image, alpha)) and np.array_equal(an[..., 3], alpha)
+    image, alpha, foreground = _random_images(4)
+    good = encode_triple(image, alpha, foreground)
+    other = encode_triple(image[:20], alpha[:20], foreground[:20], alpha[:20])
+    for kwargs, phrase in (({"gt": other.gt}, "one size"), ({"gt": good.im}, "8-bit gray"),
+                           ({"an": good.im}, "8-bit RGBA"), ({"im": b"GIF89a" + good.im}, "not a PNG"),
+                           ({"prediction": good.gt}, "come together"), ({"prediction": other.prediction,
+                                                                       "changes": (0.0, 0.0)}, "one size")):
+        with pytest.raises(ToonmatteError, match=phrase) as caught:
+            EncodedTriple(**{"im": good.im, "gt": good.gt, "an": good.an, **kwargs})
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ToonmatteError, match="takes an EncodedTriple"):
+        store.save_triple("plain", (image, alpha))
+    assert store.get("plain") is None and not list(tmp_path.glob("train/*/*/*"))
 
 
 def test_damaged_journal_is_reported_in_one_sentence(tmp_path):
@@ -107,7 +115,7 @@ def test_resave_keeps_previous_versions_in_history(tmp_path):
     store = DatasetStore(tmp_path, generation="g")
     first, second, third = _random_images(1), _random_images(2), _random_images(3)
     for image, alpha, fg in (first, second, third):
-        store.save_triple("item", image, alpha, foreground=fg)
+        store.save_triple("item", encode_triple(image, alpha, fg))
     folders = store.history("item")
     assert len(folders) == 2 and all(f.parent == tmp_path / ".history" / "train" / "g" / "item" for f in folders)
     for folder, (image, alpha, fg) in zip(folders, (first, second)):
@@ -118,18 +126,22 @@ def test_resave_keeps_previous_versions_in_history(tmp_path):
     assert store.get("item").versions == 3
 
 
-def test_change_stats_and_source_hash_are_recorded(tmp_path):
+def test_change_stats_made_before_the_store_and_the_given_source_hash_are_recorded(tmp_path):
     store = DatasetStore(tmp_path / "root")
     source = tmp_path / "pic.png"
     source.write_bytes(b"not really a png but bytes to hash")
     image, alpha = _uniform(200)
     predicted = alpha.copy()
     predicted[:3] = 100  # 3 of 12 rows differ by 100
-    store.save_triple("pic", image, alpha, foreground=image, predicted_alpha=predicted, source_path=str(source))
+    triple = encode_triple(image, alpha, image, predicted)
+    assert triple.changes == pytest.approx((0.25, 25.0)) and triple.size == (12, 16)
+    digest = hash_file(source)
+    source.unlink()  # the store records the hash it is given: it never reads the source again
+    store.save_triple("pic", triple, source_path=str(source), source_hash=digest)
     record = store.get("pic")
     assert record.changed_fraction == pytest.approx(0.25) and record.mean_abs_delta == pytest.approx(25.0)
-    assert record.source_path == str(source)
-    assert record.source_hash == hash_file(source) and len(record.source_hash) == 64
+    assert (record.source_path, record.source_hash, record.pixels) == (str(source), digest, 12 * 16)
+    assert np.array_equal(store.prediction_pair("pic")[0], predicted)
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -183,8 +195,9 @@ def test_bad_input_raises_one_sentence(tmp_path, kwargs, phrase):
     store = DatasetStore(tmp_path)
     image, alpha = _uniform(5)
     args = {"image": image, "alpha": alpha, "foreground": image, **kwargs}
+    status = args.pop("status", "corrected")
     with pytest.raises(ToonmatteError, match=phrase) as caught:
-        store.save_triple("x", args.pop("image"), args.pop("alpha"), **args)
+        store.save_triple("x", encode_triple(args.pop("image"), args.pop("alpha"), **args), status=status)
     assert "\n" not in str(caught.value)
     assert store.get("x") is None and not list(tmp_path.glob("train/*/*/*"))
 
@@ -461,8 +474,8 @@ def test_a_really_full_disk_keeps_exactly_the_acknowledged_saves(tmp_path, mount
         image = rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)
         image[0, 0] = value
         try:
-            store.save_triple(f"noise{i:02d}", np.full((64, 128, 3), value, np.uint8), np.full((64, 128), value, np.uint8),
-                              foreground=image)
+            store.save_triple(f"noise{i:02d}", encode_triple(np.full((64, 128, 3), value, np.uint8),
+                                                             np.full((64, 128), value, np.uint8), image))
         except WriteError as error:
             failure = str(error)
             break

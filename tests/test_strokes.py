@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.strokes import (BACKGROUND_COLOR, BACKGROUND_HEX, EDGE_COLOR, EDGE_HEX, FOREGROUND_COLOR, FOREGROUND_HEX,
-                              Strokes, apply_strokes, decode_strokes, retint, snap, strokes_from_editor,
-                              tint)
+from annotate.strokes import (
+    BACKGROUND_COLOR,
+    BACKGROUND_HEX,
+    EDGE_COLOR,
+    EDGE_HEX,
+    FOREGROUND_COLOR,
+    FOREGROUND_HEX,
+    Strokes,
+    apply_strokes,
+    decode_strokes,
+    retint,
+    snap,
+    strokes_from_editor,
+    tint,
+)
 from conftest import draw_toon
 from toonmatte.errors import ToonmatteError
 

@@ -10,10 +10,10 @@ from PIL import Image
 from annotate import editing, preview
 from annotate.access import Access
 from annotate.engine import Engine
-from toonmatte.dataset import DatasetStore
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR
 from annotate.studio import Studio
 from conftest import draw_toon
+from toonmatte.dataset import DatasetStore
 from toonmatte.errors import BadImageError, ToonmatteError
 
 

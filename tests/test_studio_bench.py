@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pyspng
 
-from benchmarks import studio as bench
 from annotate import preview
-from annotate.web.canvas import editor_value
 from annotate.editing import Item
+from annotate.web.canvas import editor_value
+from benchmarks import studio as bench
 
 
 def test_harness_hands_the_strokes_over_as_the_browser_does(tmp_path: Path) -> None:

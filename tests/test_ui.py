@@ -8,10 +8,10 @@ import numpy as np
 
 from annotate.access import Access
 from annotate.engine import Engine
-from toonmatte.dataset import DatasetStore
 from annotate.studio import Studio
 from annotate.web.ui import build_app
 from conftest import draw_toon
+from toonmatte.dataset import DatasetStore, encode_triple
 
 
 def handler_for(demo: gr.Blocks, component: gr.components.Component, event: str):
@@ -25,7 +25,7 @@ def handler_for(demo: gr.Blocks, component: gr.components.Component, event: str)
 def test_clicking_a_quality_row_opens_that_item_in_the_editor(tmp_path: Path) -> None:
     store = DatasetStore(tmp_path / "dataset", generation="g1")
     rgb, alpha = draw_toon(64, 64)
-    store.save_triple("hero", rgb, alpha, predicted_alpha=np.zeros_like(alpha), model="fallback")
+    store.save_triple("hero", encode_triple(rgb, alpha, rgb, np.zeros_like(alpha)), model="fallback")
     studio = Studio(store, Engine(model="fallback").start(), access=Access(local_annotator="tester"))
     try:
         demo = build_app(studio)

@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from toonmatte.model.birefnet import BiRefNetConfig, build_model
+from conftest import checkpoint_layout
 from toonmatte.errors import ToonmatteError, WeightsError
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.model.weights import (
     cache_dir,
     describe_mismatch,
@@ -21,8 +22,6 @@ from toonmatte.model.weights import (
     strip_prefixes,
 )
 from toonmatte.model.zoo import ZOO
-
-from conftest import checkpoint_layout
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

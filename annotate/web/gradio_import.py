@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 _MODULE = "gradio.component_meta"
 _FUNCTION = "create_or_modify_pyi"

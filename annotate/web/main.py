@@ -83,15 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 
     skip_stub_writing()  # before Gradio is first imported (by annotate.web.ui)
     from annotate import zerogpu
-    from annotate.engine import Engine
-    from toonmatte.dataset import DatasetStore
-    from toonmatte.dataset.hub import start_hub_sync
-    from annotate.studio import Studio
-    from annotate.web.ui import build_app, launch_kwargs
     from annotate.access import Access, read_auth_file
     from annotate.claims import TeamQueue
-    from toonmatte.preannotate import load_predictions
+    from annotate.engine import Engine
+    from annotate.studio import Studio
+    from annotate.web.ui import build_app, launch_kwargs
+    from toonmatte.dataset import DatasetStore
+    from toonmatte.dataset.hub import start_hub_sync
     from toonmatte.errors import ToonmatteError
+    from toonmatte.preannotate import load_predictions
 
     try:
         logins = read_auth_file(args.auth_file) if args.auth_file else None

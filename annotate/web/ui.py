@@ -12,20 +12,21 @@ come back first; until that step is done the download buttons hold no file (neve
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
-from annotate.web import canvas
 from annotate import preview
-from annotate.web.canvas import EMPTY_STAGE
-from annotate.editing import Item
-from annotate.web.quality_tab import quality_tab, selected_stem
-from annotate.web.shortcuts import EDITOR_ID, help_markdown
 from annotate.access import person_of
 from annotate.desk import ORDERS, Desk, Step
+from annotate.editing import Item
 from annotate.studio import Studio
 from annotate.tryit import fetch_url, matte_many
+from annotate.web import canvas
+from annotate.web.canvas import EMPTY_STAGE
+from annotate.web.quality_tab import quality_tab, selected_stem
+from annotate.web.shortcuts import EDITOR_ID, help_markdown
 from toonmatte.dataset import STATUSES, uniform_alpha_warning
 from toonmatte.errors import ToonmatteError
 

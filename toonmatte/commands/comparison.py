@@ -17,8 +17,8 @@ import numpy as np
 from toonmatte.commands.evaluate import COLUMNS, Scores, format_value, item_key
 from toonmatte.commands.report import difference_image, thumbnail_png, write_text_atomic
 from toonmatte.dataset import Item
-from toonmatte.imaging.imageio import load_image
 from toonmatte.evaluation.metrics import LOWER_IS_BETTER
+from toonmatte.imaging.imageio import load_image
 
 STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"

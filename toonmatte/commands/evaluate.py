@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from toonmatte.dataset import SPLITS, Item, list_items
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_mask
 from toonmatte.evaluation.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
+from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_mask
 
 FALLBACK = "fallback"
 CUTOUT_SUFFIX = "_rgba"

@@ -19,9 +19,8 @@ FORMATS = ("onnx",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from toonmatte.model.onnx_export import DEFAULT_OPSET, PRECISIONS
-
     from toonmatte.commands import publish_dataset
+    from toonmatte.model.onnx_export import DEFAULT_OPSET, PRECISIONS
 
     parser.add_argument("format", metavar="onnx|ROOT",
                         help="onnx: the model's graph; or a dataset folder to publish with --to-hub")

@@ -22,8 +22,8 @@ from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imaging.foreground import cutout
 from toonmatte.imaging.imageio import LoadedImage, collect_inputs, load_image, prepare_folder, write_png_atomic
 from toonmatte.launch import own_device, process_count, process_index
-from toonmatte.preannotate import PreAnnotations
 from toonmatte.model.zoo import DEFAULT_MODEL, ZOO
+from toonmatte.preannotate import PreAnnotations
 
 if TYPE_CHECKING:
     from toonmatte.pipeline import Matte, Matter
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def studio_notes(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, process: int
+def studio_notes(matter: Matter, jobs: list[tuple[Path, str]], out: Path, process: int
                  ) -> Callable[[str], Callable[[Path, Matte], None]]:
     """For ``--for-studio``: a stem -> the note that records its written alpha in ``out``'s studio index."""
     index = PreAnnotations(out, process)
@@ -145,7 +145,7 @@ def studio_notes(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, proc
     return note_for
 
 
-def matte_files(matter: "Matter", jobs: list[tuple[Path, str]], out: Path, batch_size: int = 1,
+def matte_files(matter: Matter, jobs: list[tuple[Path, str]], out: Path, batch_size: int = 1,
                 foreground: bool = True, notes: Callable[[str], Callable[[Path, Matte], None]] | None = None) -> int:
     """Matte (path, stem) jobs into ``out`` in batches; returns how many failed (each reported in one line).
     ``notes(stem)``, when given, is told of each written alpha (``save_outputs``' ``note``).

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from toonmatte.commands.evaluate import COLUMNS, Scores, evaluable_items, format_value, matte_files
 from toonmatte.dataset import SPLITS, Item, list_items
 from toonmatte.errors import BadImageError, ToonmatteError
-from toonmatte.imaging.imageio import load_image, load_mask
 from toonmatte.evaluation.metrics import LOWER_IS_BETTER
+from toonmatte.imaging.imageio import load_image, load_mask
 
 THUMBNAIL = 256
 """Longest side of the thumbnails, in pixels."""

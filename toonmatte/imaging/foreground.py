@@ -92,7 +92,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reflect101(index: "torch.Tensor", size: int) -> "torch.Tensor":
+def _reflect101(index: torch.Tensor, size: int) -> torch.Tensor:
     """Map any integer index into [0, size) like OpenCV's BORDER_REFLECT_101 (repeated mirroring)."""
     import torch
 
@@ -103,7 +103,7 @@ def _reflect101(index: "torch.Tensor", size: int) -> "torch.Tensor":
     return torch.where(index >= size, period - index, index)
 
 
-def box_sums_torch(x: "torch.Tensor", r: int, accumulate: "torch.dtype | None" = None) -> "torch.Tensor":
+def box_sums_torch(x: torch.Tensor, r: int, accumulate: torch.dtype | None = None) -> torch.Tensor:
     """The r x r window sums behind OpenCV's ``cv2.blur(x, (r, r))`` on a (..., H, W) tensor: window
     [i - r//2, i - r//2 + r - 1], reflect-101 border (also when r exceeds the size), via cumulative sums in
     ``accumulate`` (default float64; float32 stays within a hundredth of an 8-bit level at 2048x2048).
@@ -123,14 +123,14 @@ def box_sums_torch(x: "torch.Tensor", r: int, accumulate: "torch.dtype | None" =
     return out
 
 
-def box_blur_torch(x: "torch.Tensor", r: int, accumulate: "torch.dtype | None" = None) -> "torch.Tensor":
+def box_blur_torch(x: torch.Tensor, r: int, accumulate: torch.dtype | None = None) -> torch.Tensor:
     """OpenCV's ``cv2.blur(x, (r, r))`` on a (..., H, W) tensor (see ``box_sums_torch``), in x's dtype."""
     return (box_sums_torch(x, r, accumulate) / (r * r)).to(x.dtype)
 
 
 def estimate_foreground_torch(
-    image: "torch.Tensor", alpha: "torch.Tensor", accumulate: "torch.dtype | None" = None
-) -> "torch.Tensor":
+    image: torch.Tensor, alpha: torch.Tensor, accumulate: torch.dtype | None = None
+) -> torch.Tensor:
     """Blur fusion on tensors (any device): image (B,3,H,W) and alpha (B,1,H,W) floats in [0, 1].
 
     Returns the foreground (B,3,H,W) as float32 in [0, 1] (computed in float32 whatever the input

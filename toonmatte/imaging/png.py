@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
 
 import numpy as np
 from zlib_ng import zlib_ng as zlib
@@ -76,7 +76,7 @@ class BandedPng:
         height = self.shape[0]
         self._bands = self._encode(image, range(-(-height // band_rows)), [None] * -(-height // band_rows))
 
-    def update(self, image: np.ndarray, rows: Iterable[slice]) -> "BandedPng":
+    def update(self, image: np.ndarray, rows: Iterable[slice]) -> BandedPng:
         """The PNG of ``image``, which differs from this one's image only in ``rows``: a new object
         sharing the unchanged bands."""
         image = _check(image)

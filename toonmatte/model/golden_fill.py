@@ -29,7 +29,7 @@ SALT = "toonmatte"
 
 
 def _generator(salt: str, name: str) -> torch.Generator:
-    return torch.Generator().manual_seed(zlib.crc32(f"{salt}:{name}".encode("utf-8")))
+    return torch.Generator().manual_seed(zlib.crc32(f"{salt}:{name}".encode()))
 
 
 def fill_value(key: str, shape: Sequence[int], salt: str = SALT) -> torch.Tensor:

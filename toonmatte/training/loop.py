@@ -28,14 +28,21 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from toonmatte.model.birefnet import BiRefNet, BiRefNetConfig, config_from_state_dict
 from toonmatte.dataset import describe_missing
 from toonmatte.errors import TrainingError, WeightsError
 from toonmatte.launch import use_cpu_without_gpu
+from toonmatte.model.birefnet import BiRefNet, BiRefNetConfig, config_from_state_dict
 from toonmatte.training.augment import Augmentation
 from toonmatte.training.checkpoints import latest_checkpoint, read_progress, save_checkpoint
-from toonmatte.training.data import (EpochBatches, TrainingSet, ValidationSet, check_sizes, data_digest, single,
-                                     split_items)
+from toonmatte.training.data import (
+    EpochBatches,
+    TrainingSet,
+    ValidationSet,
+    check_sizes,
+    data_digest,
+    single,
+    split_items,
+)
 from toonmatte.training.loss import GRADIENT_WEIGHT, PIXEL_WEIGHTS, matte_loss
 from toonmatte.training.records import versions, write_curves, write_json, write_metrics
 

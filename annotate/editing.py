@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from annotate import preview
-from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
-from toonmatte.imaging.png import BandedPng
 from annotate.engine import Engine
+from annotate.incremental import FOREGROUND_REACH, changed_boxes, update_foreground
 from annotate.queue import Prediction
-from toonmatte.dataset import DatasetStore
 from annotate.strokes import apply_strokes, snap, strokes_from_editor, tint
+from toonmatte.dataset import DatasetStore, EncodedTriple
 from toonmatte.errors import ToonmatteError
-from toonmatte.imaging.foreground import estimate_foreground
+from toonmatte.evaluation.metrics import change_stats
 from toonmatte.evaluation.uncertainty import Uncertainty
+from toonmatte.imaging.foreground import estimate_foreground
+from toonmatte.imaging.png import BandedPng
 
 TINT_COLOR = (255, 0, 255)
 TINT_OPACITY = 0.5
@@ -60,7 +62,7 @@ class _Renders:
         self.lock = threading.RLock()
         self._boxes: dict[tuple[int, int], tuple[np.ndarray, list]] = {}  # (id, margin) -> (that alpha, boxes)
 
-    def successor(self, alpha: np.ndarray) -> "_Renders":
+    def successor(self, alpha: np.ndarray) -> _Renders:
         """Renders for a new alpha, to be derived from these (computed for ``alpha``)."""
         with self.lock:
             basis = dict(self.basis)
@@ -102,11 +104,11 @@ class Item:
         if self.origin is None:
             self.origin = self.alpha
 
-    def with_alpha(self, alpha: np.ndarray) -> "Item":
+    def with_alpha(self, alpha: np.ndarray) -> Item:
         """A copy with a new current alpha; its renders are derived from this item's."""
         return replace(self, alpha=alpha, _renders=self._renders.successor(self.alpha))
 
-    def saved(self) -> "Item":
+    def saved(self) -> Item:
         """This item once its current alpha is stored (no unsaved changes)."""
         return replace(self, origin=self.alpha, opened_at=time.time())
 
@@ -166,7 +168,8 @@ class Item:
         return self.derived("tint", lambda: tint(self.image, self.alpha, TINT_COLOR, TINT_OPACITY), update)
 
     def png(self, key: str, array: Callable[[], np.ndarray], reach: int = 0) -> BandedPng:
-        """``array()`` as a ``BandedPng`` under ``key``, re-encoded only where the alpha changed (grown by ``reach``)."""
+        """``array()`` as a ``BandedPng`` under ``key``, re-encoded only where the alpha changed (grown by
+        ``reach``)."""
         return self.derived(key, lambda: BandedPng(array()),
                             lambda old, old_alpha: old.update(array(),
                                                               self.changed_rows(old_alpha, reach)))
@@ -190,7 +193,8 @@ class Item:
         h, w = self.editor_size()
         if (h, w) == self.alpha.shape:
             return self.tint_png().tobytes()
-        return self.cached("editor_png", lambda: BandedPng(cv2.resize(self.tint(), (w, h), interpolation=cv2.INTER_AREA)).tobytes())
+        return self.cached("editor_png", lambda: BandedPng(cv2.resize(self.tint(), (w, h),
+                                                                      interpolation=cv2.INTER_AREA)).tobytes())
 
     def cutout_png(self, decontaminate: bool = True) -> BandedPng:
         if decontaminate:
@@ -266,17 +270,22 @@ def apply_editor(item: Item, value: dict | None, how: str = "apply") -> tuple[It
     return item.with_alpha(alpha), True
 
 
-def save(store: DatasetStore, item: Item, annotator: str | None = None) -> str:
-    """Store the item's triple (``an`` always decontaminated) with its prediction for change stats; returns the stem.
+def triple(item: Item) -> EncodedTriple:
+    """The item's triple as it is saved: ``an`` always decontaminated, with the prediction and the
+    change statistics of the current alpha against it.
 
     The PNGs come from the item's caches: the downloads already encoded ``an`` and ``gt`` (updated
     where the matte changed), and ``im`` and the prediction are encoded once per image.
     """
-    encoded = {"im": item.cached("image_png", lambda: BandedPng(item.image).tobytes(), per_image=True),
-               "prediction": item.cached("predicted_png", lambda: BandedPng(item.predicted).tobytes(), per_image=True),
-               "gt": item.alpha_png().tobytes(), "an": item.cutout_png(True).tobytes()}
-    return store.save_triple(item.stem, item.image, item.alpha, foreground=item.foreground(),
-                             predicted_alpha=item.predicted, source_path=item.source_path,
-                             source_hash=item.source_hash, model=item.engine, model_version=item.version,
-                             annotator=annotator, status="corrected", seconds=time.time() - item.opened_at,
-                             encoded=encoded)
+    return EncodedTriple(im=item.cached("image_png", lambda: BandedPng(item.image).tobytes(), per_image=True),
+                         gt=item.alpha_png().tobytes(), an=item.cutout_png(True).tobytes(),
+                         prediction=item.cached("predicted_png", lambda: BandedPng(item.predicted).tobytes(),
+                                                per_image=True),
+                         changes=change_stats(item.predicted, item.alpha))
+
+
+def save(store: DatasetStore, item: Item, annotator: str | None = None) -> str:
+    """Store the item's ``triple`` with its provenance; returns the stem."""
+    return store.save_triple(item.stem, triple(item), source_path=item.source_path, source_hash=item.source_hash,
+                             model=item.engine, model_version=item.version, annotator=annotator,
+                             status="corrected", seconds=time.time() - item.opened_at)

@@ -86,7 +86,8 @@ class Engine:
             self._error = error
             log.error("%s", error)
         except Exception as error:  # noqa: BLE001 - any load failure must reach the UI as one sentence
-            self._error = ToonmatteError(f"The matting engine could not be loaded ({type(error).__name__}: {error}); check --model, --weights and --device.")
+            self._error = ToonmatteError(f"The matting engine could not be loaded ({type(error).__name__}: {error}); "
+                                         "check --model, --weights and --device.")
             log.exception("engine load failed")
         finally:
             self._ready.set()

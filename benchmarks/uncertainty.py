@@ -81,7 +81,7 @@ def with_mistake(gt: np.ndarray, kind: str, strength: float, rng: np.random.Gene
 
 def build_dataset(root: Path, count: int, size: int = 192, seed: int = 0) -> None:
     """``count`` corrected items under ``root``, mistakes cycling through ``MISTAKES``."""
-    from toonmatte.dataset import DatasetStore
+    from toonmatte.dataset import DatasetStore, encode_triple
 
     rng = np.random.default_rng(seed)
     with DatasetStore(root, generation="synthetic") as store:
@@ -89,7 +89,7 @@ def build_dataset(root: Path, count: int, size: int = 192, seed: int = 0) -> Non
             rgb, gt = draw_character(size, rng)
             kind = MISTAKES[i % len(MISTAKES)]
             prediction = with_mistake(gt, kind, float(rng.uniform(0.1, 1.0)), rng)
-            store.save_triple(f"{kind}-{i:03d}", rgb, gt, foreground=rgb, predicted_alpha=prediction)
+            store.save_triple(f"{kind}-{i:03d}", encode_triple(rgb, gt, rgb, prediction))
 
 
 def main() -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from annotate.engine import Engine
-from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
+from toonmatte.dataset import DatasetStore, encode_triple, hash_file, uniform_alpha_warning
+from toonmatte.imaging.foreground import estimate_foreground
 from toonmatte.imaging.imageio import load_image, load_mask, write_png_atomic
 
 
@@ -54,7 +55,8 @@ class OutputFolder:
         return paths
 
 
-def matte_file(engine: Engine, image_path: str | Path, outputs: OutputFolder, decontaminate: bool = True) -> tuple[Path, Path]:
+def matte_file(engine: Engine, image_path: str | Path, outputs: OutputFolder,
+               decontaminate: bool = True) -> tuple[Path, Path]:
     """Matte an image file: (RGBA cut-out PNG, 8-bit mask PNG), named after the input."""
     from annotate.preview import cutout_rgba
 
@@ -76,9 +78,10 @@ def save_file(store: DatasetStore, image_path: str | Path, mask_path: str | Path
     image = load_image(Path(image_path), label=Path(image_path).name).rgb
     mask = load_mask(mask_path, image.shape[:2], label=Path(mask_path).name)
     digest = hash_file(image_path)
+    triple = encode_triple(image, mask, estimate_foreground(image, mask))
     with store.naming():
         stem = store.stem_for(Path(image_path).name, digest)
-        stem = store.save_triple(stem, image, mask, source_path=None, source_hash=digest,
-                                 annotator=annotator, status="corrected")
+        stem = store.save_triple(stem, triple, source_path=None, source_hash=digest, annotator=annotator,
+                                 status="corrected")
     warning = uniform_alpha_warning(mask)
     return stem, [] if warning is None else [warning]

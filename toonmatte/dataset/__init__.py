@@ -7,10 +7,22 @@ Readers (``evaluate``, ``report``, training) list items with ``list_items``; wri
 from toonmatte.dataset.files import hash_file
 from toonmatte.dataset.index import STATUSES, ItemRecord
 from toonmatte.dataset.layout import (
-    HISTORY_DIR, KINDS, MAX_STEM_LENGTH, META_DIR, SPLITS, SUFFIX, Item, describe_missing, incomplete_items,
-    list_items, sanitize_stem, triple_paths)
+    HISTORY_DIR,
+    KINDS,
+    MAX_STEM_LENGTH,
+    META_DIR,
+    SPLITS,
+    SUFFIX,
+    Item,
+    describe_missing,
+    incomplete_items,
+    list_items,
+    sanitize_stem,
+    triple_paths,
+)
 from toonmatte.dataset.store import DatasetStore, uniform_alpha_warning
+from toonmatte.dataset.triple import EncodedTriple, encode_triple
 
-__all__ = ["DatasetStore", "HISTORY_DIR", "Item", "ItemRecord", "KINDS", "MAX_STEM_LENGTH", "META_DIR", "SPLITS",
-           "STATUSES", "SUFFIX", "describe_missing", "hash_file", "incomplete_items", "list_items", "sanitize_stem",
-           "triple_paths", "uniform_alpha_warning"]
+__all__ = ["DatasetStore", "EncodedTriple", "HISTORY_DIR", "Item", "ItemRecord", "KINDS", "MAX_STEM_LENGTH",
+           "META_DIR", "SPLITS", "STATUSES", "SUFFIX", "describe_missing", "encode_triple", "hash_file",
+           "incomplete_items", "list_items", "sanitize_stem", "triple_paths", "uniform_alpha_warning"]

@@ -5,8 +5,9 @@ An item lives in one place: the first save puts a stem under the store's split a
 later saves of that stem (from any store on the same root) replace it there, so the dataset never
 holds two triples for one stem. Every replaced version is kept in the history.
 
-A save encodes the three PNGs, then, holding the stem's lock (``fcntl.flock`` on
-``.toonmatte/locks/<stem>.lock``, which excludes other threads and other processes alike):
+A save gets the three PNGs already encoded (an ``EncodedTriple``, ``toonmatte.dataset.triple``); then,
+holding the stem's lock (``fcntl.flock`` on ``.toonmatte/locks/<stem>.lock``, which excludes other
+threads and other processes alike), it:
 
 1. writes them under temp names next to their targets and fsyncs (with the model's predicted alpha,
    when given, as ``.toonmatte/predictions/<stem>.<txid>.png``);
@@ -47,13 +48,21 @@ from typing import Any
 import numpy as np
 
 from toonmatte.dataset import journal
-from toonmatte.dataset.files import encode_png, fsync_path, hash_file, make_dirs, read_png, write_synced
+from toonmatte.dataset.files import fsync_path, make_dirs, read_png, write_synced
 from toonmatte.dataset.index import ItemIndex, ItemRecord, check_status, now
 from toonmatte.dataset.layout import (
-    HISTORY_DIR, KINDS, MAX_STEM_LENGTH, META_DIR, Item, check_folder_name, history_folder, sanitize_stem,
-    triple_paths)
+    HISTORY_DIR,
+    KINDS,
+    MAX_STEM_LENGTH,
+    META_DIR,
+    Item,
+    check_folder_name,
+    history_folder,
+    sanitize_stem,
+    triple_paths,
+)
+from toonmatte.dataset.triple import EncodedTriple
 from toonmatte.errors import ToonmatteError, write_error
-from toonmatte.evaluation.metrics import change_stats
 
 PREDICTIONS_DIR = "predictions"
 logger = logging.getLogger(__name__)
@@ -62,28 +71,8 @@ _SAVE = "The dataset"
 
 # Test seam: called with the name of each step of a save ("temps-written", "history-staged", "indexed",
 # "renamed-im", "renamed-gt", "renamed-an", "history-committed") so a test can stop the writer there.
-_fault_point: Callable[[str], None] = lambda step: None
-
-
-def _check_images(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None,
-                  predicted_alpha: np.ndarray | None) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ToonmatteError(f"The image must be 8-bit RGB (an HxWx3 uint8 array), not {_describe(image)}.")
-    size = image.shape[:2]
-    if not isinstance(alpha, np.ndarray) or alpha.dtype != np.uint8 or alpha.shape != size:
-        raise ToonmatteError(f"The alpha must be a 2-D uint8 matte of the image's size {size}, not {_describe(alpha)}.")
-    if foreground is not None and (not isinstance(foreground, np.ndarray) or foreground.dtype != np.uint8
-                                   or foreground.shape != (*size, 3)):
-        raise ToonmatteError(f"The foreground must be 8-bit RGB of the image's size {size}, not {_describe(foreground)}.")
-    if predicted_alpha is not None and (not isinstance(predicted_alpha, np.ndarray)
-                                        or predicted_alpha.dtype != np.uint8 or predicted_alpha.shape != size):
-        raise ToonmatteError(f"The predicted alpha must be a 2-D uint8 matte of the image's size {size}, not {_describe(predicted_alpha)}.")
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"{value.dtype} of shape {value.shape}"
-    return type(value).__name__
+def _fault_point(step: str) -> None:
+    """Does nothing; tests replace it."""
 
 
 @contextmanager
@@ -158,46 +147,31 @@ class DatasetStore:
             yield
 
     # ------------------------------------------------------------------- saving
-    def save_triple(self, stem: str, image: np.ndarray, alpha: np.ndarray, *, foreground: np.ndarray | None = None,
-                    predicted_alpha: np.ndarray | None = None, source_path: str | None = None,
+    def save_triple(self, stem: str, triple: EncodedTriple, *, source_path: str | None = None,
                     source_hash: str | None = None, model: str | None = None, model_version: str | None = None,
-                    annotator: str | None = None, status: str = "corrected", seconds: float | None = None,
-                    encoded: Mapping[str, bytes] | None = None) -> str:
-        """Store a triple atomically (keeping any previous version in history); returns the stored stem.
+                    annotator: str | None = None, status: str = "corrected", seconds: float | None = None) -> str:
+        """Store ``triple`` (see ``toonmatte.dataset.triple``) atomically under ``stem``, keeping any previous
+        version in history; returns the stored stem.
 
-        ``encoded`` may give PNG bytes already made for "im", "gt", "an" or "prediction"; they are
-        stored as they are, so they must decode to exactly ``image``, ``alpha``, the RGBA cut-out
-        (``foreground`` with ``alpha``) and ``predicted_alpha`` (the studio keeps such PNGs of what
-        it shows, and saving then skips most of the encoding). ``seconds`` is how long the person
-        had the item open before this save.
+        The rest is recorded in the item's index row as given: ``source_hash`` is the sha256 of the
+        source file, which the caller has already computed (the store never reads the source),
+        ``seconds`` how long the person had the item open before this save.
         """
         check_status(status)
-        _check_images(image, alpha, foreground, predicted_alpha)
+        if not isinstance(triple, EncodedTriple):
+            raise ToonmatteError(f"save_triple takes an EncodedTriple (see encode_triple), "
+                                 f"not {type(triple).__name__}.")
         stem = sanitize_stem(stem)
-        encoded = dict(encoded or {})
-        if not set(encoded) <= {*KINDS, "prediction"}:
-            raise ValueError(f"encoded PNGs can be given for {', '.join(KINDS)} and prediction, not {sorted(encoded)}")
-        if foreground is None and "an" not in encoded:
-            from toonmatte.imaging.foreground import estimate_foreground
-
-            foreground = estimate_foreground(image, alpha)
-        changed_fraction = mean_abs_delta = None
-        if predicted_alpha is not None:
-            changed_fraction, mean_abs_delta = change_stats(predicted_alpha, alpha)
-        if source_hash is None and source_path and Path(source_path).is_file():
-            source_hash = hash_file(source_path)
-        arrays = {"im": lambda: image, "gt": lambda: alpha, "an": lambda: np.dstack([foreground, alpha])}
-        if predicted_alpha is not None:
-            arrays["prediction"] = lambda: predicted_alpha
-        payloads = {kind: encoded[kind] if kind in encoded else encode_png(array()) for kind, array in arrays.items()}
-        prediction = payloads.pop("prediction", None)
+        height, width = triple.size
+        changed_fraction, mean_abs_delta = triple.changes if triple.changes is not None else (None, None)
+        payloads = {"im": triple.im, "gt": triple.gt, "an": triple.an}
         row = {"stem": stem, "status": status, "source_path": None if source_path is None else str(source_path),
                "source_hash": source_hash, "model": model, "model_version": model_version, "annotator": annotator,
                "changed_fraction": changed_fraction, "mean_abs_delta": mean_abs_delta, "seconds": seconds,
-               "pixels": int(alpha.size)}
+               "pixels": height * width}
         with _os_errors(_SAVE), self._stem_lock(stem):
             self._recover_stem(stem)
-            self._commit(stem, payloads, row, prediction)
+            self._commit(stem, payloads, row, triple.prediction)
             self._notify("save", stem)
         return stem
 
@@ -217,7 +191,8 @@ class DatasetStore:
                 make_dirs(history_folder(self.root, split, generation, stem))
             _fault_point("history-staged")
             with self._index.transaction("nothing was saved") as db:
-                self._index.upsert_saved(db, {**row, "split": split, "generation": generation, "updated_at": now()}, txid)
+                self._index.upsert_saved(db, {**row, "split": split, "generation": generation, "updated_at": now()},
+                                         txid)
         except BaseException:
             self._discard(stem, txid, targets)
             raise
@@ -551,7 +526,7 @@ class DatasetStore:
     def close(self) -> None:
         self._index.close()
 
-    def __enter__(self) -> "DatasetStore":
+    def __enter__(self) -> DatasetStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -88,7 +88,8 @@ def cutout_grid(cell: int = 200, columns: int = 3, model: str = "toonout",
     picture = np.empty((height, width, 3), np.uint8)
     picture[...] = GUTTER_RGB
     for index, (case, matte) in enumerate(zip(cases, mattes)):
-        for is_cutout, cell_rgb in ((False, case.rgb), (True, view(cutout_rgba(matte.image, matte.alpha), CHECKERBOARD))):
+        shown = view(cutout_rgba(matte.image, matte.alpha), CHECKERBOARD)
+        for is_cutout, cell_rgb in ((False, case.rgb), (True, shown)):
             x, y = grid.origin(index, is_cutout)
             picture[y:y + cell, x:x + cell] = cell_rgb
     return picture, grid, matter.title
@@ -150,7 +151,8 @@ def studio_screenshot(path: Path, image_side: int = 768, scale: float = 0.75) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.readme_images", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/images"), help="folder to write into (default docs/images)")
+    parser.add_argument("--out", type=Path, default=Path("docs/images"),
+                        help="folder to write into (default docs/images)")
     parser.add_argument("--cell", type=int, default=200, help="side of each cell of the grid in pixels (default 200)")
     parser.add_argument("--columns", type=int, default=3, help="pairs (original | cut-out) per row (default 3)")
     parser.add_argument("--model", default="toonout", help="the model to matte with (default toonout; offline the "

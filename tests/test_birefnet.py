@@ -9,9 +9,15 @@ import pytest
 import torch
 
 from conftest import FIXTURES, checkpoint_layout, read_gzip_json
-from toonmatte.model.birefnet import (BiRefNetConfig, ComposedConvs, DeformableConv2d, Float32Conv2d, build_model, image_patches,
-                                optimize_for_inference, store_weights_in)
+from toonmatte.model.birefnet import BiRefNetConfig, DeformableConv2d, build_model, image_patches
 from toonmatte.model.golden_fill import fill_state_dict, golden_input
+from toonmatte.model.inference import (
+    ComposedConvs,
+    Float32Conv2d,
+    FusedDeformableConv2d,
+    optimize_for_inference,
+    store_weights_in,
+)
 from toonmatte.model.swin import relative_position_index, shift_region_labels
 
 GOLDEN_SIZES = [(256, 256), (384, 256)]
@@ -104,10 +110,11 @@ def test_optimized_tiny_model_matches_and_drops_training_heads():
             module.running_var.uniform_(0.5, 2.0)
     optimized = optimize_for_inference(copy.deepcopy(model))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in optimized.modules())
-    deformable = [m for m in optimized.modules() if isinstance(m, DeformableConv2d)]
-    assert deformable and all(m.offset_modulator_conv is not None and not hasattr(m, "offset_conv") for m in deformable)
-    assert all(m.offset_modulator_conv.out_channels % 8 == 0 for m in deformable)  # tensor-core friendly
-    assert not hasattr(optimized.decoder, "conv_ms_spvn_4")
+    assert not any(isinstance(m, DeformableConv2d) for m in optimized.modules())
+    fused = [m for m in optimized.modules() if isinstance(m, FusedDeformableConv2d)]
+    assert len(fused) == sum(isinstance(m, DeformableConv2d) for m in model.modules())
+    assert all(m.offset_modulator_conv.out_channels % 8 == 0 for m in fused)  # tensor-core friendly
+    assert not hasattr(optimized.decoder, "conv_ms_spvn_4") and not hasattr(optimized.decoder, "conv_out1")
     x = torch.randn(1, 3, 64, 96)
     with torch.inference_mode():
         torch.testing.assert_close(optimized(x), model(x), rtol=0, atol=1e-5)

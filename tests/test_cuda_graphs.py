@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.model.cuda_graphs import GraphedForward, GraphedModule
+from toonmatte.model.inference import optimize_for_inference
 from toonmatte.pipeline import Matter
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from conftest import draw_toon
-from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
 from toonmatte.errors import WeightsError
+from toonmatte.model.birefnet import BiRefNetConfig, build_model
+from toonmatte.model.inference import optimize_for_inference
 from toonmatte.pipeline import IMAGENET_MEAN, IMAGENET_STD, Matter, model_for_precision, postprocess, preprocess
 
 

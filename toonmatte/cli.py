@@ -3,6 +3,9 @@
 Each sub-command lives in ``toonmatte/commands/<name>.py`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
 Modules are imported only when their command runs, so ``--help`` stays fast.
+Before a command that runs the model, on the CPU, ``main`` opts the process into glibc's
+keep-freed-memory setting (``toonmatte.model.runtime.keep_freed_memory``): a process-wide
+choice that belongs to an entry point, not to the library.
 """
 from __future__ import annotations
 
@@ -25,6 +28,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
+MODEL_COMMANDS = ("predict", "bench", "evaluate", "report", "export")  # commands that may run the model
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="python -m toonmatte", description="Anime background removal (ToonOut).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -44,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(commands[name])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if name in MODEL_COMMANDS:
+        from toonmatte.model import runtime
+
+        runtime.keep_freed_memory_on_cpu(getattr(args, "device", "cpu"))
     try:
         return int(module.run(args) or 0)
     except ToonmatteError as error:

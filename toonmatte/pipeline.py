@@ -23,7 +23,7 @@ from toonmatte.model.cuda_graphs import GraphedModule
 from toonmatte.errors import OnnxModelError, ToonmatteError, WeightsError
 from toonmatte.imaging.fallback import fallback_alpha
 from toonmatte.imaging.imageio import GRAY, LoadedImage, load_image
-from toonmatte.model.runtime import cpu_supports_bf16, keep_freed_memory
+from toonmatte.model.runtime import cpu_supports_bf16
 from toonmatte.model.zoo import DEFAULT_MODEL, spec_for
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,9 @@ def postprocess(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 
 def model_for_precision(net: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
     """The model to run at ``precision``: ``net`` itself, or on CUDA in half precision a copy with
-    half-precision weights (see ``toonmatte.model.birefnet.store_weights_in``), which saves casting them
+    half-precision weights (see ``toonmatte.model.inference.store_weights_in``), which saves casting them
     on every pass; ``net`` keeps its float32 weights for an fp32 recompute."""
-    from toonmatte.model.birefnet import store_weights_in
+    from toonmatte.model.inference import store_weights_in
 
     if device.type != "cuda" or precision == "fp32":
         return net
@@ -148,7 +148,8 @@ class Matter:
             log.warning("%s", self.fallback_reason)
 
     def _load(self, weights: str | Path | None) -> tuple[torch.nn.Module, Path]:
-        from toonmatte.model.birefnet import build_model, config_from_state_dict, optimize_for_inference
+        from toonmatte.model.birefnet import build_model, config_from_state_dict
+        from toonmatte.model.inference import optimize_for_inference
         from toonmatte.model.weights import load_weights, read_state_dict
 
         path = self._checkpoint(weights)
@@ -161,8 +162,6 @@ class Matter:
             raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); "
                                f"pass the {self.spec.filename} file from {self.spec.repo_id}.") from error
         net = optimize_for_inference(load_weights(build_model(config), state))
-        if self.device.type == "cpu":
-            keep_freed_memory()
         log.info("loaded %s from %s on %s (%s)", self.spec.title, path, self.device, self.precision)
         return net.to(self.device), path
 

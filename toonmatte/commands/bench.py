@@ -135,7 +135,8 @@ def device_name(device: torch.device) -> str:
 def build(tiny: bool, device: torch.device, golden: bool = True) -> torch.nn.Module:
     """ToonOut's graph with the golden deterministic weights (seeded random ones when not ``golden``),
     or the tiny graph with seeded random ones."""
-    from toonmatte.model.birefnet import BiRefNetConfig, build_model, optimize_for_inference
+    from toonmatte.model.birefnet import BiRefNetConfig, build_model
+    from toonmatte.model.inference import optimize_for_inference
     from toonmatte.model.golden_fill import fill_state_dict
 
     torch.manual_seed(0)
@@ -336,12 +337,12 @@ def compiled(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int
 
 def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str, onnx: str | None = None) -> None:
     """Run in a fresh process: build the optimized model (or open the ``onnx`` export with ONNX Runtime,
-    as ``Matter`` does), run one forward, print peak memory as JSON."""
-    from toonmatte.model.runtime import keep_freed_memory
+    as ``Matter`` does), run one forward, print peak memory as JSON. The process opts into the
+    allocator setting as the command line does (``toonmatte.cli``), so its peak is the one a command sees."""
+    from toonmatte.model.runtime import keep_freed_memory_on_cpu
 
     chosen = torch.device(device)
-    if chosen.type == "cpu" and onnx is None:
-        keep_freed_memory()  # as Matter does on the CPU
+    keep_freed_memory_on_cpu(chosen)
     if onnx is None:
         net = build(tiny, chosen, golden=False)  # no filled copy of the weights in the peak
     else:
@@ -527,12 +528,10 @@ def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toonmatte.pipeline import PRECISIONS, model_for_precision, pick_device, pick_precision
-    from toonmatte.model.runtime import cpu_supports_bf16, keep_freed_memory
+    from toonmatte.model.runtime import cpu_supports_bf16
 
-    device = pick_device(args.device)
+    device = pick_device(args.device)  # the allocator setting is the command line's (toonmatte.cli), as for predict
     fast = pick_precision(args.precision, device)
-    if device.type == "cpu":
-        keep_freed_memory()  # as Matter does on the CPU
     extra = f", bf16 instructions: {'yes' if cpu_supports_bf16() else 'no'}" if device.type == "cpu" else ""
     print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads{extra}; {time.strftime('%Y-%m-%d %H:%M')}")

@@ -3,6 +3,8 @@
 Module and parameter names follow the published checkpoint exactly, so its state dict
 loads strictly (see ``toonmatte.model.weights``). Every channel count is derived from the
 backbone's embedding width, which lets tests build a tiny variant of the same graph.
+This module is the architecture as trained; ``toonmatte.model.inference`` rewrites a loaded
+model for inference (BatchNorm folding, composed convolutions, half-precision weights).
 """
 from __future__ import annotations
 
@@ -32,8 +34,8 @@ class BiRefNetConfig:
     gradient_channels: int = 16
 
     @classmethod
-    def tiny(cls) -> "BiRefNetConfig":
-        """The same graph at a fraction of the size: for tests, runs in milliseconds."""
+    def tiny(cls) -> BiRefNetConfig:
+        """The same graph at a fraction of the size, for tests."""
         return cls(embed_dim=8, depths=(2, 2, 2, 2), heads=(1, 1, 2, 2), window=4,
                    decoder_channels=8, aspp_channels=8, gradient_channels=4)
 
@@ -83,6 +85,25 @@ def conv2d(cin: int, cout: int, kernel: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias)
 
 
+def modulated_deformable(x: torch.Tensor, offset: torch.Tensor, modulator: torch.Tensor, conv: nn.Conv2d,
+                         padding: int) -> torch.Tensor:
+    """DCNv2 of ``x`` with ``conv``'s filters at the sampling points ``offset`` moves them to, each sample
+    weighted by ``2 * sigmoid(modulator)``.
+
+    Without autograd this is :func:`toonmatte.model.deformable.modulated_deform_conv2d`, which stays in
+    the input's dtype and memory format. With autograd recording (training) it is torchvision's op,
+    which has a backward, in float32 as its CUDA autocast wrapper would run it, on contiguous maps:
+    its CUDA kernel is not known to read channels-last ones right.
+    """
+    mask = 2.0 * torch.sigmoid(modulator)
+    weight, bias = conv.weight, conv.bias
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight))):
+        return modulated_deform_conv2d(x, offset, weight, bias, mask, padding)
+    nchw32 = {"dtype": torch.float32, "memory_format": torch.contiguous_format}
+    return deform_conv2d(x.to(**nchw32), offset.to(**nchw32), weight.float(), None if bias is None else bias.float(),
+                         padding=padding, mask=mask.to(**nchw32)).to(x.dtype)
+
+
 class DeformableConv2d(nn.Module):
     """Modulated deformable convolution (DCNv2) with offset and modulator predicted from the input."""
 
@@ -93,40 +114,9 @@ class DeformableConv2d(nn.Module):
         self.offset_conv = conv2d(cin, 2 * self.taps, kernel)
         self.modulator_conv = conv2d(cin, self.taps, kernel)
         self.regular_conv = conv2d(cin, cout, kernel, bias=False)
-        self.offset_modulator_conv: nn.Conv2d | None = None  # both in one, see fuse_offset_and_modulator
-
-    def fuse_offset_and_modulator(self) -> None:
-        """Inference only: compute the offset and modulator convolutions, which read the same input
-        with the same kernel size, as one convolution with both sets of filters (10-30% less time
-        for the pair on a 2-vCPU CPU: the input is read and unfolded once). Zero filters pad the
-        output channels to a multiple of 8: cuDNN runs 3 x taps = 147 or 27 channels in bf16 on a
-        slow kernel without tensor cores (1.5 ms of a 26 ms pass on an H100)."""
-        first, second = self.offset_conv, self.modulator_conv
-        channels = first.out_channels + second.out_channels
-        padding = -channels % 8
-        fused = conv2d(first.in_channels, channels + padding, first.kernel_size[0])
-        weight, bias = first.weight, first.bias
-        fused.weight = nn.Parameter(torch.cat([weight, second.weight, weight.new_zeros(padding, *weight.shape[1:])]),
-                                    requires_grad=False)
-        fused.bias = nn.Parameter(torch.cat([bias, second.bias, bias.new_zeros(padding)]), requires_grad=False)
-        self.offset_modulator_conv = fused.to(weight.device)
-        del self.offset_conv, self.modulator_conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.offset_modulator_conv is None:
-            offset, modulator = self.offset_conv(x), self.modulator_conv(x)
-        else:
-            both = self.offset_modulator_conv(x)
-            offset, modulator = both[:, :2 * self.taps], both[:, 2 * self.taps:3 * self.taps]
-        mask = 2.0 * torch.sigmoid(modulator)
-        weight, bias = self.regular_conv.weight, self.regular_conv.bias
-        if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight))):
-            return modulated_deform_conv2d(x, offset, weight, bias, mask, self.padding)
-        # training: torchvision's op, which has a backward, in float32 as its CUDA autocast wrapper would
-        # run it, on contiguous maps: its CUDA kernel is not known to read channels-last ones right
-        nchw32 = {"dtype": torch.float32, "memory_format": torch.contiguous_format}
-        return deform_conv2d(x.to(**nchw32), offset.to(**nchw32), weight.float(), None if bias is None else bias.float(),
-                             padding=self.padding, mask=mask.to(**nchw32)).to(x.dtype)
+        return modulated_deformable(x, self.offset_conv(x), self.modulator_conv(x), self.regular_conv, self.padding)
 
 
 class DeformableBranch(nn.Module):
@@ -156,7 +146,7 @@ class ASPPDeformable(nn.Module):
         pooled branch is constant over the image, so its slice adds a per-channel constant.
 
         The sum is kept in float32 under autocast: rounding each partial sum to bf16 was the
-        decoder's largest bf16 error (on the golden input, IoU with fp32's matte 0.986 -> 0.9905)."""
+        largest source of the decoder's bf16 error."""
         weight = self.conv1.weight
         inner = weight.shape[1] // 5
         out = None
@@ -191,50 +181,6 @@ class SimpleConvs(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.conv1(x))
-
-
-class ComposedConvs(nn.Module):
-    """Inference-only stand-in for a :class:`SimpleConvs` (two 3x3 convolutions, no activation
-    between them): one 5x5 convolution with the composed kernel, exact away from the border,
-    where the first convolution's zero padding differs; the outermost rows and columns are
-    recomputed through the two convolutions on thin strips. Worth it for a wide middle
-    layer on a few channels at full resolution (``ipt_blk1``: 3 -> 64 -> 1).
-    """
-
-    def __init__(self, convs: SimpleConvs) -> None:
-        super().__init__()
-        first, second = convs.conv1, convs.conv_out
-        w1, w2 = first.weight.double(), second.weight.double()  # M x C x 3 x 3, O x M x 3 x 3
-        # composed[o, c] = sum over m of the full (true) 2-D convolution of w2[o, m] with w1[m, c]:
-        # cross-correlation with the flipped kernel.
-        composed = F.conv2d(w2, w1.flip(-1, -2).permute(1, 0, 2, 3), padding=2)  # O x C x 5 x 5
-        self.weight = nn.Parameter(composed.to(first.weight.dtype), requires_grad=False)
-        self.bias = nn.Parameter((second.bias.double() + w2.sum((2, 3)) @ first.bias.double()).to(first.weight.dtype),
-                                 requires_grad=False)
-        self.convs = convs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Always in float32, autocast or not: a few input channels make it cheap, and in the
-        half-precision path its output is a share of the final logits (see ``Decoder.head``)."""
-        with torch.autocast(x.device.type, enabled=False):
-            return self._forward(x.float())
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda and self.weight.shape[0] == 1:
-            # cuDNN's kernels for one output channel are slow (7.6 ms for 8 images at 1024 on an H200);
-            # a depthwise convolution and a sum over channels compute the same in under 1 ms
-            out = F.conv2d(x, self.weight.float().transpose(0, 1), padding=2, groups=x.shape[1])
-            out = out.sum(1, keepdim=True).add_(self.bias.float().view(1, 1, 1, 1))
-        else:
-            out = F.conv2d(x, self.weight.float(), self.bias.float(), padding=2)
-        h, w = x.shape[-2:]
-        if h < 3 or w < 3:
-            return self.convs(x)
-        out[:, :, :1] = self.convs(x[:, :, :3])[:, :, :1]
-        out[:, :, -1:] = self.convs(x[:, :, -3:])[:, :, -1:]
-        out[:, :, :, :1] = self.convs(x[:, :, :, :3])[:, :, :, :1]
-        out[:, :, :, -1:] = self.convs(x[:, :, :, -3:])[:, :, :, -1:]
-        return out
 
 
 class BasicLatBlk(nn.Module):
@@ -283,7 +229,6 @@ class Decoder(nn.Module):
             setattr(self, f"gdt_convs_pred_{s}", nn.Sequential(Conv1x1(gradient, 1)))
         for s in (4, 3, 2):
             setattr(self, f"gdt_convs_attn_{s}", nn.Sequential(Conv1x1(gradient, 1)))
-        self.head_folded = False  # set by optimize_for_inference
 
     def gradient_attention(self, p: torch.Tensor, stage: int, heads: list | None = None) -> torch.Tensor:
         g = getattr(self, f"gdt_convs_{stage}")(p)
@@ -298,7 +243,7 @@ class Decoder(nn.Module):
         """Logits from the image and the encoder's ``features`` [x1, x2, x3, x4] (finest first).
 
         The list is emptied as the maps are used, and each level's input is freed before its
-        block runs: at 1024 that keeps about 200 MB fewer maps alive through the finest block.
+        block runs, so fewer full-size maps are alive at once through the finest block.
         A ``heads`` list receives the deep-supervision outputs of stages 4, 3 and 2 (training).
         """
         x4 = features.pop()
@@ -320,10 +265,8 @@ class Decoder(nn.Module):
     def head(self, p1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``conv_out1`` over [p1 upsampled to the input's size, ipt_blk1(x)], as the sum of its
         two slices, the p1 one applied *before* upsampling: both are linear, and this resizes
-        one channel instead of 192 at full size."""
+        one channel instead of all of p1's at full size."""
         image = self.ipt_blk1(x.contiguous(memory_format=torch.channels_last))
-        if self.head_folded:  # both slices are composed into the convs before them: float32 terms, float32 sum
-            return resize(p1, x.shape[-2:]) + image
         conv = self.conv_out1[0]
         c = p1.shape[1]
         logits = resize(pointwise(p1, conv.weight[:, :c]), x.shape[-2:])
@@ -368,97 +311,6 @@ class BiRefNet(nn.Module):
 def build_model(config: BiRefNetConfig | None = None) -> BiRefNet:
     """A BiRefNet in eval mode (ToonOut's architecture by default), with untrained weights."""
     return BiRefNet(config).eval()
-
-
-def _fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """Scale ``conv``'s filters and set its bias so that it computes ``bn(conv(x))`` (inference statistics)."""
-    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-    conv.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
-    conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double()).to(conv.weight.dtype))
-
-
-class Float32Conv2d(nn.Conv2d):
-    """A convolution that runs in float32 under autocast too. For the one-channel convolutions
-    the output head is folded into: their outputs are the two terms of the logits, often large and
-    of opposite signs, and bf16's rounding of them (a few hundredths at a magnitude of 4) would move
-    alphas near 0.5 by a level or more; in float32 they cost next to nothing."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return super().forward(x.float())
-
-
-def _compose_1x1(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Float32Conv2d:
-    """A conv computing ``conv2d(conv(x), weight, bias)`` for a 1x1 ``weight`` (O x conv.out_channels x 1 x 1)."""
-    mix = weight.double().flatten(1)  # O x M
-    composed = Float32Conv2d(conv.in_channels, mix.shape[0], conv.kernel_size, padding=conv.padding)
-    composed.weight = nn.Parameter(torch.einsum("om,mikl->oikl", mix, conv.weight.double()).to(conv.weight.dtype))
-    total = mix @ conv.bias.double() if conv.bias is not None else torch.zeros(mix.shape[0], dtype=torch.float64)
-    if bias is not None:
-        total = total + bias.double()
-    composed.bias = nn.Parameter(total.to(conv.weight.dtype))
-    return composed.to(conv.weight.device)
-
-
-@torch.no_grad()
-def optimize_for_inference(model: BiRefNet) -> BiRefNet:
-    """Rewrite a model whose weights are loaded, in place, for inference only; returns it.
-
-    Every BatchNorm is folded into the convolution before it; the output head's 1x1
-    convolution is composed into the two linear 3x3 convolutions that feed it (so
-    ``decoder_block1`` and ``ipt_blk1`` produce one channel instead of 192 and 48), and
-    ``ipt_blk1``'s two convolutions into one 5x5 (:class:`ComposedConvs`); each deformable
-    convolution's offset and modulator convolutions become one; the training-only
-    deep-supervision heads are dropped. The result computes the same logits
-    up to float rounding, but its state dict no longer matches the checkpoint and it cannot
-    be trained: load weights before calling this.
-    """
-    model.eval()
-    for module in list(model.modules()):
-        if isinstance(module, BasicDecBlk):
-            _fold_batch_norm(module.conv_in, module.bn_in)
-            _fold_batch_norm(module.conv_out, module.bn_out)
-            module.bn_in, module.bn_out = nn.Identity(), nn.Identity()
-        elif isinstance(module, DeformableBranch):
-            _fold_batch_norm(module.atrous_conv.regular_conv, module.bn)
-            module.bn = nn.Identity()
-            module.atrous_conv.fuse_offset_and_modulator()
-        elif isinstance(module, ASPPDeformable):
-            _fold_batch_norm(module.conv1, module.bn1)
-            module.bn1 = nn.Identity()
-            _fold_batch_norm(module.global_avg_pool[1], module.global_avg_pool[2])
-            module.global_avg_pool[2] = nn.Identity()
-    decoder = model.decoder
-    for s in (4, 3, 2):
-        convs = getattr(decoder, f"gdt_convs_{s}")
-        _fold_batch_norm(convs[0], convs[1])
-        convs[1] = nn.Identity()
-        delattr(decoder, f"conv_ms_spvn_{s}")
-        delattr(decoder, f"gdt_convs_pred_{s}")
-    head = decoder.conv_out1[0]
-    c = decoder.decoder_block1.conv_out.out_channels
-    decoder.decoder_block1.conv_out = _compose_1x1(decoder.decoder_block1.conv_out, head.weight[:, :c])
-    decoder.ipt_blk1.conv_out = _compose_1x1(decoder.ipt_blk1.conv_out, head.weight[:, c:], head.bias)
-    decoder.ipt_blk1 = ComposedConvs(decoder.ipt_blk1)
-    decoder.head_folded = True
-    return model
-
-
-def store_weights_in(model: BiRefNet, dtype: torch.dtype) -> BiRefNet:
-    """Store the weights of the linear and convolution layers in ``dtype``, in place; returns ``model``.
-
-    For an inference model that runs under autocast to ``dtype``: autocast casts float32 weights
-    on every use, which on CUDA is every replay of a CUDA graph (about 1 ms of a 25 ms bf16 pass
-    at 1024 on an H100). Layers that run in float32 on purpose keep float32 weights: the
-    output head (:class:`Float32Conv2d`, :class:`ComposedConvs`) and the norms. The model then
-    no longer runs without autocast.
-    """
-    float32 = {id(m) for parent in model.modules() if isinstance(parent, ComposedConvs) for m in parent.modules()}
-    for module in model.modules():
-        if type(module) in (nn.Linear, nn.Conv2d, Conv1x1) and id(module) not in float32:
-            module.to(dtype)
-    return model
 
 
 def config_from_state_dict(state: dict[str, torch.Tensor]) -> BiRefNetConfig:

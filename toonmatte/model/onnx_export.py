@@ -49,13 +49,14 @@ class ExportResult:
 
 class HalfPrecision(nn.Module):
     """The model much as ``Matter`` runs it in fp16 on CUDA: linear and convolution weights stored in
-    float16, run under autocast, the output head in float32 (see ``birefnet.store_weights_in``); float32
-    in and out. The LayerNorms get float16 weights too: they see float16 inputs here, and ONNX's
-    LayerNormalization takes one type for both (ONNX Runtime computes it in float32 inside). For GPUs:
-    ONNX Runtime's CPU provider casts most float16 nodes back to float32."""
+    float16, run under autocast, the output head in float32 (see
+    ``toonmatte.model.inference.store_weights_in``); float32 in and out. The LayerNorms get float16
+    weights too: they see float16 inputs here, and ONNX's LayerNormalization takes one type for both
+    (ONNX Runtime computes it in float32 inside). For GPUs: ONNX Runtime's CPU provider casts most
+    float16 nodes back to float32."""
 
     def __init__(self, net: nn.Module) -> None:
-        from toonmatte.model.birefnet import store_weights_in
+        from toonmatte.model.inference import store_weights_in
 
         super().__init__()
         self.net = store_weights_in(net, torch.float16)

@@ -210,5 +210,5 @@ def test_signed_in_people_save_as_themselves_and_others_cannot_save(team_studio,
     with DatasetStore(root) as store:
         assert {record.stem: record.annotator for record in store.items()} == {"alice_shot": "alice", "bob_shot": "bob"}
     assert sorted(item.stem for item in list_items(root)) == ["alice_shot", "bob_shot"]  # carol wrote nothing
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not login"):  # the login page refuses the wrong password
         Client(url, auth=("carol", "wrong"), verbose=False)

@@ -105,7 +105,7 @@ def test_saves_and_resaves_are_new_files_and_manifest_entries(tmp_path, syncs):
     commit = api.commits[-1]
     assert (commit["repo_id"], commit["repo_type"]) == (REPO_ID, "dataset")
     assert api.repos[REPO_ID] == {"private": True, "repo_type": "dataset"}
-    for txid, value in ((first, 10), (second, 20)):
+    for txid in (first, second):
         for kind in ("im", "gt", "an", "prediction"):
             data = api.files[f"versions/a/{txid}/{kind}.png"]
             assert data  # each version is its own set of files

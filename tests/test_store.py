@@ -15,8 +15,15 @@ import cv2
 import numpy as np
 import pytest
 
-from toonmatte.dataset import (MAX_STEM_LENGTH, STATUSES, DatasetStore, EncodedTriple, encode_triple, list_items,
-                               sanitize_stem)
+from toonmatte.dataset import (
+    MAX_STEM_LENGTH,
+    STATUSES,
+    DatasetStore,
+    EncodedTriple,
+    encode_triple,
+    list_items,
+    sanitize_stem,
+)
 from toonmatte.dataset import store as store_module
 from toonmatte.dataset.files import hash_file, read_png
 from toonmatte.errors import ToonmatteError, WriteError

@@ -247,7 +247,7 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"{name}: skipped, {error}")
             continue
         engines[name] = matter.engine
-        results[name] = score_model(lambda path: matter.predict(path).alpha, items, args.hce, desc=name,
+        results[name] = score_model(lambda path, matter=matter: matter.predict(path).alpha, items, args.hce, desc=name,
                                     keep=gallery.keeper(name) if gallery is not None else None)
         _report_unscored(results[name].skipped, f"{name} ")
     results = {name: scores for name, scores in results.items() if scores.per_image}

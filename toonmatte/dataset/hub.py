@@ -39,7 +39,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -62,9 +62,10 @@ REPO_TYPE = "dataset"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _PREFIXES = ("versions/", "manifest/")
 
-# Test seam: called with "pushed" after the Hub accepted a commit and before it is written down
-# locally, so a test can kill the process in that window.
-_fault_point: Callable[[str], None] = lambda step: None
+
+def _fault_point(step: str) -> None:
+    """Test seam: called with "pushed" after the Hub accepted a commit and before it is written down
+    locally, so a test can kill the process in that window."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -36,7 +36,7 @@ from toonmatte.errors import BadImageError
 if TYPE_CHECKING:
     import torch
 
-Colour = Union[str, Sequence[int]]
+Colour = str | Sequence[int]
 
 RADII = (90, 6)
 _EPS = 1e-5

@@ -3,6 +3,8 @@
 ``.ci/run`` runs the README's test command in a fresh clone; this keeps the two the same line. Every
 relative link in ``README.md`` and ``docs/*.md`` must name a file of the repository, and a ``#section``
 must name a heading of that file (GitHub's anchors: lower case, punctuation dropped, spaces to hyphens).
+A repository path in inline code (``toonmatte/model/zoo.py``) must exist too, so that moving a module
+cannot leave the docs pointing at its old place.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ MAX_LINES = 180
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE = re.compile(r"`[^`\n]*`")
+SOURCE_PATH = re.compile(r"`((?:app|annotate|toonmatte|benchmarks|scripts|tests|docs)[\w./-]*\.(?:py|js|sh|md))`")
 
 
 def prose(text: str) -> str:
@@ -81,3 +84,10 @@ def test_readme_pictures_are_small() -> None:
     for picture in pictures:
         size = (REPO / picture).stat().st_size
         assert size < 300 * 1024, f"{picture} is {size // 1024} KB; regenerate it smaller"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_source_paths_named_in_code_exist(page: Path) -> None:
+    named = set(SOURCE_PATH.findall(page.read_text(encoding="utf-8")))
+    missing = sorted(path for path in named if not (REPO / path).exists())
+    assert not missing, f"{page.relative_to(REPO)} names files that do not exist: {', '.join(missing)}"

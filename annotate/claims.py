@@ -85,19 +85,28 @@ class TeamQueue:
         if not folder.is_dir():
             raise ToonmatteError(f"The team queue {folder} is not a folder; pass the folder of images to annotate.")
         self.folder, self.store, self.claims = folder, store, claims
-        self._stems: dict[tuple[Path, int, float], str] = {}  # (path, size, mtime) -> stem: hash each file once
+        self._known: dict[tuple[Path, int, float], tuple[str, str]] = {}  # (path, size, mtime) -> (stem, sha256)
 
     @classmethod
     def open(cls, folder: Path, store: DatasetStore, ttl: float = CLAIM_TTL) -> TeamQueue:
         return cls(folder, store, Claims(store.root / META_DIR / "claims.sqlite", ttl))
 
-    def _stem(self, path: Path) -> str:
+    def _identify(self, path: Path) -> tuple[str, str]:
+        """(stem, sha256) of an image of the folder, computed once per version of the file."""
         info = path.stat()
         key = (path, info.st_size, info.st_mtime)
-        if key not in self._stems:
+        if key not in self._known:
+            digest = hash_file(path)
             with self.store.naming():
-                self._stems[key] = self.store.stem_for(path.name, hash_file(path))
-        return self._stems[key]
+                self._known[key] = self.store.stem_for(path.name, digest), digest
+        return self._known[key]
+
+    def _stem(self, path: Path) -> str:
+        return self._identify(path)[0]
+
+    def digest(self, path: Path) -> str:
+        """The sha256 of an image ``take`` returned, as it was hashed to name it (a queue passes it along)."""
+        return self._identify(path)[1]
 
     def take(self, person: str, count: int) -> list[Path]:
         """Claim up to ``count`` images for ``person``, in path order: images nobody has saved and nobody

@@ -34,7 +34,7 @@ from annotate.queue import (
     prune_uploads,
     skip_unreadable,
 )
-from toonmatte.dataset import DatasetStore, hash_file, uniform_alpha_warning
+from toonmatte.dataset import DatasetStore, uniform_alpha_warning
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.evaluation.uncertainty import Uncertainty
 from toonmatte.preannotate import StoredPrediction
@@ -122,6 +122,7 @@ class Desk:
             imported = import_uploads(uploads, self.work_dir, budget)
             found.paths += imported.paths
             found.skipped += imported.skipped
+            found.hashes.update(imported.hashes)
         if folder:
             listed = folder_images(folder)
             found.paths += listed.paths
@@ -131,7 +132,8 @@ class Desk:
         source = folder or ", ".join(Path(path).name for path in uploads[:3])
         with self._lock:
             previous = self.queue
-            self.queue = WorkQueue.from_paths(self.store, self.predictor, found.paths, source, self.state_key)
+            self.queue = WorkQueue.from_paths(self.store, self.predictor, found.paths, source, self.state_key,
+                                              found.hashes)
         step = self.current()
         if step.item is None:  # nothing new could be read: the person keeps the queue and image they had
             with self._lock:
@@ -158,7 +160,8 @@ class Desk:
                                  "someone else.")
         with self._lock:
             previous, self.queue = self.queue, WorkQueue.from_paths(
-                self.store, self.predictor, paths, "the team queue", self.state_key)
+                self.store, self.predictor, paths, "the team queue", self.state_key,
+                {path: self.team.digest(path) for path in paths})
         if previous is not None:
             previous.close()
         step = self.current()
@@ -205,7 +208,7 @@ class Desk:
         made = queue.known(index)
         if made is not None:
             return made.uncertainty
-        hit = self.stored.get(hash_file(queue.items[index].path)) if self.stored else None
+        hit = self.stored.get(queue.items[index].digest()) if self.stored else None
         return None if hit is None else hit.uncertainty
 
     def _queue(self) -> WorkQueue:

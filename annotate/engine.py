@@ -19,7 +19,6 @@ import numpy as np
 from annotate import zerogpu
 from annotate.protocols import MatteResult, MattingEngine
 from annotate.queue import Prediction, QueueItem
-from toonmatte.dataset import hash_file
 from toonmatte.errors import ToonmatteError
 from toonmatte.imaging.imageio import ImageSource, LoadedImage, load_image
 
@@ -158,8 +157,8 @@ class Engine:
         return [matte.alpha for matte in self._matter.predict_batch(images)]
 
     def predict_item(self, item: QueueItem) -> Prediction:
-        """The queue's predictor: matte the item's file and hash its bytes."""
+        """The queue's predictor: matte the item's file (its hash is the one taken when it was queued)."""
         matte = self._predict([item.path], "prefetch")[0]
         return Prediction(stem=item.stem, path=Path(item.path), image=matte.image, alpha=matte.alpha,
                           engine=matte.engine, version=self.version(),
-                          source_hash=hash_file(item.path))
+                          source_hash=item.digest())

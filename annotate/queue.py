@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -45,10 +45,17 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class QueueItem:
-    """One image in the queue: the dataset ``stem`` it is saved under and its source file."""
+    """One image in the queue: the dataset ``stem`` it is saved under, its source file and that file's
+    sha256 (``source_hash``), taken once when the image was queued and passed along to the prediction
+    and the save; None only in a queue saved before hashes were kept there."""
 
     stem: str
     path: Path
+    source_hash: str | None = None
+
+    def digest(self) -> str:
+        """The source file's sha256: the one taken when it was queued, else computed now."""
+        return self.source_hash or hash_file(self.path)
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,13 @@ class Prediction:
 
 @dataclass
 class ImportResult:
-    """Image files gathered from uploads, and one sentence per thing that was left out."""
+    """Image files gathered from uploads, and one sentence per thing that was left out; ``hashes`` has
+    the sha256 of the files already hashed on the way (an uploaded image is, to name its folder), so
+    that ``register`` does not read them again."""
 
     paths: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    hashes: dict[Path, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,7 +219,8 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path, budget: Bu
         if not path.is_file():
             result.skipped.append(f"{path.name} was not received; upload it again.")
             continue
-        folder = work_dir / hash_file(path)[:16]
+        digest = hash_file(path)
+        folder = work_dir / digest[:16]
         if path.suffix.lower() == ".zip" or (not _is_image_name(path.name) and zipfile.is_zipfile(path)):
             extracted = extract_zip(path, folder, budget)
             result.paths.extend(extracted.paths)
@@ -235,6 +246,7 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path, budget: Bu
                 result.skipped.append(str(write_error(error, f"The upload {path.name}")))
                 continue
             result.paths.append(target)
+            result.hashes[target] = digest  # the copy has the upload's bytes
         else:
             result.skipped.append(f"{path.name} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor a zip; it was left out.")
     return result
@@ -272,16 +284,17 @@ def folder_images(folder: str | Path) -> ImportResult:
     return ImportResult(paths=paths)
 
 
-def register(store: DatasetStore, paths: Iterable[Path]) -> list[QueueItem]:
+def register(store: DatasetStore, paths: Iterable[Path], hashes: Mapping[Path, str] | None = None) -> list[QueueItem]:
     """Queue items for ``paths``, each indexed in the store (new ones as "todo").
 
     A source already in the store (same bytes) keeps its stem, so its saved work shows up; another
     file with a taken name gets a suffixed stem (``store.stem_for``); identical files are queued once.
+    ``hashes`` gives the sha256 of paths already hashed; the others are hashed here, once.
     """
     items: list[QueueItem] = []
     seen: set[str] = set()
     for path in paths:
-        digest = hash_file(path)
+        digest = (hashes or {}).get(Path(path)) or hash_file(path)
         with store.naming():
             stem = store.stem_for(path.name, digest)
             if stem in seen:
@@ -289,7 +302,7 @@ def register(store: DatasetStore, paths: Iterable[Path]) -> list[QueueItem]:
             seen.add(stem)
             if store.get(stem) is None:
                 store.record(stem, status="todo", source_path=str(path), source_hash=digest)
-        items.append(QueueItem(stem, Path(path)))
+        items.append(QueueItem(stem, Path(path), digest))
     return items
 
 
@@ -322,9 +335,10 @@ class WorkQueue:
 
     @classmethod
     def from_paths(cls, store: DatasetStore, predictor: Predictor, paths: Iterable[Path], source: str = "",
-                   state_key: str = STATE_KEY) -> WorkQueue:
-        """A new queue over ``paths`` (see ``register``), saved in the store's state under ``state_key``."""
-        queue = cls(store, predictor, register(store, paths), 0, source, state_key)
+                   state_key: str = STATE_KEY, hashes: Mapping[Path, str] | None = None) -> WorkQueue:
+        """A new queue over ``paths`` (see ``register``, which takes ``hashes``), saved in the store's state
+        under ``state_key``."""
+        queue = cls(store, predictor, register(store, paths, hashes), 0, source, state_key)
         queue.save_state()
         return queue
 
@@ -334,14 +348,14 @@ class WorkQueue:
         state = store.get_state(state_key)
         if not state or not state.get("items"):
             return None
-        items = [QueueItem(stem, Path(path)) for stem, path in state["items"]]
+        items = [QueueItem(entry[0], Path(entry[1]), entry[2] if len(entry) > 2 else None) for entry in state["items"]]
         return cls(store, predictor, items, int(state.get("index", 0)), str(state.get("source", "")), state_key,
                    state.get("loaded"))
 
     def save_state(self) -> None:
         with self._lock:
             state = {"source": self.source, "index": self._index, "loaded": self.loaded,
-                     "items": [[item.stem, str(item.path)] for item in self.items]}
+                     "items": [[item.stem, str(item.path), item.source_hash] for item in self.items]}
         self.store.set_state(self.state_key, state)
 
     def __len__(self) -> int:

@@ -12,7 +12,6 @@ from dataclasses import replace
 
 from annotate.engine import Engine
 from annotate.queue import Prediction, QueueItem
-from toonmatte.dataset import hash_file
 from toonmatte.evaluation.uncertainty import uncertainty
 from toonmatte.imaging.imageio import load_image, load_mask
 from toonmatte.preannotate import StoredPrediction
@@ -22,7 +21,7 @@ def predictor(engine: Engine, stored: dict[str, StoredPrediction] | None = None)
     """A queue predictor over ``engine`` that prefers matching ``stored`` predictions (sha256 -> prediction)."""
     def predict(item: QueueItem) -> Prediction:
         if stored:
-            digest = hash_file(item.path)
+            digest = item.digest()
             hit, matter = stored.get(digest), engine.get()
             if hit is not None and hit.version == matter.version:
                 image = load_image(item.path, background=matter.background, label=item.path.name).rgb

@@ -461,3 +461,35 @@ def test_a_reopened_item_records_the_model_version_a_queue_item_does(tmp_path: P
         assert f"prediction by toonout ({'rev-1234abcd'[:12]})" in desk.progress_line(reopened)
     finally:
         studio.close()
+
+
+def test_an_upload_is_hashed_once_from_upload_to_save_and_not_again_after_a_restart(tmp_path: Path, engine: Engine,
+                                                                                      monkeypatch) -> None:
+    import sys
+
+    from toonmatte.dataset import hash_file
+
+    hashed: list[str] = []
+
+    def counting(path):
+        hashed.append(Path(path).name)
+        return hash_file(path)
+
+    for name, module in list(sys.modules.items()):  # every studio and dataset module that hashes files
+        if name.startswith(("annotate", "toonmatte.dataset")) and getattr(module, "hash_file", None) is hash_file:
+            monkeypatch.setattr(module, "hash_file", counting)
+    upload = write_toons(tmp_path / "uploads", 1)[0]
+    studio = make_studio(tmp_path / "dataset", engine, stored={"0" * 64: None})  # stored: its lookup needs the hash
+    try:
+        item = studio.desk().load([upload], None).item
+        studio.desk().save(item, None)
+        assert hashed == ["toon0.png"]
+        assert studio.store.get(item.stem).source_hash == hash_file(upload) == item.source_hash
+    finally:
+        studio.close()
+    restarted = make_studio(tmp_path / "dataset", engine)
+    try:
+        item = restarted.desk().current().item
+        assert item.source_hash == hash_file(upload) and hashed == ["toon0.png"]  # kept with the queue's state
+    finally:
+        restarted.close()

@@ -91,3 +91,20 @@ def test_source_paths_named_in_code_exist(page: Path) -> None:
     named = set(SOURCE_PATH.findall(page.read_text(encoding="utf-8")))
     missing = sorted(path for path in named if not (REPO / path).exists())
     assert not missing, f"{page.relative_to(REPO)} names files that do not exist: {', '.join(missing)}"
+
+
+def test_library_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's library example, as written, on drawn images (offline: the classical fallback)."""
+    from conftest import draw_toon, save_png
+
+    text = README.read_text(encoding="utf-8")
+    snippet = next(block for block in re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+                   if "from toonmatte import" in block)
+    for seed, name in enumerate(("character.png", "a.png", "b.png")):
+        save_png(tmp_path / name, draw_toon(96, 96, seed=seed)[0])
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(snippet, "README.md", "exec"), scope)
+    assert scope["matte"].engine == "fallback" and scope["matte"].alpha.shape == (96, 96)
+    assert scope["rgba"].shape == (96, 96, 4) and scope["flat"].shape == (96, 96, 3)
+    assert len(scope["mattes"]) == 2

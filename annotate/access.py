@@ -54,7 +54,8 @@ def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise ToonmatteError(f"The auth file {path} could not be read ({error}); pass a text file of user:password lines.") from None
+        raise ToonmatteError(f"The auth file {path} could not be read ({error}); "
+                             "pass a text file of user:password lines.") from None
     pairs = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -143,7 +144,8 @@ class Access:
 
     def check_review(self, person: Person) -> None:
         if not self.may_review(person):
-            raise ToonmatteError("Only the studio's reviewers may approve items or send them back; ask its owner to add you.")
+            raise ToonmatteError("Only the studio's reviewers may approve items or send them back; "
+                                 "ask its owner to add you.")
 
     def describe(self, person: Person) -> str:
         """One line for the page: who you are and what you may do here."""

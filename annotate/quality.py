@@ -249,7 +249,8 @@ def summary_markdown(summary: Summary) -> str:
     unscored = summary.items - summary.scored
     paragraphs = [f"**{summary.items} saved item{'s' if summary.items != 1 else ''}**, {summary.scored} scored against "
                   "the model's prediction they started from"
-                  + (f" ({unscored} saved without one {'is' if unscored == 1 else 'are'} not scored)." if unscored else ".")]
+                  + (f" ({unscored} saved without one "
+                     f"{'is' if unscored == 1 else 'are'} not scored)." if unscored else ".")]
     if summary.mean_changed_fraction is not None:
         paragraphs.append(f"Annotators changed **{100 * summary.mean_changed_fraction:.2f}%** of the pixels on average "
                           f"(mean |Δα| {summary.mean_abs_delta:.2f} of 255); {summary.untouched} "

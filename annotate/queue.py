@@ -140,13 +140,15 @@ def extract_zip(archive: str | Path, destination: str | Path, budget: Budget) ->
     try:
         bundle = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as error:
-        result.skipped.append(f"{label} is not a readable zip file ({error}); re-create the archive and upload it again.")
+        result.skipped.append(f"{label} is not a readable zip file ({error}); "
+                              "re-create the archive and upload it again.")
         return result
     root = destination.resolve()
     with bundle:
         members = [info for info in bundle.infolist() if not info.is_dir()]
         if len(members) > MAX_ZIP_MEMBERS:
-            result.skipped.append(f"{label} holds {len(members)} files, more than {MAX_ZIP_MEMBERS}; split it into smaller zips.")
+            result.skipped.append(f"{label} holds {len(members)} files, more than {MAX_ZIP_MEMBERS}; "
+                                  "split it into smaller zips.")
             return result
         for info in members:
             relative = _safe_member_path(info.filename)
@@ -161,7 +163,8 @@ def extract_zip(archive: str | Path, destination: str | Path, budget: Budget) ->
                 continue  # hidden files (__MACOSX resource forks too) and non-images are simply not part of the queue
             target = (root / relative).resolve()
             if not target.is_relative_to(root):
-                result.skipped.append(f"{label}: {_short(info.filename)!r} would land outside the work folder and was not extracted.")
+                result.skipped.append(f"{label}: {_short(info.filename)!r} would land outside the work "
+                                      "folder and was not extracted.")
                 continue
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +251,8 @@ def import_uploads(files: Iterable[str | Path], work_dir: str | Path, budget: Bu
             result.paths.append(target)
             result.hashes[target] = digest  # the copy has the upload's bytes
         else:
-            result.skipped.append(f"{path.name} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor a zip; it was left out.")
+            result.skipped.append(f"{path.name} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                                  "nor a zip; it was left out.")
     return result
 
 

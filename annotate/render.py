@@ -91,7 +91,8 @@ class Renderer:
                 path.parent.mkdir(parents=True)  # parents: Gradio's cache clean-up may have removed the folder
                 path.write_bytes(encode())
             except OSError as error:
-                raise ToonmatteError(f"Cannot write the studio's preview files ({error.strerror}); check that the server's disk has space.") from None
+                raise ToonmatteError(f"Cannot write the studio's preview files ({error.strerror}); "
+                                     "check that the server's disk has space.") from None
             return str(path)
 
         return item.cached(("file", key), write, per_image=per_image, valid=lambda path: Path(path).exists())

@@ -92,14 +92,16 @@ def _as_layer(layer: Any) -> np.ndarray | None:
         layer = np.asarray(layer.convert("RGBA"))
     layer = np.asarray(layer)
     if layer.dtype != np.uint8:
-        raise ToonmatteError(f"A brush layer must hold 8-bit pixels, not {layer.dtype}; send the editor's layers unchanged.")
+        raise ToonmatteError(f"A brush layer must hold 8-bit pixels, not {layer.dtype}; "
+                             "send the editor's layers unchanged.")
     if layer.ndim == 2:  # "L" mode: no colour, so nothing can be decoded from it
         raise ToonmatteError("The brush layer has no colour channels; send the strokes as an RGBA image.")
     if layer.shape[2] == 3:  # "RGB" mode drops alpha: transparent pixels come back black
         opaque = np.where(layer.any(axis=2), 255, 0).astype(np.uint8)
         layer = np.dstack([layer, opaque])
     if layer.shape[2] != 4:
-        raise ToonmatteError(f"A brush layer must be RGB or RGBA, not {layer.shape[2]} channels; send the editor's layers unchanged.")
+        raise ToonmatteError(f"A brush layer must be RGB or RGBA, not {layer.shape[2]} channels; "
+                             "send the editor's layers unchanged.")
     return layer
 
 
@@ -165,9 +167,11 @@ def _check(image: np.ndarray, alpha: np.ndarray, strokes: Strokes) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ToonmatteError(f"The image must be 8-bit RGB (HxWx3 uint8), not {image.dtype} {image.shape}.")
     if alpha.dtype != np.uint8 or alpha.shape != image.shape[:2]:
-        raise ToonmatteError(f"The alpha must be an 8-bit HxW matte the size of the image {image.shape[:2]}, not {alpha.dtype} {alpha.shape}.")
+        raise ToonmatteError(f"The alpha must be an 8-bit HxW matte the size of the image {image.shape[:2]}, "
+                             f"not {alpha.dtype} {alpha.shape}.")
     if strokes.shape != alpha.shape:
-        raise ToonmatteError(f"The strokes are {strokes.shape} but the matte is {alpha.shape}; decode them at the matte's size.")
+        raise ToonmatteError(f"The strokes are {strokes.shape} but the matte is {alpha.shape}; "
+                             "decode them at the matte's size.")
 
 
 def apply_strokes(image: np.ndarray, alpha: np.ndarray, strokes: Strokes) -> np.ndarray:

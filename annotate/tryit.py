@@ -65,7 +65,8 @@ def fetch_url(url: str, folder: Path) -> Path:
                                             "download it, shrink it and upload it instead.")
                     sink.write(chunk)
     except httpx.HTTPError as error:
-        raise BadImageError(f"The link could not be fetched ({type(error).__name__}); check it, or upload the image.") from None
+        raise BadImageError(f"The link could not be fetched ({type(error).__name__}); "
+                            "check it, or upload the image.") from None
     return target
 
 

@@ -124,7 +124,8 @@ def print_timing(size: int, repeats: int) -> None:
     print(f"\n## Time per image at {size}x{size} (median of {repeats} x {len(images)} images, alternated)\n")
     print("| fallback | baseline | ratio |")
     print("|---|---|---|")
-    print(f"| {medians['fallback']:.3f} s | {medians['baseline']:.3f} s | {medians['fallback'] / medians['baseline']:.2f} |")
+    print(f"| {medians['fallback']:.3f} s | {medians['baseline']:.3f} s | "
+          f"{medians['fallback'] / medians['baseline']:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:

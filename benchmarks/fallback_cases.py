@@ -155,7 +155,8 @@ def character(canvas: Canvas, rng: np.random.Generator, cx: float, feet: float, 
     shoulder_y = neck_y + 0.03 * h
     hip_y = shoulder_y + 0.33 * h
     half = 0.12 * h
-    canvas.shape(lambda m: cv2.rectangle(m, canvas.pt(cx - 0.02 * h, head_y), canvas.pt(cx + 0.02 * h, shoulder_y + 0.01 * h),
+    canvas.shape(lambda m: cv2.rectangle(m, canvas.pt(cx - 0.02 * h, head_y),
+                                         canvas.pt(cx + 0.02 * h, shoulder_y + 0.01 * h),
                                          255, -1), skin)
     for side in (-1, 1):  # legs and shoes
         gap = 0.015 * h * side
@@ -274,7 +275,8 @@ def _prop_on_surface(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     grey = rng.uniform(170, 215)
     plate = tuple(int(min(255, grey + v)) for v in rng.integers(18, 35, 3))
     rx, ry = rng.uniform(0.3, 0.36), rng.uniform(0.07, 0.09)
-    canvas.shape(lambda m: cv2.ellipse(m, canvas.pt(cx, base), (canvas.px(rx), canvas.px(ry)), 0, 0, 360, 255, -1), plate)
+    canvas.shape(lambda m: cv2.ellipse(m, canvas.pt(cx, base), (canvas.px(rx), canvas.px(ry)), 0, 0,
+                                       360, 255, -1), plate)
     canvas.detail(lambda m: cv2.ellipse(m, canvas.pt(cx, base - 0.01), (canvas.px(rx * 0.75), canvas.px(ry * 0.7)),
                                         0, 0, 360, 255, -1), tuple(int(v) - 12 for v in plate))
     body = _random_colour(rng, 40, 220)

@@ -244,7 +244,8 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
             post_ms, _ = median_ms(lambda: harness.postprocess(apply_fn, outputs), repeats)
             decode_ms, _ = median_ms(lambda: strokes_from_editor(editor_value(value, shown.editor_size()),
                                                                  shown.alpha.shape), repeats)
-            after_ms, _ = _timed(lambda: apply_fn.fn(shown, value, *look, None, None)[0], lambda item: downloads_fn.fn(item, True),
+            after_ms, _ = _timed(lambda: apply_fn.fn(shown, value, *look, None, None)[0],
+                                 lambda item: downloads_fn.fn(item, True),
                                  repeats)
             rows += [Row(f"show a new {size}x{size} image (load/next), handler work", show_ms),
                      Row("apply strokes + preview, handler", apply_ms),

@@ -53,7 +53,8 @@ def draw_toon(height: int = 256, width: int = 256, background: int = 128, seed: 
     shape(lambda m: cv2.ellipse(m, (cx, cy + int(H * 0.24)), (body_w, body_h), 0, 180, 360, 255, -1), cloth)
     shape(lambda m: cv2.rectangle(m, (cx - body_w, cy + int(H * 0.24)), (cx + body_w, H - 1), 255, -1), cloth)
     shape(lambda m: cv2.circle(m, (cx, cy - int(H * 0.08)), head_r, 255, -1), skin)
-    shape(lambda m: cv2.ellipse(m, (cx, cy - int(H * 0.12)), (int(head_r * 1.15), int(head_r * 0.8)), 0, 180, 360, 255, -1), hair)
+    shape(lambda m: cv2.ellipse(m, (cx, cy - int(H * 0.12)), (int(head_r * 1.15), int(head_r * 0.8)), 0, 180,
+                                360, 255, -1), hair)
     for side in (-1, 1):  # spiky hair strands
         pts = np.array([[cx + side * head_r, cy - int(H * 0.12)], [cx + side * int(head_r * 1.6), cy + int(H * 0.02)],
                         [cx + side * int(head_r * 0.8), cy - int(H * 0.06)]], np.int32)

@@ -74,4 +74,5 @@ def test_batch_outputs_bench_times_the_stages_and_both_pipelines(tmp_path, capsy
     assert stages and rates, out
     assert 0.5 < float(stages.group(1)) < 2  # both encoders compress the same images
     assert float(rates.group(1)) > 0 and float(rates.group(2)) > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["toon0.png", "toon1.png", "toon2.png"]  # outputs went elsewhere
+    # outputs went elsewhere
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toon0.png", "toon1.png", "toon2.png"]

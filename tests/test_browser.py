@@ -25,7 +25,8 @@ pytestmark = pytest.mark.timeout(300)
 
 if not os.environ.get("CI"):  # in CI both are installed (.ci/run) and the test must run
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); CI installs it and runs this test",
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); "
+                    "CI installs it and runs this test",
                     allow_module_level=True)
     pytest.importorskip("playwright", reason="Playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright import sync_api  # noqa: E402
@@ -98,7 +99,8 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                     page.mouse.down()
                     for step in range(1, 21):
                         t = step / 20
-                        page.mouse.move(*to_screen(start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t))
+                        page.mouse.move(*to_screen(start[0] + (end[0] - start[0]) * t,
+                                                   start[1] + (end[1] - start[1]) * t))
                     page.mouse.up()
 
                 def brush() -> dict:

@@ -79,7 +79,8 @@ def test_size_mismatch_is_skipped_and_reported(tmp_path, capsys):
     make_pairs(tmp_path)
     save(tmp_path / "pred" / "beta_two.png", np.zeros((10, 10), np.uint8))
     out_json = tmp_path / "scores.json"
-    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--json", str(out_json)]) == 0
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--json",
+                 str(out_json)]) == 0
     assert "skipped beta_two: prediction is 10x10 but ground truth is 40x48" in capsys.readouterr().out
     report = json.loads(out_json.read_text())
     assert list(report["per_image"]) == ["alpha_one", "gamma"] and "beta_two" in report["skipped"]

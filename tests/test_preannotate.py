@@ -91,9 +91,11 @@ def test_the_queue_orders_by_uncertainty_name_or_upload_and_leaves_out_sure_imag
     from toonmatte.evaluation.uncertainty import uncertainty
     from toonmatte.preannotate import StoredPrediction
 
-    stored = {digest: StoredPrediction(hit.alpha, hit.model, hit.version, uncertainty(np.asarray(Image.open(hit.alpha))),
+    stored = {digest: StoredPrediction(hit.alpha, hit.model, hit.version,
+                                       uncertainty(np.asarray(Image.open(hit.alpha))),
                                        hit.made_at) for digest, hit in stored.items()}
-    studio = Studio(DatasetStore(tmp_path / "dataset"), Engine(model="fallback").start(), access=Access(), stored=stored)
+    studio = Studio(DatasetStore(tmp_path / "dataset"), Engine(model="fallback").start(),
+                    access=Access(), stored=stored)
     try:
         desk = studio.desk()
         desk.load([str(folder / name) for name in names], None)

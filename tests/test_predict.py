@@ -70,7 +70,8 @@ def test_skip_existing_and_globs(inputs, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(inputs / "toon*.png"), "--out", str(out), "--model", "fallback"]) == 0
     before = (out / "toon0.png").stat().st_mtime_ns
-    assert main(["predict", str(inputs / "toon*.png"), "--out", str(out), "--model", "fallback", "--skip-existing"]) == 0
+    assert main(["predict", str(inputs / "toon*.png"), "--out", str(out), "--model", "fallback",
+                 "--skip-existing"]) == 0
     assert (out / "toon0.png").stat().st_mtime_ns == before
     assert "2 skipped" in capsys.readouterr().out
 
@@ -140,7 +141,8 @@ def test_every_image_is_written_when_batches_outrun_the_writers(tmp_path, monkey
     folder.mkdir()
     for seed in range(7):
         Image.fromarray(draw_toon(64, 72, seed=seed)[0]).save(folder / f"t{seed}.png")
-    assert main(["predict", str(folder), "--out", str(tmp_path / "out"), "--model", "fallback", "--batch-size", "3"]) == 0
+    assert main(["predict", str(folder), "--out", str(tmp_path / "out"), "--model", "fallback",
+                 "--batch-size", "3"]) == 0
     assert "7 of 7 image(s) matted" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [f"t{seed}.png" for seed in range(7)] + [f"t{seed}_rgba.png" for seed in range(7)])

@@ -35,7 +35,8 @@ def dataset(tmp_path):
     with DatasetStore(root, split="val", generation="g2") as store:
         _save(store, "d", 40, "ann")
     for kind in ("im", "gt", "an"):  # an item from elsewhere, with no record
-        save_png(root / "test" / "toonout" / kind / "e.png", np.zeros((8, 8, 3 if kind != "gt" else 1), np.uint8).squeeze())
+        save_png(root / "test" / "toonout" / kind / "e.png",
+                 np.zeros((8, 8, 3 if kind != "gt" else 1), np.uint8).squeeze())
     save_png(root / "test" / "toonout" / "im" / "half.png", np.zeros((8, 8, 3), np.uint8))  # incomplete
     return root
 

@@ -64,7 +64,8 @@ def prediction_files(root: Path) -> list[str]:
 
 def row(stem: str, accuracy: float | None, changed: float | None = 0.01, model: str = "toonout",
         saved_at: str = "2025-01-02T03:04:05+00:00") -> QualityRow:
-    scores = None if accuracy is None else {"pixel_accuracy": accuracy, "boundary_iou": accuracy, "iou": 1.0, "mae": 0.0}
+    scores = None if accuracy is None else {"pixel_accuracy": accuracy, "boundary_iou": accuracy,
+                                            "iou": 1.0, "mae": 0.0}
     return QualityRow(stem, "corrected", model, "v1", saved_at, changed, None if changed is None else 2.0, scores)
 
 
@@ -212,7 +213,8 @@ def test_summary_counts_means_and_models():
     assert summary.mean_scores["pixel_accuracy"] == pytest.approx((0.90 + 1.0 + 0.99) / 3)
     assert summary.median_pixel_accuracy == pytest.approx(0.99)
     assert summary.by_model == {"fallback v1": {"items": 1.0, "changed_fraction": 0.02, "pixel_accuracy": 0.99},
-                                "toonout v1": pytest.approx({"items": 3.0, "changed_fraction": 0.05, "pixel_accuracy": 0.95})}
+                                "toonout v1": pytest.approx({"items": 3.0, "changed_fraction": 0.05,
+                                                             "pixel_accuracy": 0.95})}
     markdown = summary_markdown(summary)
     assert "**4 saved items**, 3 scored" in markdown and "1 saved without one is not scored" in markdown
     assert "**4.00%**" in markdown and "| toonout v1 | 3 | 5.00 | 95.00 |" in markdown
@@ -294,7 +296,8 @@ def test_the_tab_builds_inside_a_page_and_rows_give_their_stem(tmp_path):
     assert {(quality.refresh._id, "click"), (quality.sort._id, "change"), (quality.tab._id, "select")} <= triggers
 
     _, table, _, _ = quality_view(Scorer(store).rows())
-    event = gr.SelectData(quality.table, {"index": [0, 3], "value": table.iloc[0, 3], "row_value": table.iloc[0].tolist()})
+    event = gr.SelectData(quality.table,
+                          {"index": [0, 3], "value": table.iloc[0, 3], "row_value": table.iloc[0].tolist()})
     assert selected_stem(event) == "a"
     with pytest.raises(ToonmatteError, match="Refresh"):
         selected_stem(gr.SelectData(quality.table, {"index": [0, 0], "value": None, "row_value": None}))

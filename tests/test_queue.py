@@ -267,7 +267,8 @@ def test_a_member_name_too_long_for_the_file_system_is_skipped_and_the_rest_load
     assert str(tmp_path) not in result.skipped[0] and len(result.skipped[0]) < 200
 
 
-def test_an_upload_that_cannot_be_copied_is_one_sentence_and_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+def test_an_upload_that_cannot_be_copied_is_one_sentence_and_leaves_no_partial_file(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
     import errno
     import shutil
 

@@ -126,7 +126,8 @@ def test_save_stores_the_cached_encodings_exactly(item: Item, tmp_path: Path) ->
         (np.mean(edited.alpha != item.predicted), np.abs(edited.alpha.astype(int) - item.predicted).mean()))
 
 
-def test_a_large_image_is_shown_scaled_down_and_edited_at_full_resolution(item: Item, tmp_path: Path, monkeypatch) -> None:
+def test_a_large_image_is_shown_scaled_down_and_edited_at_full_resolution(item: Item, tmp_path: Path,
+                                                                          monkeypatch) -> None:
     monkeypatch.setattr(editing, "EDITOR_MAX_SIDE", 48)  # the 120x96 item counts as "large"
     assert item.editor_size() == (48, 38)
     background = read(Renderer(tmp_path).editor_background(item))

@@ -81,7 +81,8 @@ def test_clients_killed_during_an_upload_and_during_an_event_leave_the_log_and_d
 
         small = tmp_path / "small.png"
         Image.fromarray(draw_toon(96, 96)[0]).save(small)
-        _, mask = Client(url, verbose=False, download_files=str(tmp_path / "dl")).predict(handle_file(str(small)), api_name="/matte")
+        _, mask = Client(url, verbose=False, download_files=str(tmp_path / "dl")).predict(handle_file(str(small)),
+                                                                                          api_name="/matte")
         assert np.asarray(Image.open(mask)).shape == (96, 96)  # the studio still serves
         time.sleep(3)  # the killed clients' requests finish or fail on the server
     finally:

@@ -87,7 +87,8 @@ def test_decode_ignores_blends_of_two_brushes_and_upper_layer_wins():
     _paint(upper, (slice(20, 40), slice(0, 80)), FOREGROUND_COLOR)
     upper[25, :10] = (128, 127, 0, 255)  # a 50/50 red/green seam pixel of the upper layer
     strokes = decode_strokes([lower, upper], SIZE)
-    assert np.array_equal(strokes.background, _mask((slice(0, 20), slice(0, 80))) | _mask((slice(25, 26), slice(0, 10))))
+    assert np.array_equal(strokes.background,
+                          _mask((slice(0, 20), slice(0, 80))) | _mask((slice(25, 26), slice(0, 10))))
     fg = _mask((slice(20, 40), slice(0, 80)))
     fg[25, :10] = False
     assert np.array_equal(strokes.foreground, fg)

@@ -61,7 +61,8 @@ def test_load_paint_save_next_and_resume(tmp_path: Path, engine: Engine) -> None
         fg_box = (slice(0, 6), slice(0, 10))  # backdrop corner -> subject
         bg_box = (slice(50, 58), slice(28, 36))  # the body -> backdrop
         assert (item.predicted[fg_box] == 0).all() and (item.predicted[bg_box] == 255).all()
-        layers = [layer_with(item.alpha.shape, fg_box, FOREGROUND_COLOR), layer_with(item.alpha.shape, bg_box, BACKGROUND_COLOR)]
+        layers = [layer_with(item.alpha.shape, fg_box, FOREGROUND_COLOR),
+                  layer_with(item.alpha.shape, bg_box, BACKGROUND_COLOR)]
         step = studio.desk().save_and_next(item, {"background": None, "layers": layers, "composite": None})
         assert step.item is not None and step.item.stem == "toon1" and step.info == "Saved toon0."
 
@@ -166,7 +167,8 @@ def test_browse_filter_and_reopen(tmp_path: Path, engine: Engine) -> None:
         assert stems == ["toon0"] and corrected[0][1] == f"toon0 · corrected ({changed:.1%} changed)"
         studio.desk().move("next")
         studio.desk().save(studio.desk().current().item, None)  # saved as the model predicted it
-        labels = dict(zip(studio.browse("corrected", studio.desk())[1], (label for _, label in studio.browse("corrected", studio.desk())[0])))
+        labels = dict(zip(studio.browse("corrected", studio.desk())[1],
+                          (label for _, label in studio.browse("corrected", studio.desk())[0])))
         assert labels["toon1"] == "toon1 · saved untouched"
         studio.desk().move("previous")
         with pytest.raises(ToonmatteError, match="Unknown status"):
@@ -217,7 +219,8 @@ def test_preview_views(toon) -> None:
     assert (views[preview.CUSTOM][clear] == (255, 0, 0)).all()
     assert preview.custom_colour("rgba(58, 123, 213, 1)") == preview.custom_colour("#3a7bd5") == (58, 123, 213)
     assert np.array_equal(views[preview.ALPHA][..., 0], alpha)
-    assert all(np.array_equal(views[c][solid], rgb[solid]) for c in (preview.WHITE, preview.BLACK, preview.CHECKERBOARD))
+    assert all(np.array_equal(views[c][solid], rgb[solid]) for c in (preview.WHITE, preview.BLACK,
+                                                                     preview.CHECKERBOARD))
     board = preview.checkerboard(*alpha.shape)
     assert set(np.unique(board)) == {preview.CHECKER_DARK, preview.CHECKER_LIGHT}
     assert np.array_equal(views[preview.CHECKERBOARD][clear], board[clear])
@@ -234,7 +237,8 @@ def test_moving_on_keeps_applied_unsaved_changes(tmp_path: Path, engine: Engine)
     try:
         item = studio.desk().load(write_toons(tmp_path / "in", 3), None).item
         box = (slice(0, 5), slice(0, 5))
-        applied, _ = studio.desk().apply(item, {"layers": [layer_with(item.alpha.shape, box, FOREGROUND_COLOR)]}, "apply")
+        applied, _ = studio.desk().apply(item,
+                                         {"layers": [layer_with(item.alpha.shape, box, FOREGROUND_COLOR)]}, "apply")
         assert applied.unsaved and studio.desk().leave(item) == []  # nothing applied: nothing to keep
         step = studio.desk().move("next", applied)
         assert step.item.stem == "toon1" and len(step.warnings) == 1 and "toon0" in step.warnings[0]
@@ -295,7 +299,8 @@ def test_each_signed_in_person_has_their_own_queue_uploads_and_browse(tmp_path: 
         b_files = write_toons(tmp_path / "b", 3, size=48)
         assert studio.desk(alice).load([str(p) for p in a_files], None).item is not None
         step = studio.desk(bob).load([str(p) for p in b_files], None)
-        assert len(studio.desk(alice).queue) == 2 and len(studio.desk(bob).queue) == 3  # one person's Load keeps the other's queue
+        # one person's Load keeps the other's queue
+        assert len(studio.desk(alice).queue) == 2 and len(studio.desk(bob).queue) == 3
         assert studio.desk(alice).work_dir != studio.desk(bob).work_dir
         studio.desk(bob).save_and_next(step.item, None)
         assert store.get(step.item.stem).annotator == "bob"

@@ -32,7 +32,8 @@ def test_clicking_a_quality_row_opens_that_item_in_the_editor(tmp_path: Path) ->
         table = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "quality-table")
         on_open = handler_for(demo, table, "select")
         evt = gr.SelectData(table, {"index": [0, 0], "value": "hero", "row_value": ["hero", 45.0]})
-        outputs = on_open(None, "checkerboard", "#00ff00", True, None, None, evt)  # no request, no profile: the local person
+        # no request, no profile: the local person
+        outputs = on_open(None, "checkerboard", "#00ff00", True, None, None, evt)
         item = outputs[0]
         assert item.stem == "hero"
         np.testing.assert_array_equal(item.alpha, alpha)  # the saved gt, ready to edit again

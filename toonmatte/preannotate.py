@@ -74,5 +74,6 @@ def load_predictions(folder: Path) -> dict[str, StoredPrediction]:
             except (ValueError, KeyError, TypeError):
                 if number == len(lines):
                     continue  # a last line cut off by a crash while it was written
-                raise ToonmatteError(f"Line {number} of {path} is damaged; remove it (or that file) and start again.") from None
+                raise ToonmatteError(f"Line {number} of {path} is damaged; "
+                                     "remove it (or that file) and start again.") from None
     return found

@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="toonmatte studio: correct anime mattes and grow an im/gt/an dataset.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                        help="address to serve on (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 for all interfaces)")
+                        help="address to serve on (default $GRADIO_SERVER_NAME or 127.0.0.1; "
+                             "0.0.0.0 for all interfaces)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
                         help="port (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--dataset-root", default=str(default_dataset_root()),
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if zerogpu.active():
         demo.queue(max_size=zerogpu.QUEUE_SIZE)
     print(f"dataset: {store.root} (new items go to {store.split}/{store.generation})", flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE, auth=logins,
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                max_file_size=MAX_FILE_SIZE, auth=logins,
                 blocked_paths=[str(store.root)], show_error=True, prevent_thread_lock=True, **launch_kwargs())
     engine.start()  # after the server is up: importing torch and loading weights must not delay serving
     # (on ZeroGPU the load runs here, in the main thread, where spaces intercepts the move to "cuda")

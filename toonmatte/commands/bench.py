@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
     parser.add_argument("--images", type=Path,
-                        help="folder of images to time predict's CPU stages on, the model taken out (e.g. ../shared/samples)")
+                        help="folder of images to time predict's CPU stages on, the model taken "
+                             "out (e.g. ../shared/samples)")
     parser.add_argument("--batches", type=batch_sizes, default=None,
                         help="batch sizes for the throughput sweep of the fast path, eager and replayed from a "
                              "CUDA graph, e.g. 1,4,8 (default: 1,2,4,8,16 on CUDA, none on the CPU)")
@@ -455,7 +456,8 @@ def bench_outputs(folder: Path) -> None:
         sizes[1] += len(pillow(alpha)) + len(pillow(rgba))
     median = {name: float(np.median(times)) * 1000 for name, times in stages.items()}
     print(f"batch outputs, {len(paths)} images from {folder} (median per image): decode {median['decode']:.0f} ms, "
-          f"cut-out {median['cut-out']:.0f} ms, PNG encoding of the alpha and the cut-out {median['PNG encoding']:.0f} ms "
+          f"cut-out {median['cut-out']:.0f} ms, PNG encoding of the alpha and the cut-out "
+          f"{median['PNG encoding']:.0f} ms "
           f"(Pillow's defaults: {median['Pillow']:.0f} ms; files {sizes[0] / sizes[1]:.2f} x Pillow's size)")
     jobs = list(zip(paths, unique_stems(paths)))
     with tempfile.TemporaryDirectory() as out:

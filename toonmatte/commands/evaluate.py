@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "e.g. toonout,toonout=runs/epoch_100.pth; a path is a checkpoint or fine-tune run, "
                         "e.g. toonout,runs/anime/best.safetensors")
     parser.add_argument("--data", type=Path, help="dataset root laid out as <split>/<generation>/{im,gt,an}/<stem>.png")
-    parser.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate with --models (default test)")
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="split to evaluate with --models (default test)")
     parser.add_argument("--device", default=None, help="device for --models: auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--hce", action="store_true", help="also compute HCE (human correction effort); it roughly "
                         "triples the scoring time")
@@ -89,7 +90,8 @@ def matte_files(folder: Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS:
             if path.stem in files:
-                raise ToonmatteError(f"{files[path.stem].name} and {path.name} in {folder} share a stem; keep one of them.")
+                raise ToonmatteError(f"{files[path.stem].name} and {path.name} in {folder} share "
+                                     "a stem; keep one of them.")
             files[path.stem] = path
     cutouts = {stem.removesuffix(CUTOUT_SUFFIX): path for stem, path in files.items() if stem.endswith(CUTOUT_SUFFIX)}
     plain = {stem: path for stem, path in files.items() if not stem.endswith(CUTOUT_SUFFIX)}

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "halved after each fifth of the epochs")
     parser.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 1e-2)")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto = bf16 mixed precision on CUDA, fp32 on the CPU (fp16 is not offered: NaN gradients)")
+                        help="auto = bf16 mixed precision on CUDA, fp32 on the CPU (fp16 is "
+                             "not offered: NaN gradients)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="recompute the backbone in the backward pass: much less GPU memory, about a third slower")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,

@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
 
     paths = collect_inputs(args.inputs, recursive=args.recursive)
     if not paths:
-        print("error: no images found in the given inputs; pass image files, folders or glob patterns.", file=sys.stderr)
+        print("error: no images found in the given inputs; pass image files, "
+              "folders or glob patterns.", file=sys.stderr)
         return 1
     jobs = list(zip(paths, unique_stems(paths)))
     rank, processes = process_index(), process_count()

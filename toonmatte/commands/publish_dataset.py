@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to-hub", metavar="OWNER/NAME",
                         help="with a dataset folder: publish it to this Hugging Face Hub dataset repo")
     parser.add_argument("--license", default="unknown",
-                        help="with --to-hub: the dataset's licence as a Hub licence id, e.g. cc-by-4.0 (default unknown)")
+                        help="with --to-hub: the dataset's licence as a Hub licence id, e.g. "
+                             "cc-by-4.0 (default unknown)")
     parser.add_argument("--private", action="store_true", help="with --to-hub: create the repo private")
 
 

@@ -151,7 +151,8 @@ def render(title: str, facts: list[tuple[str, str]], notice: str | None, scores:
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}th{background:#f3f3f3;text-align:center}"
+        "td,th{border:1px solid #ccc;padding:4px "
+        "8px;text-align:right;vertical-align:top}th{background:#f3f3f3;text-align:center}"
         "td:first-child,th:first-child{text-align:left}img{max-width:256px;display:block;"
         "background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px}"
         ".notice{background:#fff3cd;border:1px solid #e0c36c;padding:.6em 1em}</style></head><body>",

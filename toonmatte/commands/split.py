@@ -39,7 +39,8 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1) > 1e-6:
-        raise argparse.ArgumentTypeError(f"expected three non-negative fractions summing to 1, like 0.8,0.1,0.1, got {text!r}")
+        raise argparse.ArgumentTypeError("expected three non-negative fractions summing to 1, "
+                                         f"like 0.8,0.1,0.1, got {text!r}")
     return values  # type: ignore[return-value]
 
 
@@ -84,7 +85,8 @@ def _split(store: DatasetStore | None, root: Path, args: argparse.Namespace) -> 
     """Plan the split and, given a store, move the items (without one: print the plan)."""
     items = list_items(root)
     if not items:
-        raise ToonmatteError(f"No items found under {root}; expected <split>/<generation>/{{im,gt,an}}/<stem>.png files.")
+        raise ToonmatteError(f"No items found under {root}; "
+                             "expected <split>/<generation>/{im,gt,an}/<stem>.png files.")
     incomplete = incomplete_items(items)
     if incomplete:
         raise ToonmatteError(

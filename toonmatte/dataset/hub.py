@@ -386,7 +386,8 @@ class HubSync:
             if staging_error is not None:
                 self._fail(staging_error, staging=True)
             return None
-        operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=manifests.get(path, str(self.mirror / path)))
+        operations = [CommitOperationAdd(path_in_repo=path,
+                                         path_or_fileobj=manifests.get(path, str(self.mirror / path)))
                       for path in sizes]
         saves = sum(path.endswith("/im.png") for path in sizes)
         try:

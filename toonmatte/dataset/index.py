@@ -138,7 +138,8 @@ def index_error(error: sqlite3.Error, outcome: str) -> ToonmatteError:
         return ToonmatteError(f"The dataset index .toonmatte/index.sqlite is damaged, so {outcome}; "
                               "move it aside (the triples stay) and start again.")
     if code == _CANTOPEN:
-        return WriteError(f"The dataset index could not be opened, so {outcome}; check that the dataset folder is writable.")
+        return WriteError(f"The dataset index could not be opened, so {outcome}; "
+                          "check that the dataset folder is writable.")
     return WriteError(f"The dataset index failed ({error}), so {outcome}; check the disk and try again.")
 
 
@@ -205,9 +206,11 @@ class ItemIndex:
         try:
             text = json.dumps(value)
         except (TypeError, ValueError) as error:
-            raise ToonmatteError(f"Session state {key!r} must be JSON data (numbers, text, lists, dicts): {error}.") from error
+            raise ToonmatteError(f"Session state {key!r} must be JSON data (numbers, "
+                                 f"text, lists, dicts): {error}.") from error
         with self.transaction("the session was not remembered") as db:
-            db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                       "SET value = excluded.value",
                        (key, text))
 
     # ------------------------------------------------------------------ reading

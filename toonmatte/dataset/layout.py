@@ -56,7 +56,8 @@ def sanitize_stem(name: str) -> str:
 def check_folder_name(value: str, what: str) -> str:
     """``value`` if it is a safe split or generation folder name, else a one-sentence error."""
     if not isinstance(value, str) or not _SAFE_NAME.match(value) or len(value) > MAX_STEM_LENGTH:
-        raise ToonmatteError(f"The {what} name {value!r} is not allowed; use letters, digits, '.', '_' and '-' only, starting with a letter or digit.")
+        raise ToonmatteError(f"The {what} name {value!r} is not allowed; use letters, digits, '.', '_' and '-' only, "
+                             "starting with a letter or digit.")
     return value
 
 

@@ -65,7 +65,8 @@ def dataset_card(items: Iterable[Item], records: Mapping[str, ItemRecord], licen
     lines += ["", "## Annotators", ""]
     if annotators:
         lines += ["| annotator | items |", "| --- | --- |"]
-        lines += [f"| {name} | {count} |" for name, count in sorted(annotators.items(), key=lambda pair: (-pair[1], pair[0]))]
+        lines += [f"| {name} | {count} |" for name, count in sorted(annotators.items(),
+                                                                    key=lambda pair: (-pair[1], pair[0]))]
         unnamed = len(items) - sum(annotators.values())
         if unnamed:
             lines += ["", f"{_count(unnamed, 'item')} {'names' if unnamed == 1 else 'name'} no annotator."]
@@ -94,10 +95,12 @@ def _making(items: list[Item], known: list[ItemRecord]) -> list[str]:
         changed = [record for record in measured if record.changed_fraction > 0]
         mean = sum(record.changed_fraction for record in measured) / len(measured)
         lines += ["", f"Corrections: {len(changed)} of the {_count(len(measured), 'item')} saved with the model's "
-                      f"prediction were changed by hand; on average {mean:.1%} of their pixels differ from the model's."]
+                      f"prediction were changed by hand; on average {mean:.1%} of their "
+                      "pixels differ from the model's."]
     versions = sum(record.versions for record in known)
     if versions > len(known):
-        lines += ["", f"Saved {_count(versions, 'time')} in all: some items were corrected again after their first save."]
+        lines += ["", f"Saved {_count(versions, 'time')} in all: some items were corrected "
+                      "again after their first save."]
     unknown = len(items) - len(known)
     if unknown:
         lines += ["", f"{_count(unknown, 'item')} came from elsewhere and carry no record of how they were made."]
@@ -144,5 +147,6 @@ def publish(root: str | Path, repo_id: str, *, api: Any = None, licence: str = "
     except Exception as error:
         if isinstance(error, ToonmatteError):
             raise
-        raise ToonmatteError(f"The dataset was not published to {repo_id} because {hub_failure(error, repo_id)}.") from None
+        raise ToonmatteError(f"The dataset was not published to {repo_id} because "
+                             f"{hub_failure(error, repo_id)}.") from None
     return Published(repo_id, len(complete), len(wanted), len(stale), len(items) - len(complete), card)

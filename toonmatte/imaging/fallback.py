@@ -148,7 +148,8 @@ def backdrop_shades(small: np.ndarray, smooth: np.ndarray, backdrop: np.ndarray,
     or dark character) is not taken for backdrop, while shadows are. Light falls off gradually,
     whereas white things (hair, bones, a plate) often meet a light backdrop at a plain step."""
     image = smooth.astype(np.float32)
-    shade = np.einsum("...c,...c->...", image, backdrop) / np.maximum(np.einsum("...c,...c->...", backdrop, backdrop), 1.0)
+    shade = np.einsum("...c,...c->...", image, backdrop) / np.maximum(np.einsum("...c,...c->...",
+                                                                                backdrop, backdrop), 1.0)
     residual = _distance(image, backdrop * shade[..., None])
     brightness = backdrop.mean(2)
     square = np.ones((3, 3), np.uint8)

@@ -56,7 +56,8 @@ def _check_pair(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.nd
         alpha = alpha[..., 0]
     if alpha.dtype != np.uint8 or alpha.shape != image.shape[:2]:
         raise BadImageError(
-            f"The alpha must be a uint8 HxW array the size of the image {image.shape[:2]}, got {alpha.dtype} {alpha.shape}."
+            f"The alpha must be a uint8 HxW array the size of the image {image.shape[:2]}, "
+            f"got {alpha.dtype} {alpha.shape}."
         )
     return np.ascontiguousarray(image), np.ascontiguousarray(alpha)
 
@@ -179,7 +180,8 @@ def parse_colour(colour: Colour) -> tuple[int, int, int]:
                 raise ValueError
             return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
         except ValueError:
-            raise BadImageError(f"The colour {colour!r} is not a '#rrggbb' hex colour; write it like '#ffffff'.") from None
+            raise BadImageError(f"The colour {colour!r} is not a '#rrggbb' hex "
+                                "colour; write it like '#ffffff'.") from None
     values = list(colour)
     if len(values) != 3 or not all(isinstance(v, (int, np.integer)) and 0 <= v <= 255 for v in values):
         raise BadImageError(f"The colour {colour!r} must be three integers from 0 to 255, like (255, 255, 255).")

@@ -90,7 +90,8 @@ def load_image(
         name = path.stem
     else:
         raise BadImageError(
-            f"Cannot read an image from a {type(source).__name__}; pass a file path, bytes, a PIL image or a numpy array."
+            f"Cannot read an image from a {type(source).__name__}; pass a file path, bytes, "
+            "a PIL image or a numpy array."
         )
     rgb, alpha = _composite(channels, background)
     return LoadedImage(rgb=rgb, alpha=alpha, name=name)
@@ -108,7 +109,8 @@ def _open_path(path: Path, label: str) -> Iterator[Image.Image]:
         with open(path, "rb") as file:
             head = file.read(1024)
     except OSError as error:
-        raise BadImageError(f"Cannot read {label}: {error.strerror or error}; check that the file is readable.") from None
+        raise BadImageError(f"Cannot read {label}: {error.strerror or error}; "
+                            "check that the file is readable.") from None
     with _open_with_pillow(lambda: Image.open(path), label, head, path.suffix) as image:
         yield image
 
@@ -130,18 +132,21 @@ def _open_with_pillow(opener, label: str, head: bytes, suffix: str) -> Iterator[
             image = opener()
     except Image.DecompressionBombError:
         raise BadImageError(
-            f"Cannot use {label}: its header claims far more pixels than allowed (a possible decompression bomb); downscale it first."
+            f"Cannot use {label}: its header claims far more pixels than allowed (a possible decompression "
+            "bomb); downscale it first."
         ) from None
     except UnidentifiedImageError:
         if suffix.lower() in (".svg", ".svgz") or b"<svg" in head.lower():
             raise BadImageError(
-                f"Cannot read {label}: SVG is a vector format; rasterize it to PNG first (for example with Inkscape or a browser)."
+                f"Cannot read {label}: SVG is a vector format; rasterize it to PNG first (for example "
+                "with Inkscape or a browser)."
             ) from None
         raise BadImageError(
             f"Cannot read {label}: it is not an image format that can be decoded; convert it to PNG or JPEG."
         ) from None
     except _DECODE_ERRORS:
-        raise BadImageError(f"Cannot read {label}: the image header is corrupt; re-export or re-download the file.") from None
+        raise BadImageError(f"Cannot read {label}: the image header is corrupt; "
+                            "re-export or re-download the file.") from None
     with image:
         yield image
 
@@ -215,7 +220,8 @@ def _decoded_channels(image: Image.Image, label: str, max_pixels: int) -> np.nda
             image.load()
     except Image.DecompressionBombError:
         raise BadImageError(
-            f"Cannot use {label}: it decodes to far more pixels than allowed (a possible decompression bomb); downscale it first."
+            f"Cannot use {label}: it decodes to far more pixels than allowed (a possible decompression "
+            "bomb); downscale it first."
         ) from None
     except _DECODE_ERRORS:
         raise BadImageError(

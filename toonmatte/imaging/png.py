@@ -150,5 +150,6 @@ def png_file(shape: tuple[int, ...], stream: bytes) -> bytes:
 def _check(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0 or not (
             image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
-        raise ValueError(f"BandedPng needs a non-empty uint8 HxW, HxWx3 or HxWx4 array, not {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        raise ValueError("BandedPng needs a non-empty uint8 HxW, HxWx3 or HxWx4 array, "
+                         f"not {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
     return np.ascontiguousarray(image)

@@ -107,7 +107,8 @@ def _check(session, path: Path) -> tuple[int, int]:
             return ", ".join(f"{a.name} {'x'.join(str(d) for d in a.shape)}" for a in args)
 
         raise OnnxModelError(f"{path} is not a BiRefNet export from toonmatte (it takes {signature(inputs)} and gives "
-                             f"{signature(outputs)}, not {INPUT_NAME} Nx3xHxW and {OUTPUT_NAME} Nx1xHxW); {EXPORT_HINT}.")
+                             f"{signature(outputs)}, not {INPUT_NAME} Nx3xHxW and "
+                             f"{OUTPUT_NAME} Nx1xHxW); {EXPORT_HINT}.")
     architecture = session.get_modelmeta().custom_metadata_map.get(METADATA + "architecture")
     if architecture != ARCHITECTURE:
         raise OnnxModelError(f"{path} was not exported from toonmatte's {ARCHITECTURE} graph (its metadata names "

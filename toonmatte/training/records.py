@@ -81,7 +81,8 @@ def plot(xs: Sequence[float], ys: Sequence[float], title: str, colour: tuple[int
     def point(x: float, y: float) -> tuple[int, int]:
         fx = 0.5 if x1 == x0 else (x - x0) / (x1 - x0)
         fy = (y - y0) / (y1 - y0)
-        return (round(left + 6 + fx * (width - left - right - 12)), round(height - bottom - 6 - fy * (height - top - bottom - 12)))
+        return (round(left + 6 + fx * (width - left - right - 12)),
+                round(height - bottom - 6 - fy * (height - top - bottom - 12)))
 
     points = [point(x, y) for x, y in zip(xs, ys)]
     if len(points) > 1:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toonmatte.model.cuda_graphs import GraphedModule
 from toonmatte.errors import OnnxModelError, ToonmatteError, WeightsError
 from toonmatte.imaging.fallback import fallback_alpha
 from toonmatte.imaging.imageio import GRAY, LoadedImage, load_image
+from toonmatte.model.cuda_graphs import GraphedModule
 from toonmatte.model.runtime import cpu_supports_bf16
 from toonmatte.model.zoo import DEFAULT_MODEL, spec_for
 

@@ -35,8 +35,9 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -137,8 +138,8 @@ def build(tiny: bool, device: torch.device, golden: bool = True) -> torch.nn.Mod
     """ToonOut's graph with the golden deterministic weights (seeded random ones when not ``golden``),
     or the tiny graph with seeded random ones."""
     from toonmatte.model.birefnet import BiRefNetConfig, build_model
-    from toonmatte.model.inference import optimize_for_inference
     from toonmatte.model.golden_fill import fill_state_dict
+    from toonmatte.model.inference import optimize_for_inference
 
     torch.manual_seed(0)
     net = build_model(BiRefNetConfig.tiny() if tiny else None)
@@ -279,25 +280,25 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
             whole = GraphedModule(net, max_graphs=1)
             graphed_backbone = GraphedModule(backbone)
 
-            def with_graphed_backbone(t: torch.Tensor) -> torch.Tensor:
-                net.bb = graphed_backbone
+            def with_graphed_backbone(t: torch.Tensor, graphed: torch.nn.Module = graphed_backbone) -> torch.Tensor:
+                net.bb = graphed
                 try:
                     return run_forward(net, t, precision)
                 finally:
                     net.bb = backbone
 
-            variants.update({"whole-pass graph": lambda t: run_forward(whole, t, precision),
+            variants.update({"whole-pass graph": partial(run_forward, whole, precision=precision),
                              "backbone graphs only": with_graphed_backbone})
             if float32_weights is not None:
                 whole32 = GraphedModule(float32_weights, max_graphs=1)
-                variants["whole-pass graph, float32 weights"] = lambda t: run_forward(whole32, t, precision)
+                variants["whole-pass graph, float32 weights"] = partial(run_forward, whole32, precision=precision)
         row = []
         for label, forward in variants.items():
             try:
                 if cuda:
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats(x.device)
-                seconds = best_time(lambda: forward(inputs), repeats, sync)
+                seconds = best_time(partial(forward, inputs), repeats, sync)
                 peak = f", peak {torch.cuda.max_memory_allocated(x.device) / 2**30:.1f} GiB" if cuda else ""
                 delta = "" if label == "eager" else \
                     f", max |delta logit| vs eager {(forward(inputs) - reference).abs().max().item():.1e}"
@@ -446,12 +447,14 @@ def bench_outputs(folder: Path) -> None:
     matter = ReadyMatter()
     for path in paths:
         item = load_image(path)
-        stages["decode"].append(best_time(lambda: load_image(path), 2, lambda: None))
+        stages["decode"].append(best_time(partial(load_image, path), 2, lambda: None))
         alpha = matter.predict_batch([item])[0].alpha
-        stages["cut-out"].append(best_time(lambda: cutout(item.rgb, alpha), 2, lambda: None))
+        stages["cut-out"].append(best_time(partial(cutout, item.rgb, alpha), 2, lambda: None))
         rgba = cutout(item.rgb, alpha)
-        stages["PNG encoding"].append(best_time(lambda: (encode_png(alpha), encode_png(rgba)), 2, lambda: None))
-        stages["Pillow"].append(best_time(lambda: (pillow(alpha), pillow(rgba)), 1, lambda: None))
+        png_both = partial(lambda a, c: (encode_png(a), encode_png(c)), alpha, rgba)
+        pillow_both = partial(lambda a, c: (pillow(a), pillow(c)), alpha, rgba)
+        stages["PNG encoding"].append(best_time(png_both, 2, lambda: None))
+        stages["Pillow"].append(best_time(pillow_both, 1, lambda: None))
         sizes[0] += len(encode_png(alpha)) + len(encode_png(rgba))
         sizes[1] += len(pillow(alpha)) + len(pillow(rgba))
     median = {name: float(np.median(times)) * 1000 for name, times in stages.items()}
@@ -529,8 +532,8 @@ def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonmatte.pipeline import PRECISIONS, model_for_precision, pick_device, pick_precision
     from toonmatte.model.runtime import cpu_supports_bf16
+    from toonmatte.pipeline import PRECISIONS, model_for_precision, pick_device, pick_precision
 
     device = pick_device(args.device)  # the allocator setting is the command line's (toonmatte.cli), as for predict
     fast = pick_precision(args.precision, device)

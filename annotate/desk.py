@@ -303,6 +303,19 @@ class Desk:
             raise ToonmatteError("There is no image to edit; load images first.")
         return editing.apply_editor(item, editor_value, how)
 
+    def paint(self, item: Item | None, editor_value: dict | None, how: str) -> Step:
+        """``apply`` as a step to show: the updated item, or a warning (and nothing new) when nothing is painted."""
+        item, painted = self.apply(item, editor_value, how)
+        if not painted:
+            return Step(None, ["Nothing is painted yet: pick a brush (F, B or E) and paint on the image first."])
+        return Step(item)
+
+    def reset(self, item: Item | None) -> Step:
+        """``item`` back at the model's prediction (applied, not saved)."""
+        if item is None:
+            raise ToonmatteError("There is no image to reset; load images first.")
+        return Step(item.with_alpha(item.predicted))
+
     def save(self, item: Item | None, editor_value: dict | None) -> tuple[Item, str]:
         """Apply pending strokes, then store the triple; returns the saved item and its stem."""
         item, _ = self.apply(item, editor_value, "apply")
@@ -327,6 +340,13 @@ class Desk:
             return None
         return (f"{record.annotator or 'Someone'} saved {item.stem} while you had it open; your save is its newest "
                 "version now and theirs is in the history (Browse shows both).")
+
+    def save_here(self, item: Item | None, editor_value: dict | None) -> Step:
+        """Save and stay on the item (the Save button), with the warnings ``save_and_next`` gives."""
+        overlap = self.overlap_warning(item)
+        saved, stem = self.save(item, editor_value)
+        warnings = [message for message in (overlap, uniform_alpha_warning(saved.alpha)) if message is not None]
+        return Step(saved, warnings, f"Saved {stem}.")
 
     def save_and_next(self, item: Item | None, editor_value: dict | None) -> Step:
         """Save, then show the next queue image (or, after a reopened item, the queue's current one)."""
@@ -363,6 +383,13 @@ class Desk:
         if step.item is None:
             raise BadImageError(" ".join(step.warnings) or f"{stem} could not be read.")
         return step.item
+
+    def open_saved(self, stem: str, current: Item | None) -> Step:
+        """``reopen`` as a step to show, leaving ``current`` (its unsaved changes are kept: see ``leave``)."""
+        left = self.leave(current) if current is not None and current.stem != stem else []
+        item = self.reopen(stem)
+        restored = f"Restored the unsaved changes applied to {item.stem}." if item.unsaved else None
+        return Step(item, left, restored)
 
     def close(self) -> None:
         if self.queue is not None:

@@ -109,6 +109,10 @@ class Studio:
                 stems.append(record.stem)
         return entries, stems
 
+    def browse_for(self, person: Person, status: str | None) -> tuple[list[tuple[np.ndarray, str]], list[str]]:
+        """``browse`` as ``person`` sees it: with their own queue's items when they may save."""
+        return self.browse(status, self.desk(person) if self.access.may_save(person) else None)
+
     def _thumbnail(self, record) -> np.ndarray | None:
         key = (record.stem, record.updated_at, record.versions)
         if key not in self._thumbs:

@@ -498,3 +498,29 @@ def test_an_upload_is_hashed_once_from_upload_to_save_and_not_again_after_a_rest
         assert item.source_hash == hash_file(upload) and hashed == ["toon0.png"]  # kept with the queue's state
     finally:
         restarted.close()
+
+
+def test_the_steps_the_page_shows_for_paint_reset_save_and_reopen(tmp_path: Path, engine: Engine) -> None:
+    studio = make_studio(tmp_path / "dataset", engine)
+    try:
+        desk = studio.desk()
+        item = desk.load(write_toons(tmp_path / "uploads", 2), None).item
+        nothing = desk.paint(item, None, "apply")
+        assert nothing.item is None and "Nothing is painted yet" in nothing.warnings[0]
+        box = (slice(0, 6), slice(0, 10))
+        painted = desk.paint(item, {"background": None, "layers": [layer_with(item.alpha.shape, box, FOREGROUND_COLOR)],
+                                    "composite": None}, "apply").item
+        assert (painted.alpha[box] == 255).all() and painted.unsaved
+        assert np.array_equal(desk.reset(painted).item.alpha, item.predicted)
+        with pytest.raises(ToonmatteError, match="no image to reset"):
+            desk.reset(None)
+        saved = desk.save_here(item.with_alpha(np.zeros_like(item.alpha)), None)
+        assert saved.info == f"Saved {item.stem}." and not saved.item.unsaved
+        assert len(saved.warnings) == 1 and "all background" in saved.warnings[0]
+        other = desk.move("next", saved.item).item
+        edited = other.with_alpha(255 - other.alpha)
+        back = desk.open_saved(item.stem, edited)
+        assert back.item.stem == item.stem and (back.item.alpha == 0).all()
+        assert len(back.warnings) == 1 and other.stem in back.warnings[0]  # the edits left behind are kept
+    finally:
+        studio.close()

@@ -20,7 +20,7 @@ MAX_FILE_SIZE = "200mb"
 DEFAULT_CONCURRENCY = 2
 """Events without their own limit (applying strokes, saving, previews) run at most this many at once,
 unless $GRADIO_DEFAULT_CONCURRENCY_LIMIT says otherwise; events that may run the model are limited
-to one at a time (see annotate.web.ui.ENGINE)."""
+to one at a time (see annotate.web.events.ENGINE)."""
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 

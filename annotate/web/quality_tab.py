@@ -2,8 +2,8 @@
 ``annotate.quality``, refreshed when the tab opens, on Refresh and when the sort changes.
 
 Opening a table row in the editor needs the Correct tab's components and handlers, which live in
-``annotate.web.ui``; so ``quality_tab`` returns its components and the page wires ``table.select`` to
-its reopen handler with :func:`selected_stem`.
+``annotate.web.layout`` and ``annotate.web.events``; so ``quality_tab`` returns its components and the
+page wires ``table.select`` to its reopen handler with :func:`selected_stem`.
 """
 from __future__ import annotations
 

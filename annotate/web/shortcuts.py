@@ -9,7 +9,8 @@ BRUSH_BUTTONS = {"__FG__": "brush-fg", "__BG__": "brush-bg", "__EDGE__": "brush-
                  "__BIGGER__": "brush-bigger", "__SMALLER__": "brush-smaller"}
 """Placeholders in shortcuts.js -> elem_id of the brush buttons it wires up (they have no Gradio events)."""
 
-# (key, elem_id of the button it clicks, what it does); the ids are the buttons' elem_id in annotate/web/ui.py.
+# (key, elem_id of the button it clicks, what it does); the ids are the buttons' elem_id in
+# annotate/web/layout.py.
 SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("s", "save-next", "save and go to the next image"),
     ("p", "previous", "previous image"),

@@ -1,8 +1,11 @@
 """Finding, reading and loading checkpoints, with tiny state dicts built here (no real weights, no network)."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -392,6 +395,47 @@ def test_offline_hub_cache_under_hf_hub_cache_is_found(tmp_path: Path, monkeypat
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
     expected = fake_hub_file(tmp_path / "elsewhere", "ZhengPeng7/BiRefNet_dynamic", "model.safetensors")
     assert resolve_weights("birefnet-dynamic").resolve() == expected.resolve()
+
+
+def pinned(spec_name: str, content: bytes, sha256: str | None = None, revision: str = COMMIT):
+    """The zoo entry ``spec_name`` pinned at ``revision`` to ``content``'s SHA-256 (or to ``sha256``)."""
+    return dataclasses.replace(ZOO[spec_name], revision=revision,
+                               sha256=sha256 or hashlib.sha256(content).hexdigest())
+
+
+def test_a_pinned_revision_and_hash_are_downloaded_and_accepted(tmp_path: Path):
+    content = b"the pinned weights"
+    expected = fake_hub_file(tmp_path / "hf_home" / "hub", "joelseytre/toonout", "birefnet_finetuned_toonout.pth",
+                             content)
+    found = resolve_weights(pinned("toonout", content))
+    assert found.resolve() == expected.resolve() and found.read_bytes() == content
+
+
+def test_a_file_whose_hash_is_not_the_pinned_one_is_refused_in_one_sentence(tmp_path: Path):
+    fake_hub_file(tmp_path / "hf_home" / "hub", "joelseytre/toonout", "birefnet_finetuned_toonout.pth", b"tampered")
+    spec = pinned("toonout", b"the pinned weights")
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights(spec)
+    message = str(caught.value)
+    assert spec.sha256 in message and hashlib.sha256(b"tampered").hexdigest() in message
+    assert "delete it from the Hugging Face cache" in message and "--weights PATH" in message
+    assert "\n" not in message and message.count(". ") == 0
+
+
+def test_a_revision_not_in_the_cache_is_not_replaced_by_main(tmp_path: Path):
+    """The pinned commit is what is looked up: the file at another commit (here the cached main) does not stand in."""
+    content = b"weights at main"
+    fake_hub_file(tmp_path / "hf_home" / "hub", "joelseytre/toonout", "birefnet_finetuned_toonout.pth", content)
+    with pytest.raises(WeightsError, match="not in the Hugging Face cache"):
+        resolve_weights(pinned("toonout", content, revision="f" * 40))
+
+
+def test_zoo_entries_state_their_pins():
+    """Each Hub entry pins a full commit sha and a SHA-256, or says None for both (not pinned yet)."""
+    for spec in ZOO.values():
+        assert (spec.revision is None) == (spec.sha256 is None), spec.name
+        if spec.revision is not None:
+            assert re.fullmatch(r"[0-9a-f]{40}", spec.revision) and re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
 
 
 def test_offline_miss_says_what_to_do():

@@ -70,3 +70,13 @@ def test_a_path_is_a_local_checkpoint_and_a_fine_tune_card_names_it(tmp_path):
     assert spec_for("birefnet", tmp_path / "other.pth") is ZOO["birefnet"]  # no card: the named model
     (run / "card.json").write_text(json.dumps({**card, "weights": "older.safetensors"}))
     assert get_spec(str(run)).title == "best.safetensors"  # a card about another file is not this one's
+
+
+def test_a_zoo_entry_must_state_its_revision_and_hash():
+    from toonmatte.model.zoo import ModelSpec
+
+    fields = {"name": "x", "title": "X", "repo_id": "a/b", "filename": "m.safetensors", "resolution": 1024,
+              "dtype": "float32", "licence": "MIT", "description": "d"}
+    with pytest.raises(TypeError, match="sha256"):
+        ModelSpec(**fields, revision=None)
+    assert ModelSpec(**fields, revision=None, sha256=None).sha256 is None

@@ -1,4 +1,5 @@
-"""The pointwise halves of blur fusion as compiled loops (numba), one pass over memory per stage.
+"""The pointwise halves of blur fusion (Forte and Pitié, ICIP 2021) as compiled loops (numba), one pass
+over memory per stage.
 
 ``foreground.estimate_foreground`` alternates OpenCV box blurs with pointwise maths. Written with
 NumPy, the maths of one pass is some forty array operations (each a sweep over a strip, and a
@@ -28,7 +29,7 @@ _SCALE = np.float32(255.0)
 
 def _compiled(function):
     """``numba.njit`` with the on-disk cache when numba finds a writable place for it; a read-only
-    install with no writable home has none, and then each process compiles once (about 0.2 s)."""
+    install with no writable home has none, and then each process compiles once."""
     try:
         return numba.njit(nogil=True, cache=True, error_model="numpy")(function)
     except RuntimeError:

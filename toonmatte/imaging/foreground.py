@@ -1,9 +1,11 @@
 """Foreground colour estimation (blur fusion) and cut-outs.
 
 A matte alone leaves the background's colour bleeding through soft edges (gray fringes on hair). Blur
-fusion (Germer et al., ICIP 2021; BiRefNet's ``refine_foreground``) estimates the foreground colour F
-of every pixel so that ``F * alpha + B * (1 - alpha)`` reproduces the image with the background's
-share removed. With I the image and a the alpha in [0, 1] and box_r a normalized box blur:
+fusion (Forte and Pitié, "Approximate fast foreground colour estimation", ICIP 2021; the method of
+BiRefNet's ``refine_foreground``) estimates the foreground colour F of every pixel so that
+``F * alpha + B * (1 - alpha)`` reproduces the image with the background's share removed. It is not
+Germer et al.'s multi-level method (pymatting's ``estimate_foreground_ml``), which solves for F and
+B over an image pyramid. With I the image and a the alpha in [0, 1] and box_r a normalized box blur:
 
     ba = box_r(a);  F_ = box_r(F * a) / (ba + 1e-5);  B_ = box_r(B * (1 - a)) / (1 - ba + 1e-5)
     F' = clip(F_ + a * (I - a * F_ - (1 - a) * B_), 0, 1)

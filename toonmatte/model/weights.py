@@ -3,7 +3,8 @@
 Three steps, each usable on its own:
 
 - ``resolve_weights`` finds the file: an explicit path, then ``$TOONMATTE_WEIGHTS``, then the
-  Hugging Face Hub (through its cache, so it works offline once downloaded).
+  Hugging Face Hub (through its cache, so it works offline once downloaded), at the zoo entry's
+  pinned revision, and checked against its pinned SHA-256.
 - ``read_state_dict`` reads it safely (pickles with ``weights_only=True``), strips the
   ``module.``/``_orig_mod.`` prefixes that DDP and ``torch.compile`` leave behind, and casts
   half-precision files to float32. The first time a pickled checkpoint is read, a prefix-stripped
@@ -36,6 +37,7 @@ PREFIXES = ("module.", "_orig_mod.")  # DDP wraps outside torch.compile, so stri
 NESTED_KEYS = ("state_dict", "model", "model_state_dict")
 MAX_EXAMPLES = 5
 _TRUE = {"1", "on", "yes", "true"}
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime) -> SHA-256 of a checked Hub file
 
 
 # --------------------------------------------------------------------------- finding the file
@@ -95,7 +97,36 @@ def _from_hub(spec: ModelSpec) -> Path:
         raise WeightsError(
             f"Could not get {spec.title} weights from the Hugging Face Hub ({_brief(error)}); {manual}."
         ) from None
-    return Path(path)
+    return _checked(Path(path), spec)
+
+
+def _checked(path: Path, spec: ModelSpec) -> Path:
+    """``path`` once its SHA-256 is the one ``spec`` pins (no check when it pins none); a WeightsError otherwise.
+
+    A file is hashed once per process while its size and modification time stay the same.
+    """
+    if spec.sha256 is None:
+        return path
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    actual = _VERIFIED.get(key) or file_sha256(path)
+    if actual != spec.sha256.lower():
+        raise WeightsError(
+            f"The {spec.title} file {path} has SHA-256 {actual}, not the {spec.sha256} pinned for {spec.repo_id} at "
+            f"revision {spec.revision}; delete it from the Hugging Face cache and run again to download it anew, "
+            f"or pass --weights PATH if you meant to use other weights."
+        )
+    _VERIFIED[key] = actual
+    return path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The hex SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _hub_cache_dir() -> str | None:

@@ -29,7 +29,13 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 class ModelSpec:
     """One downloadable checkpoint.
 
-    ``revision`` is a pinned Hub commit where one is known; ``None`` means the branch "main".
+    ``revision`` pins the Hub commit (a full commit sha) the file is downloaded at, and ``sha256`` is
+    the file's SHA-256, checked after download (``toonmatte.model.weights``), as rembg pins its
+    models: a repository that changes, or a damaged download, then fails loudly instead of running
+    other weights. Every entry states both. ``None`` means not pinned: the branch "main" is used and
+    the file is not checked. The zoo's Hub entries are not pinned yet, because the Hub could not be
+    reached where they were written; pin each with the commit and hash from its Hub page.
+    For a local checkpoint ``revision`` is a label (see :func:`checkpoint_spec`) and ``sha256`` None.
     ``resolution`` is the square input size the model was trained at, or ``None`` for a
     dynamic model that runs at the image's own size rounded to multiples of 32.
     ``dtype`` is how the tensors are stored in the file (they are cast to float32 on load).
@@ -41,6 +47,7 @@ class ModelSpec:
     repo_id: str
     filename: str
     revision: str | None
+    sha256: str | None
     resolution: int | None
     dtype: str
     licence: str
@@ -66,7 +73,8 @@ ZOO: dict[str, ModelSpec] = {
             title="ToonOut",
             repo_id="joelseytre/toonout",
             filename="birefnet_finetuned_toonout.pth",
-            revision=None,
+            revision=None,  # not pinned yet: see ModelSpec
+            sha256=None,
             resolution=1024,
             dtype="float32",
             licence="MIT",
@@ -77,7 +85,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet",
             repo_id="ZhengPeng7/BiRefNet",
             filename="model.safetensors",
-            revision=None,
+            revision=None,  # not pinned yet: see ModelSpec
+            sha256=None,
             resolution=1024,
             dtype="float32",
             licence="MIT",
@@ -88,7 +97,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet_HR",
             repo_id="ZhengPeng7/BiRefNet_HR",
             filename="model.safetensors",
-            revision=None,
+            revision=None,  # not pinned yet: see ModelSpec
+            sha256=None,
             resolution=2048,
             dtype="float16",
             licence="MIT",
@@ -99,7 +109,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet_HR-matting",
             repo_id="ZhengPeng7/BiRefNet_HR-matting",
             filename="model.safetensors",
-            revision=None,
+            revision=None,  # not pinned yet: see ModelSpec
+            sha256=None,
             resolution=2048,
             dtype="float16",
             licence="MIT",
@@ -110,7 +121,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet_dynamic",
             repo_id="ZhengPeng7/BiRefNet_dynamic",
             filename="model.safetensors",
-            revision=None,
+            revision=None,  # not pinned yet: see ModelSpec
+            sha256=None,
             resolution=None,
             dtype="float16",
             licence="MIT",
@@ -196,6 +208,7 @@ def checkpoint_spec(path: str | os.PathLike[str]) -> ModelSpec:
         repo_id=str(weights.parent),
         filename=weights.name,
         revision=sha[:12] or None,
+        sha256=None,
         resolution=int((card.get("training") or {}).get("size", 1024)),
         dtype="float32",
         licence=init.get("licence") or "unknown",

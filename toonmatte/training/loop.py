@@ -11,7 +11,6 @@ saved, and ``metrics.csv``, ``curves.png`` and ``card.json`` are rewritten. A ru
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import os
@@ -32,6 +31,7 @@ from toonmatte.dataset import describe_missing
 from toonmatte.errors import TrainingError, WeightsError
 from toonmatte.launch import use_cpu_without_gpu
 from toonmatte.model.birefnet import BiRefNet, BiRefNetConfig, config_from_state_dict
+from toonmatte.model.weights import file_sha256
 from toonmatte.training.augment import Augmentation
 from toonmatte.training.checkpoints import latest_checkpoint, read_progress, save_checkpoint
 from toonmatte.training.data import (
@@ -153,14 +153,6 @@ def initial_model(settings: Settings) -> tuple[BiRefNet, dict[str, Any]]:
     if spec.name in ZOO:
         info.update(repo_id=spec.repo_id, revision=spec.revision, licence=spec.licence)
     return model, info
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def freeze_batch_norm(model: nn.Module) -> None:

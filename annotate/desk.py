@@ -113,7 +113,8 @@ class Desk:
         uploads = [str(path) for path in (uploads or [])]
         folder = (folder or "").strip()
         if folder and not self.allow_server_paths:
-            raise ToonmatteError("Loading a folder from the server is disabled here (shared or non-local studio); upload the images or a zip instead.")
+            raise ToonmatteError("Loading a folder from the server is disabled here (shared or non-local studio); "
+                                 "upload the images or a zip instead.")
         if not uploads and not folder:
             raise ToonmatteError("Choose images or a zip to upload (or type a server folder), then press Load.")
         found = ImportResult()
@@ -128,7 +129,8 @@ class Desk:
             found.paths += listed.paths
             found.skipped += listed.skipped
         if not found.paths:
-            raise BadImageError(" ".join(found.skipped) or "No images were found; upload PNG, JPEG or WebP files or a zip of them.")
+            raise BadImageError(" ".join(found.skipped)
+                                or "No images were found; upload PNG, JPEG or WebP files or a zip of them.")
         source = folder or ", ".join(Path(path).name for path in uploads[:3])
         with self._lock:
             previous = self.queue
@@ -213,7 +215,8 @@ class Desk:
 
     def _queue(self) -> WorkQueue:
         if self.queue is None:
-            raise ToonmatteError("No images are loaded; upload images or a zip (or type a server folder) and press Load.")
+            raise ToonmatteError("No images are loaded; upload images or a zip (or type a server folder) "
+                                 "and press Load.")
         return self.queue
 
     def current(self) -> Step:
@@ -222,7 +225,8 @@ class Desk:
             return Step(None)
         prediction, warnings = skip_unreadable(self.queue, BadImageError)
         if prediction is None:
-            return Step(None, warnings, "No readable image is left at the end of the queue; press Previous or load more images.")
+            return Step(None, warnings,
+                        "No readable image is left at the end of the queue; press Previous or load more images.")
         item, restored = self._restore(editing.from_prediction(self.store, prediction))
         return Step(item, warnings, restored)
 
@@ -377,7 +381,8 @@ class Desk:
         queue = self._queue()
         index = queue.locate(stem)
         if index is None:
-            raise ToonmatteError(f"{stem} has no saved triple and is not in the current queue; load its image to correct it.")
+            raise ToonmatteError(f"{stem} has no saved triple and is not in the current queue; "
+                                 "load its image to correct it.")
         queue.go(index)
         step = self.current()
         if step.item is None:

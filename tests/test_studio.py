@@ -104,7 +104,8 @@ def test_apply_snap_reset_and_empty_strokes(tmp_path: Path, engine: Engine) -> N
         assert painted and (applied.alpha[box] == 255).all() and not np.array_equal(applied.alpha, item.alpha)
         changed = np.count_nonzero(applied.alpha != item.alpha) / item.alpha.size
         assert f"unsaved changes ({changed:.2%} of pixels)" in studio.desk().progress_line(applied)
-        assert "unsaved" not in studio.desk().progress_line(item) and "unsaved" not in studio.desk().progress_line(applied.saved())
+        assert "unsaved" not in studio.desk().progress_line(item)
+        assert "unsaved" not in studio.desk().progress_line(applied.saved())
         snapped, painted = studio.desk().apply(item, {"layers": [layer]}, "snap")
         assert painted and (snapped.alpha[box] == 255).all()
         reset = applied.with_alpha(applied.predicted)
@@ -211,7 +212,8 @@ def test_preview_views(toon) -> None:
     rgb, alpha = toon
     rgba = preview.cutout_rgba(rgb, alpha, decontaminate=False)
     assert np.array_equal(rgba[..., :3], rgb) and np.array_equal(rgba[..., 3], alpha)
-    views = {choice: preview.view(rgba, choice, "#ff0000") for choice in preview.BACKGROUNDS if choice not in preview.OVERLAYS}
+    views = {choice: preview.view(rgba, choice, "#ff0000")
+             for choice in preview.BACKGROUNDS if choice not in preview.OVERLAYS}
     assert all(view.shape == rgb.shape and view.dtype == np.uint8 for view in views.values())
     clear, solid = alpha == 0, alpha == 255
     assert (views[preview.WHITE][clear] == 255).all() and (views[preview.BLACK][clear] == 0).all()
@@ -266,7 +268,8 @@ def test_a_load_with_nothing_readable_keeps_the_open_queue(tmp_path: Path, engin
         with pytest.raises(BadImageError) as raised:
             studio.desk().load([fake], None, item)
         message = str(raised.value)
-        assert message.startswith("Cannot read notes.png: it is not an image format") and "Nothing was loaded" in message
+        assert message.startswith("Cannot read notes.png: it is not an image format")
+        assert "Nothing was loaded" in message
         assert str(tmp_path) not in message  # the file as uploaded, not its copy on the server
         assert studio.desk().current().item.stem == "toon0" and len(studio.desk().queue) == 2
         studio.close()

@@ -28,3 +28,22 @@ def test_gradio_imports_and_builds_without_the_stub_writer() -> None:
     done = subprocess.run([sys.executable, "-c", CHECK], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+SIGNATURE = """
+import inspect
+from gradio import component_meta
+stub_writer = component_meta.create_or_modify_pyi
+print(list(inspect.signature(stub_writer).parameters))
+print("create_or_modify_pyi(" in inspect.getsource(component_meta.ComponentMeta))
+"""
+
+
+def test_the_pinned_gradio_still_has_the_stub_writer_it_replaces() -> None:
+    """Fails loudly when a Gradio upgrade renames, re-signs or stops calling the private function that
+    ``skip_stub_writing`` replaces; then update ``annotate/web/gradio_import.py`` or remove it."""
+    done = subprocess.run([sys.executable, "-c", SIGNATURE], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    parameters, called = done.stdout.strip().splitlines()[-2:]
+    assert parameters == "['component_class', 'class_name', 'events']"
+    assert called == "True"  # the component metaclass still writes stubs through it

@@ -6,7 +6,9 @@ source file, parses it with ``ast`` twice and rewrites the stub if it differs. T
 tooling, not behaviour, and it is a large part of what ``import gradio`` costs. ``skip_stub_writing``
 makes that one function do nothing for this process, from the moment its module is loaded; it
 must run before anything imports Gradio. If Gradio moves the function,
-nothing is skipped and everything still works, only slower to start.
+nothing is skipped and everything still works, only slower to start; ``tests/test_gradio_import.py``
+fails when the pinned Gradio (requirements.txt) no longer has it, with this signature, called by
+the component metaclass, so an upgrade meets the change at once.
 """
 from __future__ import annotations
 

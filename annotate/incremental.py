@@ -57,7 +57,8 @@ def _grow(box: Box, by: int, shape: tuple[int, ...]) -> Box:
             slice(max(box[1].start - by, 0), min(box[1].stop + by, shape[1])))
 
 
-def update_foreground(image: np.ndarray, alpha: np.ndarray, previous: np.ndarray, previous_alpha: np.ndarray) -> np.ndarray:
+def update_foreground(image: np.ndarray, alpha: np.ndarray, previous: np.ndarray,
+                      previous_alpha: np.ndarray) -> np.ndarray:
     """``estimate_foreground(image, alpha)`` given ``previous`` = ``estimate_foreground(image, previous_alpha)``,
     recomputed only around the pixels where the alphas differ (a new array).
 

@@ -206,7 +206,8 @@ def summarize(rows: list[QualityRow]) -> Summary:
         low_accuracy=sum(1 for value in accuracy if value < LOW_ACCURACY),
         mean_changed_fraction=_mean(changed),
         mean_abs_delta=_mean([row.mean_abs_delta for row in rows if row.mean_abs_delta is not None]),
-        mean_scores={name: statistics.fmean(row.scores[name] for row in scored) for name in TABLE_METRICS} if scored else {},
+        mean_scores=({name: statistics.fmean(row.scores[name] for row in scored) for name in TABLE_METRICS}
+                     if scored else {}),
         median_pixel_accuracy=statistics.median(accuracy) if accuracy else None,
         by_model=by_model,
     )
@@ -322,7 +323,8 @@ def accuracy_histogram(rows: list[QualityRow]) -> pd.DataFrame:
     return pd.DataFrame({"Pixel Accuracy": list(counts), "items": list(counts.values())})
 
 
-def quality_view(rows: list[QualityRow], sort: str = DEFAULT_SORT) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def quality_view(rows: list[QualityRow],
+                 sort: str = DEFAULT_SORT) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What the tab shows for ``rows`` sorted by the ``SORTS`` label ``sort``:
     (summary Markdown, table, changed-pixels-over-time points, Pixel Accuracy histogram)."""
     if sort not in SORTS:

@@ -497,7 +497,8 @@ class WorkQueue:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def skip_unreadable(queue: WorkQueue, errors: type[BaseException] | tuple[type[BaseException], ...]) -> tuple[Prediction | None, list[str]]:
+def skip_unreadable(queue: WorkQueue, errors: type[BaseException] | tuple[type[BaseException], ...]
+                    ) -> tuple[Prediction | None, list[str]]:
     """The current prediction, skipping forward over items whose prediction raises ``errors``.
 
     Returns the first readable prediction (None when none is left from the cursor on) and one

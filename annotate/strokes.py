@@ -329,7 +329,8 @@ def _grabcut(image: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray
     return decided
 
 
-def tint(image: np.ndarray, alpha: np.ndarray, color: Iterable[int] = (255, 0, 255), opacity: float = 0.45) -> np.ndarray:
+def tint(image: np.ndarray, alpha: np.ndarray, color: Iterable[int] = (255, 0, 255),
+         opacity: float = 0.45) -> np.ndarray:
     """RGB preview: the background (1 - alpha) tinted with ``color`` at ``opacity``."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ToonmatteError(f"The image must be 8-bit RGB (HxWx3 uint8), not {image.dtype} {image.shape}.")

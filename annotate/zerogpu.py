@@ -74,7 +74,8 @@ def active() -> bool:
 
 
 def gpu(task: Task, duration: Callable[..., int]) -> Task:
-    """``task`` run with a GPU on ZeroGPU (``spaces.GPU``, asking for ``duration(*args)`` seconds), else ``task`` itself.
+    """``task`` run with a GPU on ZeroGPU (``spaces.GPU``, asking for ``duration(*args)`` seconds), else ``task``
+    itself.
 
     Call it before the app launches: ZeroGPU only starts a Space that has registered a GPU function by then.
     """

@@ -130,7 +130,8 @@ def paint(page) -> None:
     page.mouse.up()
 
 
-def measure(url: str, sizes: list[int], repeats: int, workdir: Path) -> dict[tuple[int, str], list[tuple[float, float, float]]]:
+def measure(url: str, sizes: list[int], repeats: int,
+            workdir: Path) -> dict[tuple[int, str], list[tuple[float, float, float]]]:
     from playwright.sync_api import sync_playwright
 
     results: dict[tuple[int, str], list[tuple[float, float, float]]] = {}

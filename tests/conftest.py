@@ -24,7 +24,8 @@ def checkpoint_layout() -> dict:
     return read_gzip_json("birefnet_swin_v1_l.keys.json.gz")
 
 
-def draw_toon(height: int = 256, width: int = 256, background: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def draw_toon(height: int = 256, width: int = 256, background: int = 128,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A flat-shaded toon character on a plain background: returns (rgb uint8 HxWx3, alpha uint8 HxW).
 
     The alpha is the exact coverage of the drawn shapes (anti-aliased edges), so it

@@ -20,7 +20,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(dataset: Path, hf_home: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, Path]:
+def start_app(dataset: Path, hf_home: Path, *extra: str,
+              env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, Path]:
     """Launch the studio offline (classical fallback) on a free port, with ``env`` added to its
     environment; returns (process, url, log) once it serves."""
     port = free_port()

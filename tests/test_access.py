@@ -19,7 +19,8 @@ def test_without_sign_in_the_one_local_person_saves_under_the_annotator_flag():
 def test_with_an_auth_file_the_list_decides_and_the_signed_in_name_is_recorded():
     access = Access.from_settings(auth_file=True, annotators="alice, bob", reviewers="bob", local_annotator="ignored",
                                   environ={})
-    alice, carol = person_of(SimpleNamespace(username="alice"), None), person_of(SimpleNamespace(username="carol"), None)
+    alice = person_of(SimpleNamespace(username="alice"), None)
+    carol = person_of(SimpleNamespace(username="carol"), None)
     assert access.may_save(alice) and not access.may_save(carol) and not access.may_save(Person(None))
     assert access.annotator_name(alice) == "alice" and access.desk_name(alice) == "alice"
     access.check_save(alice)

@@ -119,7 +119,8 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
                 radius = brush()["radius"]
                 assert radius == int(np.floor(np.ceil(np.ceil(np.ceil(start_radius * 1.5) * 1.5) * 1.5) / 1.5))
                 assert radius >= 4
-                assert page.locator("#editor .tm-status").inner_text().startswith(f"foreground brush · radius {radius} px")
+                status = page.locator("#editor .tm-status").inner_text()
+                assert status.startswith(f"foreground brush · radius {radius} px")
 
                 fg_stroke = ((12.0, 14.0), (50.0, 20.0))  # over the plain backdrop (top left)
                 bg_stroke = ((70.0, 140.0), (92.0, 140.0))  # across the character's body
@@ -152,15 +153,17 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
 
                 page.keyboard.press("s")  # save and next
                 saved = dataset / "train" / GENERATION / "gt" / "painted.png"
-                page.wait_for_function("() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')",
-                                       timeout=120_000)
+                page.wait_for_function(
+                    "() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')",
+                    timeout=120_000)
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(shots / "4-saved.png"), full_page=True)
 
                 page.locator("button[role=tab] >> text=Browse").click()  # the saved item is in the gallery...
                 page.locator("#gallery >> text=painted · corrected").click(timeout=120_000)
                 page.wait_for_function(  # ...and clicking it reopens it in the editor tab
-                    "() => document.querySelector('button[role=tab][aria-selected=true]').innerText.includes('Correct')",
+                    "() => document.querySelector('button[role=tab][aria-selected=true]')"
+                    ".innerText.includes('Correct')",
                     timeout=120_000)
                 page.wait_for_function("() => !document.querySelector('.pending')", timeout=120_000)
                 page.screenshot(path=str(shots / "5-reopened.png"), full_page=True)
@@ -184,10 +187,12 @@ def test_paint_and_save_changes_exactly_the_painted_pixels(tmp_path: Path) -> No
     assert (predicted[core["foreground"]] == 0).all() and (predicted[core["background"]] == 255).all(), \
         "strokes must cross a real change"
     for stroke in strokes["foreground"]:
-        assert (gt[capsule(shape, *stroke, radius - TOLERANCE)] == 255).all(), f"the foreground stroke {stroke} was lost"
+        inside = capsule(shape, *stroke, radius - TOLERANCE)
+        assert (gt[inside] == 255).all(), f"the foreground stroke {stroke} was lost"
     assert (gt[core["background"]] == 0).all(), "the background stroke did not set alpha 0 where it was painted"
     changed = gt != predicted
-    assert not (changed & ~(reach["foreground"] | reach["background"])).any(), "pixels changed outside the painted strokes"
+    reached = reach["foreground"] | reach["background"]
+    assert not (changed & ~reached).any(), "pixels changed outside the painted strokes"
     assert (gt[changed & reach["foreground"]] == 255).all() and (gt[changed & reach["background"]] == 0).all()
     im = np.asarray(Image.open(dataset / "train" / GENERATION / "im" / "painted.png"))
     assert np.array_equal(im, rgb)
@@ -270,11 +275,13 @@ def test_read_only_visitors_try_it_and_signed_in_annotators_save(tmp_path: Path)
                     page.locator("#uploads input[type=file]").set_input_files(str(image))
                     page.wait_for_selector("#uploads td.filename[aria-label='visitor.png']", timeout=120_000)
                     page.click("#load-queue")
-                    page.wait_for_function("() => document.querySelector('#progress').innerText.includes('Image 1 of 1')",
-                                           timeout=120_000)
+                    page.wait_for_function(
+                        "() => document.querySelector('#progress').innerText.includes('Image 1 of 1')",
+                        timeout=120_000)
                     page.click("#save-next")
                     page.wait_for_function(
-                        "() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')", timeout=120_000)
+                        "() => document.querySelector('#progress').innerText.includes('1 of 1 corrected')",
+                        timeout=120_000)
                     page.screenshot(path=str(tmp_path / "annotator.png"), full_page=True)
             finally:
                 browser.close()

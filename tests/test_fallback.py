@@ -1,5 +1,5 @@
-"""toonmatte.imaging.fallback: the classical matte on drawn toons (in memory and a JPEG file), degenerate inputs, and the drawn
-categories of benchmarks.fallback_cases against the naive baseline of benchmarks.fallback_baseline."""
+"""toonmatte.imaging.fallback: the classical matte on drawn toons (in memory and a JPEG file), degenerate inputs, and
+the drawn categories of benchmarks.fallback_cases against the naive baseline of benchmarks.fallback_baseline."""
 from __future__ import annotations
 
 import cv2

@@ -109,7 +109,8 @@ def test_saves_and_resaves_are_new_files_and_manifest_entries(tmp_path, syncs):
         for kind in ("im", "gt", "an", "prediction"):
             data = api.files[f"versions/a/{txid}/{kind}.png"]
             assert data  # each version is its own set of files
-        assert api.files[f"versions/a/{txid}/gt.png"] != api.files[f"versions/a/{first if txid == second else second}/gt.png"]
+        other = first if txid == second else second
+        assert api.files[f"versions/a/{txid}/gt.png"] != api.files[f"versions/a/{other}/gt.png"]
     assert api.files[f"versions/a/{second}/gt.png"] == store.triple_paths("a")["gt"].read_bytes()
     assert api.files[f"versions/a/{first}/gt.png"] == (store.history("a")[0] / "gt.png").read_bytes()
     assert not any(path.startswith(f"versions/b/{store.committed_txid('b')}/prediction") for path in api.files)

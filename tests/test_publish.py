@@ -74,7 +74,8 @@ def test_publishing_again_removes_what_moved_and_keeps_other_files(dataset):
         [item] = [item for item in list_items(dataset) if item.stem == "b"]
         store.prune_empty_folders(store.move_item(item, "val"))
     result = publish(dataset, REPO_ID, api=api)
-    assert result.deleted == 3 and sorted(api.commits[-1]["deleted"]) == [f"train/g1/{k}/b.png" for k in ("an", "gt", "im")]
+    assert result.deleted == 3
+    assert sorted(api.commits[-1]["deleted"]) == [f"train/g1/{k}/b.png" for k in ("an", "gt", "im")]
     assert "val/g1/im/b.png" in api.files and "versions/a/0123/im.png" in api.files
     assert "The publisher chose no licence here" in api.files["README.md"].decode()
 

@@ -275,7 +275,8 @@ def test_studio_saves_are_scored_against_the_prediction_the_annotator_started_fr
         (quality,) = Scorer(studio.store).rows()
         assert quality.stem == stem and quality.model == "fallback"
         assert quality.scores == pytest.approx(score_pair(item.predicted, item.alpha))
-        assert quality.changed_fraction == pytest.approx(np.mean(item.predicted != item.alpha)) and quality.changed_fraction > 0
+        assert quality.changed_fraction == pytest.approx(np.mean(item.predicted != item.alpha))
+        assert quality.changed_fraction > 0
     finally:
         studio.close()
 

@@ -151,4 +151,5 @@ def test_a_preview_file_that_cannot_be_written_is_one_sentence_without_server_pa
     renderer.folder.write_bytes(b"a file where the folder was")  # every write under it fails
     with pytest.raises(ToonmatteError) as raised:
         renderer.editor_background(item)
-    assert str(raised.value).startswith("Cannot write the studio's preview files") and str(tmp_path) not in str(raised.value)
+    message = str(raised.value)
+    assert message.startswith("Cannot write the studio's preview files") and str(tmp_path) not in message

@@ -71,7 +71,8 @@ def test_clients_killed_during_an_upload_and_during_an_event_leave_the_log_and_d
                              b"Content-Type: image/png\r\n\r\n" + body)
                 time.sleep(0.3)
         client = [sys.executable, "-c", "import sys; from gradio_client import Client, handle_file; "
-                  "Client(sys.argv[1], verbose=False).predict(handle_file(sys.argv[2]), api_name='/matte')", url, str(image)]
+                  "Client(sys.argv[1], verbose=False).predict(handle_file(sys.argv[2]), api_name='/matte')",
+                  url, str(image)]
         for delay in (1.0, 2.5):  # a client killed while its event is queued or running
             killed = subprocess.Popen(client, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(delay)

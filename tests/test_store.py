@@ -298,7 +298,8 @@ def test_concurrent_writers_threads_and_processes_same_stem(tmp_path):
     thread_values = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     process_values = [[11, 12, 13], [14, 15, 16]]
     workers = [FORK.Process(target=_save_values, args=(tmp_path, "same", v)) for v in process_values]
-    workers += [threading.Thread(target=lambda v=v: [_save_uniform(store, "same", x) for x in v]) for v in thread_values]
+    workers += [threading.Thread(target=lambda v=v: [_save_uniform(store, "same", x) for x in v])
+                for v in thread_values]
     for worker in workers:
         worker.start()
     for worker in workers:

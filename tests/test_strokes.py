@@ -167,7 +167,8 @@ def test_edge_band_is_resolved_to_the_true_soft_alpha():
     image, truth = _blurred_toon(sigma=1.0)
     predicted = np.where(truth >= 128, 255, 0).astype(np.uint8)  # the model's hard edge
     soft = (truth > 0) & (truth < 255)
-    band = (cv2.dilate(soft.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & _mask((slice(15, 85), slice(70, 150)), (160, 160))
+    near_soft = cv2.dilate(soft.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    band = near_soft & _mask((slice(15, 85), slice(70, 150)), (160, 160))
     assert band.sum() > 100
     out = apply_strokes(image, predicted, Strokes(np.zeros_like(band), np.zeros_like(band), band))
     error = np.abs(out[band].astype(int) - truth[band]).mean()

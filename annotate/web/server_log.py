@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-DISCONNECT_NOTICE = "A browser disconnected in the middle of a request (page closed or network lost); that request was dropped."
+DISCONNECT_NOTICE = ("A browser disconnected in the middle of a request (page closed or network lost); "
+                     "that request was dropped.")
 SERVER_LOGGERS = ("uvicorn.error", "uvicorn.asgi")
 
 

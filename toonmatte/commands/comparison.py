@@ -89,8 +89,10 @@ def render(title: str, facts: list[tuple[str, str]], results: dict[str, Scores],
         for name in models:
             alpha, difference = gallery.alphas[name, key]
             score = results[name].per_image[key]
-            caption = f"PixAcc {format_value('pixel_accuracy', score['pixel_accuracy'])}, MAE {format_value('mae', score['mae'])}"
-            row.append(f"<td>{_img(alpha, f'{name} alpha')}{esc(caption)}</td><td>{_img(difference, 'difference')}</td>")
+            caption = (f"PixAcc {format_value('pixel_accuracy', score['pixel_accuracy'])}, "
+                       f"MAE {format_value('mae', score['mae'])}")
+            row.append(f"<td>{_img(alpha, f'{name} alpha')}{esc(caption)}</td>"
+                       f"<td>{_img(difference, 'difference')}</td>")
         parts.append("<tr>" + "".join(row) + "</tr>")
     parts.append("</table></body></html>")
     return "\n".join(parts)

@@ -75,7 +75,8 @@ class Scores:
 
     def add(self, name: str, pred: np.ndarray, gt: np.ndarray, hce: bool) -> None:
         if pred.shape != gt.shape:
-            self.skipped[name] = f"prediction is {pred.shape[1]}x{pred.shape[0]} but ground truth is {gt.shape[1]}x{gt.shape[0]}"
+            self.skipped[name] = (f"prediction is {pred.shape[1]}x{pred.shape[0]} "
+                                  f"but ground truth is {gt.shape[1]}x{gt.shape[0]}")
         else:
             self.per_image[name] = image_metrics(pred, gt, hce=hce)
 

@@ -77,7 +77,8 @@ def thumbnail_png(array: np.ndarray, size: int = THUMBNAIL) -> bytes:
 
 
 def difference_image(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """RGB map of ``pred - gt``: red where the model kept too much, blue where it dropped foreground, black where equal."""
+    """RGB map of ``pred - gt``: red where the model kept too much, blue where it dropped foreground, black where
+    equal."""
     delta = pred.astype(np.int16) - gt.astype(np.int16)
     rgb = np.zeros(pred.shape + (3,), np.uint8)
     rgb[..., 0] = np.clip(delta, 0, 255)
@@ -113,7 +114,10 @@ def _prediction_source(args: argparse.Namespace) -> tuple[Callable[[Item], np.nd
     """(item -> model alpha or None when there is none, engine description, fallback notice)."""
     if args.pred is not None:
         files = matte_files(args.pred)
-        return (lambda item: load_mask(files[item.stem]) if item.stem in files else None), f"predictions in {args.pred}", None
+        def stored(item: Item) -> np.ndarray | None:
+            return load_mask(files[item.stem]) if item.stem in files else None
+
+        return stored, f"predictions in {args.pred}", None
     from toonmatte.pipeline import Matter
 
     matter = Matter(model=args.model or "toonout", weights=args.weights, device=args.device)
@@ -150,9 +154,10 @@ def render(title: str, facts: list[tuple[str, str]], notice: str | None, scores:
     esc = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px "
-        "8px;text-align:right;vertical-align:top}th{background:#f3f3f3;text-align:center}"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"
+        "th{background:#f3f3f3;text-align:center}"
         "td:first-child,th:first-child{text-align:left}img{max-width:256px;display:block;"
         "background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px}"
         ".notice{background:#fff3cd;border:1px solid #e0c36c;padding:.6em 1em}</style></head><body>",
@@ -170,7 +175,8 @@ def render(title: str, facts: list[tuple[str, str]], notice: str | None, scores:
                  "<table><tr><th>item</th><th>scores</th><th>image</th><th>model alpha</th>"
                  "<th>corrected alpha</th><th>difference</th></tr>")
     for example in examples:
-        listed = "<br>".join(f"{esc(COLUMNS[k])} {format_value(k, example.scores[k])}" for k in keys if k in example.scores)
+        listed = "<br>".join(f"{esc(COLUMNS[k])} {format_value(k, example.scores[k])}"
+                             for k in keys if k in example.scores)
         parts.append(f"<tr><td>{esc(example.key)}</td><td>{listed}</td>"
                      f"<td>{_img(example.image, 'image')}</td><td>{_img(example.model_alpha, 'model alpha')}</td>"
                      f"<td>{_img(example.corrected_alpha, 'corrected alpha')}</td>"

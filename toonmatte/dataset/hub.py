@@ -577,7 +577,8 @@ class HubSync:
         what = " and ".join(waiting)
         verb = "waits" if status.pending_versions + status.pending_changes == 1 else "wait"
         if status.failure is not None:
-            tail = f"{what} {verb} on this disk until a push goes through" if waiting else "nothing is waiting to be pushed"
+            tail = (f"{what} {verb} on this disk until a push goes through" if waiting
+                    else "nothing is waiting to be pushed")
             return f"Pushing to {self.repo_id} failed at {_clock(status.failed_at)}: {status.failure}; {tail}."
         last = f"last push at {_clock(status.last_push)}" if status.last_push else "no push yet since the start"
         if waiting:

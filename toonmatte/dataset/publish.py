@@ -44,7 +44,8 @@ def dataset_card(items: Iterable[Item], records: Mapping[str, ItemRecord], licen
     known = [records[item.stem] for item in items if item.stem in records]
     size = next((label for limit, label in _SIZES if len(items) < limit), "n>1M")
     creators = (["machine-generated"] if any(r.model for r in known) else []) + \
-               (["expert-generated"] if any(r.annotator or r.status in ("corrected", "reviewed") for r in known) else [])
+               (["expert-generated"] if any(r.annotator or r.status in ("corrected", "reviewed") for r in known)
+                else [])
     data = DatasetCardData(license=licence, pretty_name=repo_id.split("/")[1], task_categories=["image-segmentation"],
                            size_categories=[size], annotations_creators=creators or None,
                            tags=["anime", "background-removal", "image-matting", "toonout"])
@@ -140,7 +141,8 @@ def publish(root: str | Path, repo_id: str, *, api: Any = None, licence: str = "
         stale = [path for path in api.list_repo_files(repo_id, repo_type=REPO_TYPE)
                  if _LAYOUT_FILE.match(path) and path not in wanted]
         operations = [CommitOperationDelete(path_in_repo=path) for path in stale]
-        operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file)) for path, file in wanted.items()]
+        operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file))
+                       for path, file in wanted.items()]
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
         api.create_commit(repo_id=repo_id, repo_type=REPO_TYPE, operations=operations,
                           commit_message=f"toonmatte: publish {_count(len(complete), 'item')}")

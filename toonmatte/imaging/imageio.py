@@ -311,7 +311,8 @@ def _composite(channels: np.ndarray, background: tuple[int, int, int]) -> tuple[
 
 
 def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) array as a PNG (``toonmatte.imaging.png.encode_png``), atomically.
+    """Write a uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) array as a PNG (``toonmatte.imaging.png.encode_png``),
+    atomically.
 
     The PNG goes to a uniquely named temp file in the same folder, is fsynced, then renamed
     over ``path``, so readers never see a half-written file. Parent folders are created.

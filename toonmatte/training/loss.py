@@ -42,7 +42,8 @@ def ssim_loss(p: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     var_p = blur(p * p) - mu_p ** 2
     var_g = blur(gt * gt) - mu_g ** 2
     cov = blur(p * gt) - mu_p * mu_g
-    ssim = ((2 * mu_p * mu_g + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_p ** 2 + mu_g ** 2 + SSIM_C1) * (var_p + var_g + SSIM_C2))
+    ssim = (((2 * mu_p * mu_g + SSIM_C1) * (2 * cov + SSIM_C2))
+            / ((mu_p ** 2 + mu_g ** 2 + SSIM_C1) * (var_p + var_g + SSIM_C2)))
     return 1.0 - ssim.mean()
 
 

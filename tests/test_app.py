@@ -53,6 +53,13 @@ def test_help_lists_the_options() -> None:
         assert option in result.stdout
 
 
+def test_app_py_runs_the_entry_point_of_the_installed_toonmatte_studio() -> None:
+    import app
+    from annotate.web import main as entry
+
+    assert app.main is entry.main  # pyproject.toml's toonmatte-studio = "annotate.web.main:main"
+
+
 def test_only_matte_and_save_are_public_endpoints(studio) -> None:
     _, _, client = studio
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]

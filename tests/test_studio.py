@@ -527,3 +527,23 @@ def test_the_steps_the_page_shows_for_paint_reset_save_and_reopen(tmp_path: Path
         assert len(back.warnings) == 1 and other.stem in back.warnings[0]  # the edits left behind are kept
     finally:
         studio.close()
+
+
+def test_a_stored_prediction_is_used_only_for_the_running_model_version(tmp_path: Path) -> None:
+    from annotate.queue import QueueItem
+    from annotate.stored import predictor
+    from toonmatte.dataset import hash_file
+    from toonmatte.evaluation.uncertainty import uncertainty
+    from toonmatte.preannotate import StoredPrediction
+
+    engine = Engine(loader=lambda *_: RevisionMatter()).start()
+    source = write_toons(tmp_path / "uploads", 1)[0]
+    stored_alpha = np.zeros((64, 64), np.uint8)
+    stored_alpha[8:24, 8:24] = 255
+    Image.fromarray(stored_alpha).save(tmp_path / "stored.png")
+    item = QueueItem("toon0", source, hash_file(source))
+    for version, used in (("rev-1234abcd", True), ("toonout", False)):  # the engine's name is not its version
+        hit = StoredPrediction(tmp_path / "stored.png", "toonout", version, uncertainty(stored_alpha), "earlier")
+        prediction = predictor(engine, {item.source_hash: hit})(item)
+        assert np.array_equal(prediction.alpha, stored_alpha) is used and (prediction.stored == "earlier") is used
+        assert prediction.version == "rev-1234abcd"

@@ -326,3 +326,24 @@ def test_old_upload_folders_no_longer_queued_are_pruned(tmp_path: Path) -> None:
         os.utime(folder, (old, old))
     assert prune_uploads(work, [queued], max_age=3600) == 1
     assert queued.exists() and not stale.exists() and other_person.exists()
+
+
+def test_queue_items_keep_their_source_hash_and_a_queue_saved_without_them_still_resumes(
+        store: DatasetStore, tmp_path: Path) -> None:
+    from toonmatte.dataset import hash_file
+
+    paths = write_images(tmp_path / "in", 2)
+    queue = WorkQueue.from_paths(store, FakePredictor(), paths)
+    queue.close()
+    resumed = WorkQueue.resume(store, FakePredictor())
+    try:
+        assert [item.source_hash for item in resumed.items] == [hash_file(path) for path in paths]
+        assert [store.get(item.stem).source_hash for item in resumed.items] == [hash_file(path) for path in paths]
+    finally:
+        resumed.close()
+    store.set_state("queue", {"items": [[item.stem, str(item.path)] for item in resumed.items], "index": 1})
+    old = WorkQueue.resume(store, FakePredictor())
+    try:
+        assert old.index == 1 and old.items[1].source_hash is None and old.items[1].digest() == hash_file(paths[1])
+    finally:
+        old.close()

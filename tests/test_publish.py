@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCard
 from conftest import save_png
 from fake_hub import REPO_ID, FakeHub, http_error
 from toonmatte.cli import main
-from toonmatte.dataset import DatasetStore, list_items
+from toonmatte.dataset import DatasetStore, encode_triple, list_items
 from toonmatte.dataset.publish import publish
 from toonmatte.errors import ToonmatteError
 
@@ -20,8 +20,8 @@ def _save(store: DatasetStore, stem: str, value: int, annotator: str | None, cha
     predicted = alpha.copy()
     if changed:
         predicted[:4] = 255 - value
-    store.save_triple(stem, image, alpha, foreground=image, predicted_alpha=predicted, model="toonout",
-                      model_version="v2", annotator=annotator)
+    store.save_triple(stem, encode_triple(image, alpha, image, predicted), model="toonout", model_version="v2",
+                      annotator=annotator)
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ class TinyNet(nn.Module):
 
 def tiny_state(seed: int = 0, width: int = 4) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
-    state = {k: torch.randn_like(v) if v.is_floating_point() else v.clone() for k, v in TinyNet(width).state_dict().items()}
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v.clone()
+             for k, v in TinyNet(width).state_dict().items()}
     state["bn.num_batches_tracked"] = torch.tensor(7)
     return state
 
@@ -443,7 +444,8 @@ def test_offline_miss_says_what_to_do():
         resolve_weights("toonout")
     message = str(caught.value)
     assert message.startswith("ToonOut weights are not in the Hugging Face cache")
-    parts = ("HF_HUB_OFFLINE", "birefnet_finetuned_toonout.pth", "joelseytre/toonout", "--weights PATH", "TOONMATTE_WEIGHTS")
+    parts = ("HF_HUB_OFFLINE", "birefnet_finetuned_toonout.pth", "joelseytre/toonout", "--weights PATH",
+             "TOONMATTE_WEIGHTS")
     for part in parts:
         assert part in message
     assert "\n" not in message
@@ -498,7 +500,8 @@ def test_a_local_checkpoint_spec_is_read_from_its_own_path(tmp_path: Path, monke
     weights = tmp_path / "run" / "best.safetensors"
     weights.parent.mkdir()
     weights.write_bytes(b"x")
-    monkeypatch.setenv("TOONMATTE_WEIGHTS", str(tmp_path / "elsewhere.pth"))  # the model's own path wins over the variable
+    # the model's own path wins over the variable
+    monkeypatch.setenv("TOONMATTE_WEIGHTS", str(tmp_path / "elsewhere.pth"))
     assert resolve_weights(checkpoint_spec(weights)) == weights
     assert resolve_weights(str(weights.parent)) == weights
     with pytest.raises(WeightsError, match="does not exist"):

@@ -269,7 +269,8 @@ class Run:
         steps_per_epoch = self.sampler.steps_per_epoch
         if progress["epoch"] >= settings.epochs or self.step_limit_reached():
             self.accelerator.print(f"{settings.out} has trained {progress['epoch']} epoch(s), "
-                                   f"{progress['global_step']} step(s) already; raise --epochs or --max-steps to go on.")
+                                   f"{progress['global_step']} step(s) already; "
+                                   "raise --epochs or --max-steps to go on.")
         while progress["epoch"] < settings.epochs and not self.step_limit_reached():
             stopped = self.train_epoch(steps_per_epoch)
             self.end_epoch(steps_per_epoch)
@@ -324,7 +325,8 @@ class Run:
         try:
             for micro in range(settings.grad_accum):
                 image, gt = next_batch(batches)
-                image, gt = image.to(accelerator.device, non_blocking=True), gt.to(accelerator.device, non_blocking=True)
+                image = image.to(accelerator.device, non_blocking=True)
+                gt = gt.to(accelerator.device, non_blocking=True)
                 last = micro == settings.grad_accum - 1
                 with nullcontext() if last else accelerator.no_sync(self.model):
                     logits, heads = self.model(image, supervision=True)
@@ -380,7 +382,8 @@ class Run:
             write_curves(settings.out / PLOT, progress["history"])
             write_json(settings.out / CARD, self.card())
         if settings.log_with:
-            accelerator.log({k: v for k, v in row.items() if v is not None and k != "step"}, step=progress["global_step"])
+            accelerator.log({k: v for k, v in row.items() if v is not None and k != "step"},
+                            step=progress["global_step"])
         loss = "-" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
         accelerator.print(f"epoch {epoch}: train loss {loss}, val PA {val_pa:.4f}, "
                           f"val MAE {val_mae:.4f}{' (best so far)' if improved else ''}"
@@ -453,7 +456,8 @@ def card_settings(settings: Settings) -> dict[str, Any]:
     return {"size": settings.size, "epochs": settings.epochs, "batch_size": settings.batch_size,
             "grad_accum": settings.grad_accum, "optimizer": "AdamW", "lr": settings.lr,
             "weight_decay": settings.weight_decay, "lr_milestones": lr_milestones(settings.epochs),
-            "lr_factor": LR_FACTOR, "grad_clip": settings.clip, "loss": {**PIXEL_WEIGHTS, "gradient_bce": GRADIENT_WEIGHT},
+            "lr_factor": LR_FACTOR, "grad_clip": settings.clip,
+            "loss": {**PIXEL_WEIGHTS, "gradient_bce": GRADIENT_WEIGHT},
             "augment": settings.augment, "recomposite": settings.recomposite,
             "gradient_checkpointing": settings.gradient_checkpointing, "seed": settings.seed}
 
@@ -494,6 +498,7 @@ def finetune(settings: Settings) -> dict[str, Any]:
     except KeyboardInterrupt:
         if run is None:
             raise TrainingError("Fine-tuning was stopped before training began; nothing was saved.") from None
-        where = "from scratch" if run.checkpoint is None else f"from the state saved at step {read_progress(run.checkpoint)['global_step']}"
+        where = ("from scratch" if run.checkpoint is None
+                 else f"from the state saved at step {read_progress(run.checkpoint)['global_step']}")
         raise TrainingError(f"Fine-tuning was stopped at epoch {run.progress['epoch'] + 1}, step "
                             f"{run.progress['global_step']}; the same command resumes {where}.") from None

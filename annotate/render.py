@@ -25,7 +25,7 @@ import numpy as np
 
 from annotate import preview
 from annotate.editing import Item
-from annotate.web.canvas import stage_html
+from annotate.canvas import stage_html
 from toonmatte.errors import ToonmatteError
 
 JPEG_QUALITY = 95
@@ -57,7 +57,7 @@ class Renderer:
         self._lock = threading.Lock()
 
     def editor(self, item: Item) -> str:
-        """The stroke editor's stage (``annotate.web.canvas``) showing ``editor_background``, with no strokes."""
+        """The stroke editor's stage (``annotate.canvas``) showing ``editor_background``, with no strokes."""
         return stage_html(self.editor_background(item), item.editor_size(), item.stem)
 
     def editor_background(self, item: Item) -> str:

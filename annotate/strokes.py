@@ -1,4 +1,4 @@
-"""Brush strokes from the studio's stroke editor (``annotate.web.canvas``): decode them and apply them to a matte.
+"""Brush strokes from the studio's stroke editor (``annotate.canvas``): decode them and apply them to a matte.
 
 The person paints on an editor layer with three brushes whose colours are pure saturated
 primaries, far apart in RGB, so the meaning of every painted pixel is recoverable exactly even
@@ -157,7 +157,7 @@ def _brush_pixels(layer: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def strokes_from_editor(value: dict | None, size: tuple[int, int]) -> Strokes:
-    """Decode an editor value ({"layers": [RGBA layers]}, as ``annotate.web.canvas.editor_value`` gives it)."""
+    """Decode an editor value ({"layers": [RGBA layers]}, as ``annotate.canvas.editor_value`` gives it)."""
     if not value or not value.get("layers"):
         return Strokes.empty(size)
     return decode_strokes(list(value["layers"]), size)

@@ -24,7 +24,7 @@ from annotate.engine import Engine
 from annotate.queue import STATE_KEY
 from annotate.render import Renderer
 from annotate.stored import predictor
-from annotate.web.api import OutputFolder, matte_file, save_file
+from annotate.api import OutputFolder, matte_file, save_file
 from toonmatte.dataset import STATUSES, DatasetStore, ItemRecord, sanitize_stem
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imaging.imageio import load_image

@@ -18,7 +18,7 @@ import httpx
 
 from annotate.engine import Engine
 from annotate.preview import cutout_rgba
-from annotate.web.api import OutputFolder
+from annotate.api import OutputFolder
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_image
 

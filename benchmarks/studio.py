@@ -138,11 +138,11 @@ def browser_png(array: np.ndarray) -> bytes:
 
 
 def strokes_payload(layer: np.ndarray) -> str:
-    """What the studio's editor (``annotate/web/canvas.js``) sends with an event for a painted ``layer``:
+    """What the studio's editor (``annotate/canvas.js``) sends with an event for a painted ``layer``:
     the painted pixels' bounding box as a PNG data URL, with its offset and the canvas size."""
     import base64
 
-    from annotate.web.canvas import PNG_DATA_URL
+    from annotate.canvas import PNG_DATA_URL
 
     rows, cols = np.flatnonzero(layer[..., 3].any(1)), np.flatnonzero(layer[..., 3].any(0))
     crop = layer[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
@@ -211,7 +211,7 @@ def bench_editing(size: int, repeats: int) -> list[Row]:
     from annotate import editing, preview
     from annotate.editing import Item
     from annotate.strokes import strokes_from_editor
-    from annotate.web.canvas import editor_value
+    from annotate.canvas import editor_value
 
     rgb, truth = draw_scene(size)
     predicted = truth.copy()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from annotate.queue import register
-from annotate.web.api import save_file
+from annotate.api import save_file
 from conftest import draw_toon, save_png
 from toonmatte.dataset import DatasetStore, hash_file
 from toonmatte.dataset import store as store_module

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, decode_strokes
-from annotate.web import canvas
+from annotate import canvas
 from toonmatte.errors import ToonmatteError
 
 SIZE = (60, 80)

@@ -26,7 +26,7 @@ PRODUCT = ("toonmatte", "annotate", "app.py")
 """What a user runs: the engine, the studio and the Space's entry file (not tests, benchmarks or scripts)."""
 FIRST_PARTY = {"toonmatte", "annotate", "app"}
 SCRIPTS = {"toonmatte": "toonmatte.cli:main", "toonmatte-studio": "annotate.web.main:main"}
-BROWSER_FILES = {"annotate/web/canvas.js", "annotate/web/canvas.css", "annotate/web/shortcuts.js"}
+BROWSER_FILES = {"annotate/canvas.js", "annotate/canvas.css", "annotate/web/shortcuts.js"}
 SOURCES = ("pyproject.toml", "requirements.txt", "README.md", "app.py", "toonmatte", "annotate", "tests",
            "benchmarks", "scripts", "docs")
 """Copied to build from, so the build's own build/ and egg-info land there, not in the checkout."""
@@ -176,7 +176,7 @@ def test_installed_commands_run_from_any_folder(wheel: Path, tmp_path: Path) -> 
     assert "--dataset-root" in studio.stdout
     failed = run("toonmatte", "split", str(outside / "missing"))  # main returns 1; the script exits with it
     assert failed.returncode == 1 and failed.stderr.startswith("error: "), failed.stderr
-    probe = ("import annotate.web.canvas as canvas, annotate.web.shortcuts as shortcuts\n"
+    probe = ("import annotate.canvas as canvas, annotate.web.shortcuts as shortcuts\n"
              "print(canvas.__file__)\n"
              "assert '<style>' in canvas.head() and '<script>' in canvas.head() and shortcuts.head()\n")
     found = run(str(bin_dir / "python"), "-c", probe)

@@ -411,7 +411,7 @@ sys.stdin.read()
 
 
 def test_a_save_while_another_program_holds_the_index_changes_nothing_and_a_retry_is_the_same_item(tmp_path):
-    from annotate.web.api import save_file
+    from annotate.api import save_file
 
     store = DatasetStore(tmp_path / "data", generation="g", busy_timeout=0.3)
     _save_uniform(store, "kept", 10)

@@ -9,7 +9,7 @@ import pyspng
 
 from annotate import preview
 from annotate.editing import Item
-from annotate.web.canvas import editor_value
+from annotate.canvas import editor_value
 from benchmarks import studio as bench
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from annotate.engine import Engine
 from annotate.tryit import fetch_url, matte_many
-from annotate.web.api import OutputFolder
+from annotate.api import OutputFolder
 from conftest import draw_toon
 from toonmatte.errors import BadImageError, ToonmatteError
 

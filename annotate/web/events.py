@@ -8,7 +8,7 @@ previews at preview size), not arrays for Gradio to encode. The full-resolution 
 written by a step chained after each event, so the editor and the previews come back first; until that
 step is done the download buttons hold no file (never a stale one).
 
-The stroke editor is ``annotate.web.canvas``: strokes reach the server only when a button is pressed,
+The stroke editor is ``annotate.canvas``: strokes reach the server only when a button is pressed,
 as the painted pixels' crop in a hidden textbox that the event's ``js`` fills (``STROKES_JS``).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from annotate.desk import Desk, Step
 from annotate.editing import Item
 from annotate.studio import Studio
 from annotate.tryit import fetch_url, matte_many
-from annotate.web import canvas
+from annotate import canvas
 from annotate.web.layout import TEAM_BATCH, Layout
 from annotate.web.quality_tab import selected_stem
 from toonmatte.errors import ToonmatteError

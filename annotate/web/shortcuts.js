@@ -1,5 +1,5 @@
 // Keyboard shortcuts for the toonmatte studio (loaded into the page <head>). Keys click the studio's
-// buttons by elem_id; the brush buttons drive the stroke editor (annotate/web/canvas.js).
+// buttons by elem_id; the brush buttons drive the stroke editor (annotate/canvas.js).
 (() => {
   if (window.toonmatte) return;  // Gradio may insert the <head> script twice: install the listeners once
   const KEYS = __KEYS__;  // key -> elem_id of the button to click (filled in by annotate/web/shortcuts.py)

@@ -1,4 +1,4 @@
-// The toonmatte studio's stroke editor (see annotate/web/canvas.py): a canvas over the tinted image.
+// The toonmatte studio's stroke editor (see annotate/canvas.py): a canvas over the tinted image.
 // Paint with the left button; zoom with the wheel; pan by dragging with the right or middle button
 // (or the left one while Space is held); Ctrl+Z undoes a stroke, Ctrl+Shift+Z redoes it.
 (() => {

@@ -32,3 +32,18 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         grads.append([p.grad.clone() for p in backbone.parameters()])
     for plain, recomputed in zip(*grads):
         torch.testing.assert_close(recomputed, plain, rtol=0, atol=0)
+
+
+def test_training_after_inference_mode_at_the_same_size():
+    """The window layouts are cached per size; one made under ``inference_mode`` (as Matter runs on
+    CUDA) must still serve a later training pass at that size in the same process."""
+    from toonmatte.model.swin import SwinTransformer, window_layout
+
+    torch.manual_seed(0)
+    backbone = SwinTransformer(8, (2, 2), (1, 2), 4, 4.0)
+    x = torch.randn(1, 3, 72, 72)  # a size no other test caches
+    window_layout.cache_clear()
+    with torch.inference_mode():
+        backbone(x)
+    sum(out.square().mean() for out in backbone(x)).backward()
+    assert all(p.grad is not None for p in backbone.parameters())

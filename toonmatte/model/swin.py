@@ -77,6 +77,7 @@ class WindowLayout:
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)  # cached: its tensors must serve later autograd passes too
 def window_layout(b: int, h: int, w: int, window: int, shift: int, device: torch.device) -> WindowLayout:
     n = window * window
     hp, wp = h + (-h) % window, w + (-w) % window

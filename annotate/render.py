@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from annotate import preview
-from annotate.editing import Item
 from annotate.canvas import stage_html
+from annotate.editing import Item
 from toonmatte.errors import ToonmatteError
 
 JPEG_QUALITY = 95

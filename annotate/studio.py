@@ -17,6 +17,7 @@ import numpy as np
 
 from annotate import preview
 from annotate.access import LOCAL, Access, Person
+from annotate.api import OutputFolder, matte_file, save_file
 from annotate.claims import TeamQueue
 from annotate.desk import Desk, UploadLimits
 from annotate.editing import Item
@@ -24,7 +25,6 @@ from annotate.engine import Engine
 from annotate.queue import STATE_KEY
 from annotate.render import Renderer
 from annotate.stored import predictor
-from annotate.api import OutputFolder, matte_file, save_file
 from toonmatte.dataset import STATUSES, DatasetStore, ItemRecord, sanitize_stem
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imaging.imageio import load_image

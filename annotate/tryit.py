@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 
 import httpx
 
+from annotate.api import OutputFolder
 from annotate.engine import Engine
 from annotate.preview import cutout_rgba
-from annotate.api import OutputFolder
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_image
 

@@ -209,9 +209,9 @@ def _timed(prepare: Callable[[], Any], run: Callable[[Any], Any], repeats: int) 
 def bench_editing(size: int, repeats: int) -> list[Row]:
     """Show an image, apply strokes to it and save it, through the studio's real handlers."""
     from annotate import editing, preview
+    from annotate.canvas import editor_value
     from annotate.editing import Item
     from annotate.strokes import strokes_from_editor
-    from annotate.canvas import editor_value
 
     rgb, truth = draw_scene(size)
     predicted = truth.copy()

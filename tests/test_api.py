@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotate.queue import register
 from annotate.api import save_file
+from annotate.queue import register
 from conftest import draw_toon, save_png
 from toonmatte.dataset import DatasetStore, hash_file
 from toonmatte.dataset import store as store_module

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, decode_strokes
 from annotate import canvas
+from annotate.strokes import BACKGROUND_COLOR, FOREGROUND_COLOR, decode_strokes
 from toonmatte.errors import ToonmatteError
 
 SIZE = (60, 80)

@@ -8,8 +8,8 @@ import numpy as np
 import pyspng
 
 from annotate import preview
-from annotate.editing import Item
 from annotate.canvas import editor_value
+from annotate.editing import Item
 from benchmarks import studio as bench
 
 

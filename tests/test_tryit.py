@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from annotate.api import OutputFolder
 from annotate.engine import Engine
 from annotate.tryit import fetch_url, matte_many
-from annotate.api import OutputFolder
 from conftest import draw_toon
 from toonmatte.errors import BadImageError, ToonmatteError
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import gradio as gr
 
+from annotate import canvas
 from annotate.access import person_of
 from annotate.desk import Desk, Step
 from annotate.editing import Item
 from annotate.studio import Studio
 from annotate.tryit import fetch_url, matte_many
-from annotate import canvas
 from annotate.web.layout import TEAM_BATCH, Layout
 from annotate.web.quality_tab import selected_stem
 from toonmatte.errors import ToonmatteError

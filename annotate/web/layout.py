@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from annotate import preview
+from annotate.canvas import EMPTY_STAGE
 from annotate.desk import ORDERS
 from annotate.studio import Studio
-from annotate.canvas import EMPTY_STAGE
 from annotate.web.quality_tab import QualityTab, quality_tab
 from annotate.web.shortcuts import EDITOR_ID, help_markdown
 from toonmatte.dataset import STATUSES

@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
-from annotate.studio import Studio
 from annotate import canvas
+from annotate.studio import Studio
 from annotate.web.events import ENGINE, wire_events
 from annotate.web.layout import CSS, EDITOR_HEIGHT, build_layout
 from annotate.web.shortcuts import EDITOR_ID

@@ -7,13 +7,13 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
   machine weighs on both; the best GEMM is the denominator), and the part of it spent in the
   deformable convolutions;
 - peak memory of one forward: on the CPU, the peak RSS of a fresh process that builds the
-  model and runs one forward (Python, torch and the 0.88 GB of weights included) and the
+  model and runs one forward (Python, torch and the weights included) and the
   part the forward adds on top of the loaded model; on CUDA, torch's peak allocation;
 - the fast path (``--precision auto``: bf16 where the hardware has it): its forward time,
   its speed-up over fp32 in this run, and how far its matte is from fp32's (mean and max
   |delta alpha| in 8-bit levels, IoU of alpha > 127) on the golden input with the golden
   deterministic weights (``toonmatte.model.golden_fill``; the tiny graph gets seeded random ones), and,
-  when the reference's ``forward.npz`` is there (``--golden``, default ``../shared/golden``), how far
+  with ``--golden DIR`` (a folder holding the reference implementation's ``forward.npz``), how far
   fp32 is from the published code's logits;
 - with ``--backend onnx``, instead of the above: ONNX Runtime on the model's ONNX export against torch,
   both fp32, forwards alternated in one run, with the peak memory of each (``compare_onnx``);
@@ -22,6 +22,8 @@ For ToonOut's graph (1024x1024 by default), optimized for inference as ``Matter`
   decoding, the cut-out and the PNG encoding per image (with Pillow's defaults for comparison), and
   the batch command's throughput with a ready-made matte standing in for the model.
 
+Each result is printed, and with ``--json PATH`` also written as JSON (the times in seconds,
+each derived figure beside the measurements it comes from), for scripts and the docs' tables.
 Speed does not depend on the weights' values. Compare ratios, not absolute times, and
 run it on a quiet machine.
 """
@@ -42,8 +44,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from toonmatte.errors import ToonmatteError
+
 TOONOUT_FORWARD_FLOP = 2.28e12  # one 1024x1024 forward pass of the ToonOut graph
-DEFAULT_GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,9 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass")
     parser.add_argument("--repeats", type=int, default=2, help="timed forwards per precision after one warm-up")
     parser.add_argument("--tiny", action="store_true", help="bench the tiny test variant instead of ToonOut's graph")
-    parser.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN,
-                        help="folder with the reference's forward.npz, to compare fp32 with the published code's "
-                             "logits (default ../shared/golden; the comparison is left out when it is absent)")
+    parser.add_argument("--golden", type=Path, default=None,
+                        help="folder with the reference implementation's forward.npz, to compare fp32 with the "
+                             "published code's logits (left out when not given)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the results to this JSON file (times in seconds)")
     parser.add_argument("--skip-model", action="store_true", help="skip the model (the slow part on a CPU)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
@@ -173,9 +178,10 @@ class DeformableTime:
 
     def __init__(self, net: torch.nn.Module, sync: Callable[[], None]) -> None:
         from toonmatte.model.birefnet import DeformableConv2d
+        from toonmatte.model.inference import FusedDeformableConv2d
 
         self.sync, self.seconds, self._start = sync, 0.0, 0.0
-        modules = [m for m in net.modules() if isinstance(m, DeformableConv2d)]
+        modules = [m for m in net.modules() if isinstance(m, (DeformableConv2d, FusedDeformableConv2d))]
         self._handles = [m.register_forward_pre_hook(self._enter) for m in modules]
         self._handles += [m.register_forward_hook(self._leave) for m in modules]
 
@@ -233,16 +239,21 @@ def agreement(reference: torch.Tensor, fast: torch.Tensor) -> dict[str, float]:
     }
 
 
-def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) -> dict[str, float] | None:
-    """Largest |logit - reference| of an fp32 forward on this device (golden weights and input) against
-    the published code's logits in ``golden/forward.npz`` (256x256 and 384x256; TF32 off), or None
-    without them."""
-    from toonmatte.model.golden_fill import golden_input
-
+def golden_file(golden: Path) -> Path:
+    """``golden/forward.npz``, or a ToonmatteError saying what ``--golden`` takes."""
     path = golden / "forward.npz"
     if not path.is_file():
-        return None
-    reference = np.load(path)
+        raise ToonmatteError(f"{path} does not exist; --golden takes the folder holding the reference "
+                             "implementation's forward.npz.")
+    return path
+
+
+def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) -> dict[str, float]:
+    """Largest |logit - reference| of an fp32 forward on this device (golden weights and input) against
+    the published code's logits in ``golden/forward.npz`` (256x256 and 384x256; TF32 off)."""
+    from toonmatte.model.golden_fill import golden_input
+
+    reference = np.load(golden_file(golden))
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
@@ -256,17 +267,19 @@ def reference_check(net: torch.nn.Module, golden: Path, device: torch.device) ->
 
 
 def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: list[int], repeats: int,
-               float32_weights: torch.nn.Module | None = None) -> None:
+               float32_weights: torch.nn.Module | None = None) -> list[dict]:
     """Per batch size: forward time, images per second and peak memory, eager, replayed from a CUDA
     graph of the whole pass (as ``Matter`` runs on CUDA), and with only the backbone replayed from
     graphs (for comparison: what ``Matter`` did before the deformable convolutions could be
     captured); and how far graphs are from eager. ``float32_weights``, the same model before its
-    weights were stored in half precision, adds its whole-pass graph for comparison."""
+    weights were stored in half precision, adds its whole-pass graph for comparison. Returns the rows
+    (batch, variant, seconds, images per second, peak bytes on CUDA, max |delta logit| vs eager)."""
     from toonmatte.model.cuda_graphs import GraphedModule
 
     sync = synchronizer(x.device)
     cuda = x.device.type == "cuda"
     backbone = net.bb
+    rows: list[dict] = []
     print(f"throughput, {precision}, {x.shape[-2]}x{x.shape[-1]} (peak = CUDA peak allocation of that run):")
     if cuda:  # a GPU left idle clocks down; sustained work first, so that small batches are not timed cold
         warm = x[:1].expand(max(batches), -1, -1, -1).contiguous()
@@ -299,16 +312,23 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats(x.device)
                 seconds = best_time(partial(forward, inputs), repeats, sync)
-                peak = f", peak {torch.cuda.max_memory_allocated(x.device) / 2**30:.1f} GiB" if cuda else ""
-                delta = "" if label == "eager" else \
-                    f", max |delta logit| vs eager {(forward(inputs) - reference).abs().max().item():.1e}"
-                row.append(f"{label} {seconds * 1000:.1f} ms = {batch / seconds:.1f} images/s{peak}{delta}")
+                measured = {"batch": batch, "variant": label, "seconds": seconds, "images_per_second": batch / seconds,
+                            "peak_bytes": torch.cuda.max_memory_allocated(x.device) if cuda else None,
+                            "max_delta_logit": None if label == "eager" else
+                            (forward(inputs) - reference).abs().max().item()}
+                rows.append(measured)
+                peak = f", peak {measured['peak_bytes'] / 2**30:.1f} GiB" if cuda else ""
+                delta = "" if label == "eager" else f", max |delta logit| vs eager {measured['max_delta_logit']:.1e}"
+                rate = measured["images_per_second"]
+                row.append(f"{label} {seconds * 1000:.1f} ms = {rate:.1f} images/s{peak}{delta}")
             except RuntimeError as error:  # out of memory, or a graph that cannot be captured
-                row.append(f"{label} failed: {str(error).strip().splitlines()[0][:160]}")
+                rows.append({"batch": batch, "variant": label, "failed": str(error).strip().splitlines()[0][:160]})
+                row.append(f"{label} failed: {rows[-1]['failed']}")
         print(f"  batch {batch}: " + "; ".join(row))
         del variants, reference
         if cuda:
             torch.cuda.empty_cache()
+    return rows
 
 
 def compiled(net: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int) -> None:
@@ -421,7 +441,9 @@ class ReadyMatter:
         return mattes
 
 
-def bench_outputs(folder: Path) -> None:
+def bench_outputs(folder: Path) -> dict | None:
+    """Per image, the median time of each CPU stage of ``predict`` and the PNG sizes against Pillow's; then
+    the batch command's rate with the stages overlapped and one after another. None without images."""
     import io
     import tempfile
 
@@ -435,7 +457,7 @@ def bench_outputs(folder: Path) -> None:
     paths = collect_inputs([str(folder)])
     if not paths:
         print(f"batch outputs: no images in {folder}")
-        return
+        return None
 
     def pillow(array: np.ndarray) -> bytes:
         buffer = io.BytesIO()
@@ -474,25 +496,33 @@ def bench_outputs(folder: Path) -> None:
         overlapped = time.perf_counter() - start
     print(f"  predict with the model taken out: {len(jobs) / overlapped:.1f} images/s with the stages overlapped "
           f"({writer_threads()} writer threads), {len(jobs) / serial:.1f} images/s one after another in this run")
+    return {"images": len(paths), "median_seconds": {name: value / 1000 for name, value in median.items()},
+            "png_bytes": sizes[0], "pillow_bytes": sizes[1], "size_vs_pillow": sizes[0] / sizes[1],
+            "overlapped_seconds": overlapped, "serial_seconds": serial,
+            "overlapped_images_per_second": len(jobs) / overlapped, "serial_images_per_second": len(jobs) / serial}
 
 
 def report_memory(args: argparse.Namespace, device: torch.device, precisions: list[str],
-                  onnx: Path | None = None) -> None:
+                  onnx: Path | None = None) -> dict[str, dict[str, int]]:
+    """Peak memory of one forward per precision, in a fresh process each: {label: {"peak", "before"}} in bytes."""
     where = "CUDA peak allocation" if device.type == "cuda" else "peak RSS of a fresh process"
+    found = {}
     for precision in precisions:
         memory = peak_memory(args, device, precision, onnx)
         if memory:
             what = f"ONNX Runtime {precision}" if onnx else precision
+            found[what] = memory
             print(f"peak memory, one {what} forward ({where}): {memory['peak'] / 2**30:.2f} GiB "
                   f"(before the forward, runtime and weights: {memory['before'] / 2**30:.2f} GiB; the forward adds "
                   f"{(memory['peak'] - memory['before']) / 2**30:.2f} GiB)")
+    return found
 
 
-def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
+def compare_onnx(args: argparse.Namespace, device: torch.device) -> dict:
     """ONNX Runtime on the model's export against torch, both fp32 on ``device``: one warm-up each, then
     ``repeats`` forwards of each, alternated, so that a busy machine weighs on both; peak memory of each
     in a fresh process; how far the two are apart. Exports first (into a temporary folder) unless
-    ``--onnx`` names a file."""
+    ``--onnx`` names a file. Returns the measurements."""
     import tempfile
 
     from toonmatte.model.onnx_backend import OnnxModel, providers_for
@@ -508,9 +538,9 @@ def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
             result = export_onnx(net, path, (args.size, args.size))
             print(f"ONNX export ({'tiny test graph' if args.tiny else 'ToonOut graph'}, {args.size}x{args.size}): "
                   f"{result.seconds:.0f} s, {path.stat().st_size / 2**20:.0f} MB")
+        memory = {}
         if not args.skip_memory:
-            report_memory(args, device, ["fp32"])
-            report_memory(args, device, ["fp32"], onnx=path)
+            memory = {**report_memory(args, device, ["fp32"]), **report_memory(args, device, ["fp32"], onnx=path)}
         session = OnnxModel(path, providers=providers_for(device))
         net, x = net.to(device), x.to(device)
         sync = synchronizer(device)
@@ -524,29 +554,39 @@ def compare_onnx(args: argparse.Namespace, device: torch.device) -> None:
                 sync()
                 times[name].append(time.perf_counter() - start)
     best = {name: min(seconds) for name, seconds in times.items()}
+    delta = (outputs["ONNX Runtime"] - outputs["torch"]).abs().max().item()
     print(f"fp32 forward {shape} on {device}, alternated {max(1, args.repeats)} times: "
           + "; ".join(f"{name} {best[name] * 1000:.0f} ms (median {np.median(times[name]) * 1000:.0f})"
                       for name in forwards)
           + f"; ONNX Runtime takes {best['ONNX Runtime'] / best['torch']:.2f} x torch's time; max |delta logit| "
-          f"{(outputs['ONNX Runtime'] - outputs['torch']).abs().max().item():.1e}")
+          f"{delta:.1e}")
+    return {"shape": shape, "seconds": times, "best_seconds": best,
+            "onnx_vs_torch_time": best["ONNX Runtime"] / best["torch"], "max_delta_logit": delta, "memory": memory}
 
 
 def run(args: argparse.Namespace) -> int:
     from toonmatte.model.runtime import cpu_supports_bf16
     from toonmatte.pipeline import PRECISIONS, model_for_precision, pick_device, pick_precision
 
+    if args.golden is not None:
+        golden_file(args.golden)  # refused now rather than after the timings
+    if args.json is not None and not args.json.parent.is_dir():
+        raise ToonmatteError(f"The folder of --json {args.json} does not exist; create it or choose another path.")
     device = pick_device(args.device)  # the allocator setting is the command line's (toonmatte.cli), as for predict
     fast = pick_precision(args.precision, device)
     extra = f", bf16 instructions: {'yes' if cpu_supports_bf16() else 'no'}" if device.type == "cpu" else ""
     print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads{extra}; {time.strftime('%Y-%m-%d %H:%M')}")
+    record: dict = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M"),
+                    "size": args.size, "batch": args.batch, "graph": "tiny" if args.tiny else "toonout"}
 
     if not args.skip_model and args.backend == "onnx":
-        compare_onnx(args, device)
+        record["onnx"] = compare_onnx(args, device)
     elif not args.skip_model:
         precisions = ["fp32"] if fast == "fp32" else ["fp32", fast]
         if not args.skip_memory:
-            report_memory(args, device, precisions)
+            record["memory"] = report_memory(args, device, precisions)
         net = build(args.tiny, device)
         x = model_input(args, device)
         graph = "tiny test graph" if args.tiny else "ToonOut graph"
@@ -554,11 +594,15 @@ def run(args: argparse.Namespace) -> int:
         shape = f"{args.batch}x3x{args.size}x{args.size}"
         flop = TOONOUT_FORWARD_FLOP * args.batch * (args.size / 1024) ** 2
         results = {}
+        record["forward"] = {}
         models = {precision: model_for_precision(net, device, precision) for precision in precisions}  # as Matter
         for precision in precisions:
             gemm = Gemm(device, PRECISIONS[precision])
             seconds, in_deformable, logits = time_forward(models[precision], x, precision, args.repeats, gemm)
             results[precision] = (seconds, logits)
+            record["forward"][precision] = {"seconds": seconds, "deformable_seconds": in_deformable,
+                                            "deformable_share": in_deformable / seconds,
+                                            "gemm_flop_per_second": list(gemm.seen)}
             print(f"{precision} forward ({graph}, {weights}, {shape}): {seconds * 1000:.0f} ms "
                   f"({seconds * 1000 / args.batch:.0f} ms/image); GEMM 4096^3 {precision} in this run: "
                   f"{min(gemm.seen) / 1e9:.0f}-{gemm.best / 1e9:.0f} GFLOP/s")
@@ -568,26 +612,35 @@ def run(args: argparse.Namespace) -> int:
                 achieved = flop / seconds
                 print(f"  achieved {achieved / 1e9:.0f} GFLOP/s = {achieved / gemm.best:.2f} x the best {precision} "
                       f"GEMM throughput (forward = {flop / 1e12:.2f} TFLOP)")
-        checked = None if args.tiny else reference_check(net, args.golden, device)
+        checked = None if args.tiny or args.golden is None else reference_check(net, args.golden, device)
         if checked:
+            record["reference_max_delta_logit"] = checked
             print(f"fp32 on {device} vs the published code's logits (TF32 off): max |delta logit| "
                   + ", ".join(f"{size}: {error:.1e}" for size, error in checked.items()))
         if fast != "fp32":
             numbers = agreement(results["fp32"][1], results[fast][1])
+            record["fast_path"] = {"precision": fast, "speedup": results["fp32"][0] / results[fast][0], **numbers}
             print(f"{fast} fast path: {results['fp32'][0] / results[fast][0]:.2f}x the fp32 speed in this run; "
                   f"matte vs fp32: mean |delta alpha| {numbers['mean_delta']:.3f}/255, max {numbers['max_delta']}/255, "
                   f"IoU(alpha > 127) {numbers['iou']:.4f} (foreground {numbers['foreground']:.1%} of pixels, "
                   f"{numbers['near_threshold']:.1%} within 2 levels of the threshold)")
         batches = args.batches if args.batches is not None else ([1, 2, 4, 8, 16] if device.type == "cuda" else [])
         if batches:
-            throughput(models[fast], x, fast, batches, max(args.repeats, 3),
-                       float32_weights=net if models[fast] is not net else None)
+            record["throughput"] = throughput(models[fast], x, fast, batches, max(args.repeats, 3),
+                                              float32_weights=net if models[fast] is not net else None)
         if args.compile:
             compiled(models[fast], x, fast, max(args.repeats, 3))
 
     if not args.skip_foreground:
-        for where, seconds in bench_foreground(device).items():
+        record["foreground_seconds"] = bench_foreground(device)
+        for where, seconds in record["foreground_seconds"].items():
             print(f"foreground estimation 2048x2048, {where}: {seconds * 1000:.1f} ms")
     if args.images:
-        bench_outputs(args.images)
+        record["outputs"] = bench_outputs(args.images)
+    if args.json is not None:
+        try:
+            args.json.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise ToonmatteError(f"Could not write {args.json} ({error.strerror or error}); "
+                                 "choose a writable path for --json.") from None
     return 0

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto = bf16 mixed precision on CUDA, fp32 on the CPU (fp16 is "
                              "not offered: NaN gradients)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="recompute the backbone in the backward pass: much less GPU memory, about a third slower")
+                        help="recompute the backbone in the backward pass: much less GPU memory, slower steps")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                         help="flip, colour, rotation and pepper-noise augmentation (default on, as ToonOut)")
     parser.add_argument("--recomposite", type=probability, default=0.0, help="share of training samples "

@@ -43,8 +43,8 @@ BOUNDARY_DILATION_RATIO = 0.02
 
 
 def _sod() -> ModuleType:
-    """``py_sod_metrics``, imported on first use: it imports scikit-learn (about 1.5 s on a
-    2-vCPU machine), which the studio does not need in order to start."""
+    """``py_sod_metrics``, imported on first use: it imports scikit-learn, slow to import, which the
+    studio does not need in order to start."""
     import py_sod_metrics
 
     return py_sod_metrics
@@ -206,8 +206,8 @@ def image_metrics(pred: np.ndarray, gt: np.ndarray, *, hce: bool = False) -> dic
     """Every metric for one image: the :data:`METRIC_KEYS`, plus ``hce`` when asked.
 
     HCE is optional because it skeletonizes the ground truth and walks every error contour
-    in Python: on a 1024x1024 matte it takes about twice as long as all the other metrics
-    together (more when there are many error regions).
+    in Python: it takes longer than all the other metrics together, the more so the more error
+    regions there are.
     """
     pred, gt = _check_pair(pred, gt)
     p, g = _sod_inputs(pred, gt)

@@ -143,7 +143,7 @@ def estimate_foreground_torch(
     On a GPU this is bound by memory traffic, so each pass writes its seven blurred planes (a, F*a and
     B*(1-a)) straight into one buffer, keeps the window sums unnormalized (the r*r factors cancel in the
     ratios: box(F*a) / (box(a) + eps) = sums(F*a) / (sums(a) + eps*r*r)) and fuses the update's products
-    into ``addcmul``s: about 30% fewer bytes moved than the formula written out op by op.
+    into ``addcmul``s: fewer bytes moved than the formula written out op by op.
     """
     import torch
 

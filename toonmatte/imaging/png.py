@@ -1,17 +1,17 @@
 """Fast PNG encoding: bands of rows compressed on their own, in parallel, and re-encoded only where changed.
 
 Two uses. ``encode_png`` writes the PNGs kept on disk (the command line's mattes and cut-outs, the
-library's ``write_png_atomic``): zlib level 6 on bands compressed on a few threads, which on the sample
-anime cut-outs is 6-10x faster than Pillow's defaults (level 6, adaptive filters, one thread) for
-files 0.95-1.10x their size. ``BandedPng`` at its defaults (level 1, run-length matching) serves the
-studio, which sends the editor a full-resolution PNG after every Apply (Gradio's editor takes
-images as files), and a 2048x2048 PNG costs 100-250 ms to compress on one core. Strokes change a
-few hundred rows, so ``BandedPng`` keeps each band of ``BAND_ROWS`` rows as its own deflate
-segment (fresh dictionary, byte-aligned by a full flush) and, after a change, re-compresses only
-the bands it touched; bands are compressed on a few threads (zlib releases the GIL) by zlib-ng,
-which writes the same bytes as zlib here about 1.4x faster. Every row uses PNG's "Up" filter, so
-a band depends only on its rows and the row above it. The output is an ordinary PNG any decoder
-reads.
+library's ``write_png_atomic``): zlib level 6 on bands compressed on a few threads, which on anime
+cut-outs is several times quicker than Pillow's defaults (level 6, adaptive filters, one thread) for
+files of about the same size (docs/performance.md). ``BandedPng`` at its defaults (level 1,
+run-length matching) serves the studio, which sends the editor a full-resolution PNG after every
+Apply (Gradio's editor takes images as files), and compressing a large PNG on one core would
+delay every stroke. Strokes change a few hundred rows, so ``BandedPng`` keeps each band of
+``BAND_ROWS`` rows as its own deflate segment (fresh dictionary, byte-aligned by a full flush)
+and, after a change, re-compresses only the bands it touched; bands are compressed on a few
+threads (zlib releases the GIL) by zlib-ng, which writes the same bytes as zlib here, sooner.
+Every row uses PNG's "Up" filter, so a band depends only on its rows and the row above it. The
+output is an ordinary PNG any decoder reads.
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ from zlib_ng import zlib_ng as zlib
 BAND_ROWS = 16
 LEVEL = 1
 STRATEGY = zlib.Z_RLE
-"""zlib level 1 with run-length matching only (``Z_RLE``): 3-6x faster than zlib's defaults; on the
-sample anime cut-outs the files are 1.03-1.55x (mostly about 1.2x) the size of Pillow's defaults."""
+"""zlib level 1 with run-length matching only (``Z_RLE``): several times quicker than zlib's defaults,
+for files somewhat larger than Pillow's defaults on anime cut-outs (docs/performance.md)."""
 FILE_LEVEL, FILE_BAND_ROWS = 6, 64
-"""For files kept on disk: level 6 with zlib's full match search, mostly 10-20% smaller than ``LEVEL``
-on the sample cut-outs; 64-row bands lose less to the dictionary reset at each band (about 1%)."""
+"""For files kept on disk: level 6 with zlib's full match search, smaller files than ``LEVEL``;
+64-row bands lose less to the dictionary reset at each band."""
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (gray, RGB, RGBA)
 _UP = 2

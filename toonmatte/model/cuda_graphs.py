@@ -1,6 +1,6 @@
 """Replaying a model's forward pass from captured CUDA graphs.
 
-ToonOut's forward pass is about 2,600 kernel launches, most of them small (the Swin
+ToonOut's forward pass is thousands of kernel launches, most of them small (the Swin
 blocks' norms, adds, gathers and window attention, twice: at full and at half size). On
 a fast GPU, launching them one by one from Python costs more than running them; a
 captured graph replays them with one launch.
@@ -8,7 +8,7 @@ captured graph replays them with one launch.
 The whole pass can be captured because its deformable convolutions are plain PyTorch
 operations (``toonmatte.model.deformable``). torchvision's CUDA ``deform_conv2d``, which they
 replace at inference, launches its sampling kernel outside the current stream: a graph
-of the pass with it replayed wrong logits (off by 0.77 on an H200), so only the backbone
+of the pass with it replayed wrong logits, so only the backbone
 was captured then.
 
 A graph is fixed to one input shape and keeps its own memory pool (the activations of

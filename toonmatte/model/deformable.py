@@ -3,12 +3,12 @@
 ``torchvision.ops.deform_conv2d`` (the reference, and what training uses) fills a column
 buffer one sample at a time: on the CPU on a single thread, and on CUDA in a kernel launched
 outside the current stream, so a CUDA graph of the pass cannot contain it (replayed, its
-result was off by 40 on an H100). In ToonOut's decoder its CPU sampling took more time than
-its arithmetic: 2.4 of the 3.1 s of the 7x7 branch at a quarter of 1024 on a 2-vCPU CPU.
+result is wrong). In ToonOut's decoder its CPU sampling takes more time than its arithmetic
+(docs/performance.md).
 
 Here every (pixel, kernel tap) sample is gathered first, then the columns meet the weights in
 one matrix multiply, in the input's dtype (bf16 under autocast); sample positions, bilinear
-weights and the samples themselves are float32. Two samplers, each the faster on its device:
+weights and the samples themselves are float32. Two samplers, each the faster one on its device:
 
 - CPU: a sample is a weighted sum of four input pixels, each a row of C channels of the
   channels-last input, which is what ``F.embedding_bag`` with per-sample weights computes,
@@ -16,8 +16,8 @@ weights and the samples themselves are float32. Two samplers, each the faster on
   where a corner falls outside the image (torchvision's zero padding); corner indices are
   clamped inside. Bands of pixel rows keep the columns in cache.
 - CUDA: ``F.grid_sample`` (bilinear, zero padding, corners aligned: the same interpolation)
-  samples every tap at once, then the modulation multiplies the columns. cuDNN's sampler is
-  about three times faster than an embedding-bag gather there.
+  samples every tap at once, then the modulation multiplies the columns. cuDNN's sampler
+  beats an embedding-bag gather there.
 
 Both agree with torchvision to float32 rounding.
 """
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 CPU_COLUMN_BUDGET = 24 * 2**20  # bytes of gathered float32 columns per band of rows on the CPU
-CUDA_COLUMN_BUDGET = 2**31  # bytes of float32 columns per chunk of images on CUDA (822 MB per image at 1024)
+CUDA_COLUMN_BUDGET = 2**31  # bytes of float32 columns per chunk of images on CUDA (hundreds of MB per image at 1024)
 
 
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -80,7 +80,7 @@ def _open(path: Path, providers: list, threads: int):
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: its warnings about constants it cannot fold are noise here
     # not ORT_ENABLE_ALL: its CPU layout optimizations crashed ONNX Runtime 1.32 (a segmentation fault) on the
-    # fp16 export, and gained nothing measurable on the fp32 one (a 2-vCPU EPYC, 1024x1024)
+    # fp16 export, and gained nothing measurable on the fp32 one
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=providers)

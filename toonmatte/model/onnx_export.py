@@ -118,8 +118,8 @@ def _to_onnx(model: nn.Module, size: tuple[int, int], opset: int):
     batch = torch.export.Dim("batch", min=1)
     example = torch.zeros(2, 3, *size)  # not 1: torch.export would specialize a size-1 dimension
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},), strict=False)
-    # optimize=False: onnxscript's optimizer took 6 minutes on the full graph on a 2-vCPU EPYC and the file it
-    # wrote ran no faster in ONNX Runtime, which folds constants and fuses nodes itself when it loads a file
+    # optimize=False: onnxscript's optimizer takes minutes on the full graph on a CPU and the file it writes
+    # runs no faster in ONNX Runtime, which folds constants and fuses nodes itself when it loads a file
     exported = torch.onnx.export(program, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
                                  dynamo=True, external_data=False, optimize=False, verbose=False)
     return exported.model_proto

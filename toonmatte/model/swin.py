@@ -297,10 +297,8 @@ class PatchEmbed(nn.Module):
     """The image cut into patch x patch squares, each projected to ``dim`` channels, then normalized.
 
     ``proj`` is the checkpoint's strided convolution; it is computed as one matrix multiply over
-    the squares (the same sums): on the CPU that takes 33 ms where the convolution took 53 ms at
-    1024 (2-vCPU EPYC), and on CUDA it avoids a bf16 convolution with 3 input channels, for
-    which cuDNN has no tensor-core kernel (a 1.5 ms non-tensor-core kernel in an H100 profile of
-    the pass is suspected to be this one).
+    the squares (the same sums): on the CPU that is quicker than the convolution, and on CUDA it
+    avoids a bf16 convolution with 3 input channels, for which cuDNN has no tensor-core kernel.
     """
 
     def __init__(self, dim: int, patch: int = 4) -> None:

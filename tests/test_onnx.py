@@ -11,6 +11,7 @@ import contextlib
 import copy
 import dataclasses
 import io
+import json
 import shutil
 
 import numpy as np
@@ -85,7 +86,7 @@ def test_export_command_writes_a_checked_file_with_a_dynamic_batch(tiny):
     assert image.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     metadata = {p.key: p.value for p in proto.metadata_props}
     assert metadata["toonmatte.architecture"] == ARCHITECTURE and metadata["toonmatte.size"] == "128x128"
-    assert metadata["toonmatte.model.weights"] == "tiny.pth"
+    assert metadata["toonmatte.weights"] == "tiny.pth"
 
 
 def test_onnx_runtime_matches_torch_for_any_batch_size(tiny):
@@ -250,15 +251,20 @@ def test_export_refuses_settings_it_cannot_write_before_tracing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bench_compares_onnx_runtime_with_torch(tiny, capsys):
+def test_bench_compares_onnx_runtime_with_torch(tiny, tmp_path):
     _, path, _, _ = tiny
-    assert main(["bench", "--backend", "onnx", "--tiny", "--size", "128", "--onnx", str(path), "--repeats", "1",
-                 "--skip-foreground"]) == 0
-    out = capsys.readouterr().out
-    assert "peak memory, one ONNX Runtime fp32 forward" in out and "peak memory, one fp32 forward" in out, out
-    line = next(line for line in out.splitlines() if line.startswith("fp32 forward 1x3x128x128"))
-    assert "torch" in line and "ONNX Runtime" in line and "x torch's time" in line
-    assert float(line.rsplit("max |delta logit| ", 1)[1]) < 1e-3  # the same weights as tiny_model's, seed 0
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--backend", "onnx", "--tiny", "--size", "128", "--onnx", str(path), "--repeats", "2",
+                 "--skip-foreground", "--device", "cpu", "--json", str(out)]) == 0
+    onnx_run = json.loads(out.read_text())["onnx"]
+    assert onnx_run["shape"] == "1x3x128x128"
+    assert {name: len(times) for name, times in onnx_run["seconds"].items()} == {"torch": 2, "ONNX Runtime": 2}
+    best = onnx_run["best_seconds"]
+    assert best == {name: min(times) for name, times in onnx_run["seconds"].items()}
+    assert onnx_run["onnx_vs_torch_time"] == pytest.approx(best["ONNX Runtime"] / best["torch"])
+    assert set(onnx_run["memory"]) == {"fp32", "ONNX Runtime fp32"}
+    assert all(m["peak"] >= m["before"] > 0 for m in onnx_run["memory"].values())
+    assert onnx_run["max_delta_logit"] < 1e-3  # the same weights as tiny_model's, seed 0
 
 
 def test_the_studio_runs_the_onnx_backend_when_asked(tiny, toonout_at_tiny_size):

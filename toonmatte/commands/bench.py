@@ -66,8 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--skip-foreground", action="store_true", help="skip foreground estimation")
     parser.add_argument("--images", type=Path,
-                        help="folder of images to time predict's CPU stages on, the model taken "
-                             "out (e.g. ../shared/samples)")
+                        help="folder of images to time predict's CPU stages on, the model taken out")
     parser.add_argument("--batches", type=batch_sizes, default=None,
                         help="batch sizes for the throughput sweep of the fast path, eager and replayed from a "
                              "CUDA graph, e.g. 1,4,8 (default: 1,2,4,8,16 on CUDA, none on the CPU)")

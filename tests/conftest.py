@@ -95,6 +95,7 @@ def offline_hub(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf" / "hub"))
     monkeypatch.setenv("TOONMATTE_CACHE", str(home / "toonmatte"))
     monkeypatch.delenv("TOONMATTE_WEIGHTS", raising=False)
+    monkeypatch.setenv("TOONMATTE_KEEP_FREED_MEMORY", "0")  # commands run in-process leave the allocator alone
     return home
 
 

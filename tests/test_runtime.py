@@ -82,8 +82,10 @@ def test_loading_a_matter_on_the_cpu_leaves_the_allocator_alone(opt_ins, tmp_pat
     assert opt_ins == []
 
 
-def test_the_command_line_opts_in_for_model_commands_on_the_cpu(opt_ins, tmp_path):
+def test_the_command_line_opts_in_for_model_commands_on_the_cpu(opt_ins, tmp_path, monkeypatch):
     from toonmatte.cli import main
+
+    monkeypatch.delenv(runtime.OPT_OUT_ENV)  # the suite opts out (conftest); the recorder stands in for the setting
 
     checkpoint = tmp_path / "tiny.safetensors"
     save_file(build_model(BiRefNetConfig.tiny()).state_dict(), str(checkpoint))
@@ -97,9 +99,14 @@ def test_the_command_line_opts_in_for_model_commands_on_the_cpu(opt_ins, tmp_pat
     assert opt_ins == []
 
 
-def test_the_opt_in_follows_the_device():
+def test_the_opt_in_follows_the_device_and_the_opt_out(opt_ins, monkeypatch):
+    assert runtime.keep_freed_memory_on_cpu("cpu") is False  # the suite's opt-out (conftest)
+    assert opt_ins == ["cpu"]
+    monkeypatch.delenv(runtime.OPT_OUT_ENV)
     assert runtime.keep_freed_memory_on_cpu("cuda") is False
     assert runtime.keep_freed_memory_on_cpu("not-a-device") is False
+    assert opt_ins == ["cpu", "cuda", "not-a-device"]  # no setting applied for any of them
+    assert runtime.keep_freed_memory_on_cpu("cpu") is True and opt_ins[-1] == "applied"
 
 
 def test_bf16_fast_path_matches_fp32_on_the_optimized_model():

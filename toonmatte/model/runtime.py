@@ -2,12 +2,14 @@
 
 :func:`keep_freed_memory` changes glibc's allocator for the whole process, so no library call
 makes it: the command line (``toonmatte.cli``) and the studio opt in at their entry points,
-through :func:`keep_freed_memory_on_cpu`, before they load the model.
+through :func:`keep_freed_memory_on_cpu`, before they load the model; ``TOONMATTE_KEEP_FREED_MEMORY=0``
+opts out (the test suite does, so that commands it runs in-process leave its allocator alone).
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import sys
 
 import torch
@@ -15,6 +17,7 @@ import torch
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
+OPT_OUT_ENV = "TOONMATTE_KEEP_FREED_MEMORY"  # "0" (or off, no, false) leaves the allocator as it is
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: its largest value, so the heap top is in effect never trimmed
 
 
@@ -56,9 +59,11 @@ def keep_freed_memory_on_cpu(device: str | torch.device | None) -> bool:
     """The entry points' opt-in: :func:`keep_freed_memory` when the model will run on the CPU.
 
     ``device`` is what ``Matter`` is given: None or "auto" mean CUDA when available. On a GPU the
-    allocator is left as it is, since the model's memory is not glibc's there. Returns whether the
-    setting is in effect.
+    allocator is left as it is, since the model's memory is not glibc's there, and so it is when
+    ``$TOONMATTE_KEEP_FREED_MEMORY`` is 0. Returns whether the setting is in effect.
     """
+    if os.environ.get(OPT_OUT_ENV, "").strip().lower() in {"0", "off", "no", "false"}:
+        return False
     if device in (None, "auto"):
         on_cpu = not torch.cuda.is_available()
     else:

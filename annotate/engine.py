@@ -29,8 +29,13 @@ Loader = Callable[[str, str | None, str | None], MattingEngine]
 """Builds the engine from (model, weights, device); see ``Engine``."""
 
 
-def _default_loader(model: str, weights: str | None, device: str | None, backend: str = "torch") -> MattingEngine:
+def _default_loader(model: str, weights: str | None, device: str | None, backend: str = "torch",
+                    keep_freed_memory: bool = False) -> MattingEngine:
+    from toonmatte.model.runtime import keep_freed_memory_on_cpu
     from toonmatte.pipeline import Matter
+
+    if keep_freed_memory:
+        keep_freed_memory_on_cpu(device)  # the app's opt-in, applied here so torch loads off the main thread
 
     if zerogpu.active() and backend != "torch":
         raise ToonmatteError(f"The {backend} backend cannot run on ZeroGPU, which lends the GPU to torch calls only; "
@@ -53,9 +58,10 @@ class Engine:
     """
 
     def __init__(self, model: str = "toonout", weights: str | None = None, device: str | None = None,
-                 loader: Loader | None = None, backend: str = "torch") -> None:
+                 loader: Loader | None = None, backend: str = "torch", keep_freed_memory: bool = False) -> None:
         self.model, self.weights, self.device = model, weights, device
-        self._loader = loader or functools.partial(_default_loader, backend=backend)
+        self._loader = loader or functools.partial(_default_loader, backend=backend,
+                                                   keep_freed_memory=keep_freed_memory)
         self._matter: MattingEngine | None = None
         self._error: ToonmatteError | None = None
         self._ready = threading.Event()

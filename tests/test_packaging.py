@@ -170,7 +170,7 @@ def test_installed_commands_run_from_any_folder(wheel: Path, tmp_path: Path) -> 
 
     assert shutil.which("toonmatte", path=env["PATH"]) == str(bin_dir / "toonmatte")
     cli = run("toonmatte", "--help")
-    assert cli.returncode == 0 and "predict" in cli.stdout and "export" in cli.stdout, cli.stderr
+    assert cli.returncode == 0 and cli.stdout.startswith("usage: toonmatte ") and "predict" in cli.stdout, cli.stderr
     studio = run("toonmatte-studio", "--help")
     assert studio.returncode == 0 and studio.stdout.startswith("usage: toonmatte-studio"), studio.stderr
     assert "--dataset-root" in studio.stdout

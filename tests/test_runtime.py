@@ -124,3 +124,17 @@ def test_bf16_fast_path_matches_fp32_on_the_optimized_model():
     a16 = postprocess(bf16[0], (96, 128)).astype(int)
     assert np.abs(a32 - a16).mean() <= 1.0
     assert np.abs(a32 - a16).max() <= 8
+
+
+def test_the_studio_opts_in_when_its_engine_loads(opt_ins, tmp_path, monkeypatch):
+    from annotate.engine import Engine
+
+    monkeypatch.delenv(runtime.OPT_OUT_ENV)
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_file(build_model(BiRefNetConfig.tiny()).state_dict(), str(checkpoint))
+    plain = Engine(weights=str(checkpoint), device="cpu")
+    plain.start().get()
+    assert opt_ins == []  # an Engine, like a Matter, leaves the allocator alone unless told
+    studio = Engine(weights=str(checkpoint), device="cpu", keep_freed_memory=True)  # as annotate.web.main builds it
+    assert studio.start().get().engine != pipeline.FALLBACK
+    assert opt_ins == ["cpu", "applied"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from toonmatte.errors import ToonmatteError
@@ -32,7 +33,9 @@ MODEL_COMMANDS = ("predict", "bench", "evaluate", "report", "export")  # command
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(prog="python -m toonmatte", description="Anime background removal (ToonOut).")
+    launched_as = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = "toonmatte" if launched_as == "toonmatte" else "python -m toonmatte"  # the console script, or -m
+    parser = argparse.ArgumentParser(prog=prog, description="Anime background removal (ToonOut).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}

@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except ToonmatteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    engine = Engine(args.model, args.weights, args.device, backend=args.backend)
+    # keep_freed_memory: the studio is a long-lived server, where glibc handing freed memory back and
+    # faulting it in again at every prediction costs time (toonmatte.model.runtime)
+    engine = Engine(args.model, args.weights, args.device, backend=args.backend, keep_freed_memory=True)
     access = Access.from_settings(auth_file=logins is not None, annotators=args.annotators,
                                   reviewers=args.reviewers, local_annotator=args.annotator)
     local = args.host in LOOPBACK and not args.share and not access.sign_in

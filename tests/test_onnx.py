@@ -255,13 +255,15 @@ def test_bench_compares_onnx_runtime_with_torch(tiny, tmp_path):
     _, path, _, _ = tiny
     out = tmp_path / "bench.json"
     assert main(["bench", "--backend", "onnx", "--tiny", "--size", "128", "--onnx", str(path), "--repeats", "2",
-                 "--skip-foreground", "--device", "cpu", "--json", str(out)]) == 0
+                 "--skip-foreground", "--device", "cpu", "--precision", "bf16", "--json", str(out)]) == 0
     onnx_run = json.loads(out.read_text())["onnx"]
     assert onnx_run["shape"] == "1x3x128x128"
-    assert {name: len(times) for name, times in onnx_run["seconds"].items()} == {"torch": 2, "ONNX Runtime": 2}
+    assert {name: len(times) for name, times in onnx_run["seconds"].items()} == {
+        "torch": 2, "ONNX Runtime": 2, "torch bf16": 2}  # the fast path Matter would run is alternated too
     best = onnx_run["best_seconds"]
     assert best == {name: min(times) for name, times in onnx_run["seconds"].items()}
     assert onnx_run["onnx_vs_torch_time"] == pytest.approx(best["ONNX Runtime"] / best["torch"])
+    assert onnx_run["onnx_vs_torch_bf16_time"] == pytest.approx(best["ONNX Runtime"] / best["torch bf16"])
     assert set(onnx_run["memory"]) == {"fp32", "ONNX Runtime fp32"}
     assert all(m["peak"] >= m["before"] > 0 for m in onnx_run["memory"].values())
     assert onnx_run["max_delta_logit"] < 1e-3  # the same weights as tiny_model's, seed 0

@@ -2,6 +2,7 @@
 import argparse
 import itertools
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -125,3 +126,16 @@ def test_batch_outputs_bench_times_the_stages_and_both_pipelines(tmp_path):
 def test_a_json_path_in_a_missing_folder_is_refused_before_the_timings(tmp_path, capsys):
     assert main(["bench", "--skip-model", "--skip-foreground", "--json", str(tmp_path / "no" / "b.json")]) == 1
     assert "does not exist; create it or choose another path." in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_the_memory_probe_reports_its_own_peak_not_its_parents():
+    """Linux keeps ``ru_maxrss`` across exec, so a probe started by a process holding gigabytes (as
+    ``bench --backend onnx`` does after an export) would report the parent's size."""
+    held = bytearray(1 << 30)
+    held[::4096] = b"\x01" * len(held[::4096])  # resident, not only reserved
+    args = argparse.Namespace(size=64, batch=1, tiny=True)
+    probe = bench.peak_memory(args, torch.device("cpu"), "fp32")
+    assert probe is not None and probe["peak"] >= probe["before"] > 0
+    assert probe["peak"] < len(held)  # the tiny graph's process stays far below the gibibyte its parent holds
+    del held

@@ -378,8 +378,21 @@ def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str,
     if chosen.type == "cuda":
         peak, before = torch.cuda.max_memory_allocated(chosen), torch.cuda.memory_allocated(chosen)
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        peak = _peak_rss_bytes()
     print(json.dumps({"peak": peak, "before": before}))
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident set since it started running its program. Linux keeps ``ru_maxrss``
+    across ``execve``, so a probe started from a large parent would report the parent's size; the
+    memory map's high-water mark (``VmHWM``) starts afresh with the new program."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def _rss_bytes() -> int:

@@ -38,14 +38,19 @@ def read_png(path: Path) -> np.ndarray:
     return array
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than it is given) and fsync it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
 def write_synced(path: Path, data: bytes) -> None:
     """Create ``path`` (it must not exist) with ``data`` and fsync it; a partial file is removed on failure."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_all(fd, data)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)

@@ -47,7 +47,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from toonmatte.dataset.files import fsync_path, make_dirs, write_synced
+from toonmatte.dataset.files import fsync_path, make_dirs, write_all, write_synced
 from toonmatte.dataset.index import ItemRecord, now
 from toonmatte.dataset.layout import KINDS, META_DIR, list_items
 from toonmatte.dataset.store import PREDICTIONS_DIR, DatasetStore, link_or_copy
@@ -135,10 +135,7 @@ def _append_synced(path: Path, data: bytes) -> None:
     try:
         size = os.fstat(fd).st_size
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_all(fd, data)
         except OSError:
             os.ftruncate(fd, size)
             raise

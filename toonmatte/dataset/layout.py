@@ -85,7 +85,7 @@ class Item:
 
     @property
     def folder(self) -> str:
-        """The item's folder relative to the root, e.g. ``train/2024-05-01_alice``."""
+        """The item's folder relative to the root, e.g. ``train/<date>_alice``."""
         return self.generation if self.split is None else f"{self.split}/{self.generation}"
 
     @property

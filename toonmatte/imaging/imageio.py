@@ -339,7 +339,7 @@ def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
         except OSError:
             pass
         raise write_error(error, target.name) from None
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)
 
 
 def prepare_folder(folder: Path, what: str) -> None:
@@ -355,7 +355,7 @@ def prepare_folder(folder: Path, what: str) -> None:
         raise write_error(error, f"{what} {folder}") from None
 
 
-def _fsync_directory(folder: Path) -> None:
+def fsync_directory(folder: Path) -> None:
     """Make the rename durable; not possible on every OS (Windows), where it is skipped."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)

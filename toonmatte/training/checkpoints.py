@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from toonmatte.imaging.imageio import fsync_directory
 from toonmatte.training.records import write_json
 
 CHECKPOINTS = "checkpoints"
@@ -59,7 +60,7 @@ def save_checkpoint(accelerator, run: Path, step: int, progress: dict[str, Any])
         write_json(temporary / PROGRESS, progress)
         shutil.rmtree(final, ignore_errors=True)  # an incomplete folder of that name, if any
         os.replace(temporary, final)
-        _fsync_directory(folder)
+        fsync_directory(folder)
         for path in folder.iterdir():
             if path != final and path.name.lstrip(".").startswith(PREFIX):
                 shutil.rmtree(path, ignore_errors=True)
@@ -67,14 +68,3 @@ def save_checkpoint(accelerator, run: Path, step: int, progress: dict[str, Any])
     return final
 
 
-def _fsync_directory(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

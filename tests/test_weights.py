@@ -371,31 +371,19 @@ def test_environment_variable_is_used(tmp_path: Path, monkeypatch: pytest.Monkey
         resolve_weights()
 
 
-def fake_hub_file(hub_cache: Path, repo_id: str, filename: str, content: bytes = b"weights") -> Path:
-    """Lay a file out as huggingface_hub's cache does: blob, snapshot link, and refs/main."""
+def fake_hub_file(hub_cache: Path, repo_id: str, filename: str, content: bytes = b"weights",
+                  commit: str = COMMIT) -> Path:
+    """Lay a file out as huggingface_hub's cache does: blob, snapshot link at ``commit``, and refs/main."""
     repo = hub_cache / ("models--" + repo_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
+    (repo / "refs" / "main").write_text(commit)
     (repo / "blobs").mkdir()
     blob = repo / "blobs" / "4f0a1b2c"
     blob.write_bytes(content)
-    snapshot = repo / "snapshots" / COMMIT / filename
+    snapshot = repo / "snapshots" / commit / filename
     snapshot.parent.mkdir(parents=True)
     snapshot.symlink_to(os.path.relpath(blob, snapshot.parent))
     return snapshot
-
-
-def test_offline_hub_cache_under_hf_home_is_found(tmp_path: Path):
-    expected = fake_hub_file(tmp_path / "hf_home" / "hub", "joelseytre/toonout", "birefnet_finetuned_toonout.pth")
-    found = resolve_weights("toonout")
-    assert found.resolve() == expected.resolve()
-    assert found.read_bytes() == b"weights"
-
-
-def test_offline_hub_cache_under_hf_hub_cache_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
-    expected = fake_hub_file(tmp_path / "elsewhere", "ZhengPeng7/BiRefNet_dynamic", "model.safetensors")
-    assert resolve_weights("birefnet-dynamic").resolve() == expected.resolve()
 
 
 def pinned(spec_name: str, content: bytes, sha256: str | None = None, revision: str = COMMIT):
@@ -404,12 +392,20 @@ def pinned(spec_name: str, content: bytes, sha256: str | None = None, revision: 
                                sha256=sha256 or hashlib.sha256(content).hexdigest())
 
 
-def test_a_pinned_revision_and_hash_are_downloaded_and_accepted(tmp_path: Path):
+def test_offline_hub_cache_under_hf_home_is_found(tmp_path: Path):
     content = b"the pinned weights"
     expected = fake_hub_file(tmp_path / "hf_home" / "hub", "joelseytre/toonout", "birefnet_finetuned_toonout.pth",
                              content)
     found = resolve_weights(pinned("toonout", content))
-    assert found.resolve() == expected.resolve() and found.read_bytes() == content
+    assert found.resolve() == expected.resolve()
+    assert found.read_bytes() == content
+
+
+def test_offline_hub_cache_under_hf_hub_cache_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    content = b"dynamic weights"
+    expected = fake_hub_file(tmp_path / "elsewhere", "ZhengPeng7/BiRefNet_dynamic", "model.safetensors", content)
+    assert resolve_weights(pinned("birefnet-dynamic", content)).resolve() == expected.resolve()
 
 
 def test_a_file_whose_hash_is_not_the_pinned_one_is_refused_in_one_sentence(tmp_path: Path):
@@ -431,12 +427,24 @@ def test_a_revision_not_in_the_cache_is_not_replaced_by_main(tmp_path: Path):
         resolve_weights(pinned("toonout", content, revision="f" * 40))
 
 
-def test_zoo_entries_state_their_pins():
-    """Each Hub entry pins a full commit sha and a SHA-256, or says None for both (not pinned yet)."""
-    for spec in ZOO.values():
-        assert (spec.revision is None) == (spec.sha256 is None), spec.name
-        if spec.revision is not None:
-            assert re.fullmatch(r"[0-9a-f]{40}", spec.revision) and re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_each_zoo_entry_is_read_at_its_pinned_commit_and_checked_against_its_hash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str):
+    """The real pins are in force: a file cached at the entry's commit is found there and hashed, and bytes that are
+    not the published checkpoint are refused with the pinned SHA-256 named; the same bytes at main are not read."""
+    spec = ZOO[name]
+    assert re.fullmatch(r"[0-9a-f]{40}", spec.revision) and re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
+    hub = tmp_path / "hf_home" / "hub"
+    fake_hub_file(hub, spec.repo_id, spec.filename, b"not the published checkpoint", commit=spec.revision)
+    with pytest.raises(WeightsError, match=f"not the {spec.sha256} pinned for {re.escape(spec.repo_id)} at "
+                                           f"revision {spec.revision}"):
+        resolve_weights(name)
+
+    elsewhere = tmp_path / "other_home" / "hub"
+    fake_hub_file(elsewhere, spec.repo_id, spec.filename, b"not the published checkpoint")
+    monkeypatch.setenv("HF_HUB_CACHE", str(elsewhere))
+    with pytest.raises(WeightsError, match="not in the Hugging Face cache"):
+        resolve_weights(name)
 
 
 def test_offline_miss_says_what_to_do():

@@ -32,9 +32,9 @@ class ModelSpec:
     ``revision`` pins the Hub commit (a full commit sha) the file is downloaded at, and ``sha256`` is
     the file's SHA-256, checked after download (``toonmatte.model.weights``), as rembg pins its
     models: a repository that changes, or a damaged download, then fails loudly instead of running
-    other weights. Every entry states both. ``None`` means not pinned: the branch "main" is used and
-    the file is not checked. The zoo's Hub entries are not pinned yet, because the Hub could not be
-    reached where they were written; pin each with the commit and hash from its Hub page.
+    other weights. Every entry states both; ``None`` for both means not pinned (the branch "main" is
+    used and the file is not checked), which the zoo's entries never are. To move an entry to a newer
+    upload, take both values from the file's page on the Hub (its commit and its LFS SHA-256).
     For a local checkpoint ``revision`` is a label (see :func:`checkpoint_spec`) and ``sha256`` None.
     ``resolution`` is the square input size the model was trained at, or ``None`` for a
     dynamic model that runs at the image's own size rounded to multiples of 32.
@@ -73,8 +73,8 @@ ZOO: dict[str, ModelSpec] = {
             title="ToonOut",
             repo_id="joelseytre/toonout",
             filename="birefnet_finetuned_toonout.pth",
-            revision=None,  # not pinned yet: see ModelSpec
-            sha256=None,
+            revision="cbf720eca394edcde66b861a8a8c20fbabe9c748",
+            sha256="8c7f8a0bc24400f4caade76622f75ff22ca1e93e169add9d2b70093e2487fbe5",
             resolution=1024,
             dtype="float32",
             licence="MIT",
@@ -85,10 +85,10 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet",
             repo_id="ZhengPeng7/BiRefNet",
             filename="model.safetensors",
-            revision=None,  # not pinned yet: see ModelSpec
-            sha256=None,
+            revision="e2bf8e4460fc8fa32bba5ea4d94b3233d367b0e4",
+            sha256="9ab37426bf4de0567af6b5d21b16151357149139362e6e8992021b8ce356a154",
             resolution=1024,
-            dtype="float32",
+            dtype="float16",  # the pinned upload is half precision (444 MB)
             licence="MIT",
             description="General-purpose BiRefNet, the model ToonOut was fine-tuned from.",
         ),
@@ -97,8 +97,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet_HR",
             repo_id="ZhengPeng7/BiRefNet_HR",
             filename="model.safetensors",
-            revision=None,  # not pinned yet: see ModelSpec
-            sha256=None,
+            revision="a7a562f6fd16021180f2f4348f4de003a2d3d1e1",
+            sha256="9d678bafec0b0019fbb073b7fd02f05ede25dc4b15254f23b2fb0be333200c0d",
             resolution=2048,
             dtype="float16",
             licence="MIT",
@@ -109,8 +109,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet_HR-matting",
             repo_id="ZhengPeng7/BiRefNet_HR-matting",
             filename="model.safetensors",
-            revision=None,  # not pinned yet: see ModelSpec
-            sha256=None,
+            revision="5d6b6f8adcb5b417c871b1d84ceaae9871355b7f",
+            sha256="a5a4de698739ea5e0e8bbab28e1b293dde95092b87a442d566cbc585c53cef55",
             resolution=2048,
             dtype="float16",
             licence="MIT",
@@ -121,8 +121,8 @@ ZOO: dict[str, ModelSpec] = {
             title="BiRefNet_dynamic",
             repo_id="ZhengPeng7/BiRefNet_dynamic",
             filename="model.safetensors",
-            revision=None,  # not pinned yet: see ModelSpec
-            sha256=None,
+            revision="280306042f57b7a33854319da62fd86aaa89ec4c",
+            sha256="e3d2e4884e51ff30f0cd630edc6b1e41b06b7f23a0a2a5169f7b7cb33a711c2d",
             resolution=None,
             dtype="float16",
             licence="MIT",

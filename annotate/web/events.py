@@ -37,8 +37,8 @@ STROKES_JS = "(...values) => { values[1] = window.toonmatte.strokes(); return va
 """An event's ``js``: its second input (the hidden strokes textbox) gets the editor's painted strokes."""
 NO_FILES = [None, None]
 """Empty download buttons (plain values: an update would make Gradio rebuild their config)."""
-PRIVATE = {"api_visibility": "private"}
-ENGINE_CALLS = {"concurrency_id": ENGINE, "concurrency_limit": 1}
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+ENGINE_CALLS: dict[str, Any] = {"concurrency_id": ENGINE, "concurrency_limit": 1}
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -221,8 +221,8 @@ def wire_events(studio: Studio, ui: Layout, demo: gr.Blocks) -> None:
 
     # Progress shows on the progress line only: a status overlay on the editor would cover the
     # canvas (and swallow strokes) while the event runs, and an error badge would hide the image.
-    editing = {**PRIVATE, "show_progress_on": [ui.progress]}
-    engine_calls = {**ENGINE_CALLS, **editing}
+    editing: dict[str, Any] = {**PRIVATE, "show_progress_on": [ui.progress]}
+    engine_calls: dict[str, Any] = {**ENGINE_CALLS, **editing}
     look, shows, item = ui.look, ui.shows, ui.item_state
     strokes = [item, ui.strokes, *look]
 

@@ -29,8 +29,11 @@ class OutputFolder:
     """
 
     def __init__(self, root: str | Path | None = None, max_age: float = 3600.0) -> None:
-        self._temp = None if root is not None else tempfile.TemporaryDirectory(prefix="toonmatte-studio-")
-        self.root = Path(root) if root is not None else Path(self._temp.name)
+        self._temp = None
+        if root is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="toonmatte-studio-")
+            root = self._temp.name
+        self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age = max_age
 

@@ -186,9 +186,9 @@ class Desk:
         elif by == "name":
             order.sort(key=lambda index: queue.items[index].stem)
         elif by == "most unsure first":
-            order.sort(key=lambda index: (scores[index] is None, -(scores[index].score if scores[index] else 0.0)))
+            order.sort(key=lambda index: ((score := scores[index]) is None, -(score.score if score else 0.0)))
         if leave_out_sure:
-            order = [index for index in order if scores[index] is None or scores[index].badge != "probably fine"]
+            order = [index for index in order if (score := scores[index]) is None or score.badge != "probably fine"]
         if not order:
             raise ToonmatteError("The model is sure of every image in the queue, so nothing would be left; "
                                  "untick 'Leave out what the model is sure of' or load more images.")
@@ -284,17 +284,18 @@ class Desk:
         if self.queue is None:
             return "No images loaded yet: upload images or a zip (or type a server folder) and press **Load**."
         line = self.queue.describe()
-        if item is not None and item.stem != self.queue.item.stem:
+        if item is None:
+            return line
+        if item.stem != self.queue.item.stem:
             line += f" · editing saved item **{item.stem}** (from Browse)"
-        if item is not None:
-            made = f"pre-annotated at {item.stored} by" if item.stored else "prediction by"
-            line += f" · {made} {item.engine} ({item.version[:12]})"
-            if item.uncertainty is not None:
-                line += f" · model: *{item.uncertainty.badge}* ({item.uncertainty.score:.2f})"
-        if item is not None and item.unsaved:
+        made = f"pre-annotated at {item.stored} by" if item.stored else "prediction by"
+        line += f" · {made} {item.engine} ({item.version[:12]})"
+        if item.uncertainty is not None:
+            line += f" · model: *{item.uncertainty.badge}* ({item.uncertainty.score:.2f})"
+        if item.unsaved:
             changed = np.count_nonzero(item.alpha != item.origin) / item.alpha.size
             line += f" · *unsaved changes ({changed:.2%} of pixels)*"
-        record = None if item is None else self.store.get(item.stem)
+        record = self.store.get(item.stem)
         review = self.store.last_review(item.stem) if record is not None and record.status == "returned" else None
         if review is not None:  # sent back and not saved again since
             line += f" · **sent back by {review[0]}**: {review[2]}"
@@ -336,7 +337,9 @@ class Desk:
     def overlap_warning(self, item: Item | None) -> str | None:
         """A sentence when someone else saved ``item`` while this person had it open: their save goes
         to the history when this one lands, so they should know."""
-        record = None if item is None else self.store.get(item.stem)
+        if item is None:
+            return None
+        record = self.store.get(item.stem)
         if record is None or record.versions == 0 or record.annotator == self.annotator:
             return None
         saved = datetime.fromisoformat(record.updated_at).timestamp()

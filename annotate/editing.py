@@ -115,6 +115,7 @@ class Item:
     @property
     def unsaved(self) -> bool:
         """Whether the current alpha differs from the one opened or last saved."""
+        assert self.origin is not None  # __post_init__ sets it
         return self.origin is not self.alpha and not np.array_equal(self.origin, self.alpha)
 
     # ------------------------------------------------------------ cached renders

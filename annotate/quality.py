@@ -183,9 +183,9 @@ def _mean(values: list[float]) -> float | None:
 def summarize(rows: list[QualityRow]) -> Summary:
     """Counts and means over ``rows``; ``by_model`` maps "model version" to its item count, mean changed fraction
     and mean Pixel Accuracy (when any of its items is scored)."""
-    scored = [row for row in rows if row.scores is not None]
+    scored = [row.scores for row in rows if row.scores is not None]
     changed = [row.changed_fraction for row in rows if row.changed_fraction is not None]
-    accuracy = [row.scores["pixel_accuracy"] for row in scored]
+    accuracy = [scores["pixel_accuracy"] for scores in scored]
     groups: dict[str, list[QualityRow]] = {}
     for row in rows:
         name = model_name(row)
@@ -206,7 +206,7 @@ def summarize(rows: list[QualityRow]) -> Summary:
         low_accuracy=sum(1 for value in accuracy if value < LOW_ACCURACY),
         mean_changed_fraction=_mean(changed),
         mean_abs_delta=_mean([row.mean_abs_delta for row in rows if row.mean_abs_delta is not None]),
-        mean_scores=({name: statistics.fmean(row.scores[name] for row in scored) for name in TABLE_METRICS}
+        mean_scores=({name: statistics.fmean(scores[name] for scores in scored) for name in TABLE_METRICS}
                      if scored else {}),
         median_pixel_accuracy=statistics.median(accuracy) if accuracy else None,
         by_model=by_model,
@@ -221,11 +221,12 @@ def annotator_lines(rows: list[QualityRow]) -> list[str]:
         groups.setdefault(row.annotator or "unknown", []).append(row)
     table = ["| annotator | items | minutes per item (median) | changed pixels per minute |", "|---|---:|---:|---:|"]
     for name, members in sorted(groups.items()):
-        timed = [row for row in members if row.seconds and row.seconds > 0]
-        minutes = f"{statistics.median(row.seconds for row in timed) / 60:.1f}" if timed else "–"
-        counted = [row for row in timed if row.pixels and row.changed_fraction is not None]
-        total_minutes = sum(row.seconds for row in counted) / 60
-        rate = (f"{sum(row.changed_fraction * row.pixels for row in counted) / total_minutes:,.0f}"
+        timed = [(row.seconds, row) for row in members if row.seconds and row.seconds > 0]
+        minutes = f"{statistics.median(seconds for seconds, _ in timed) / 60:.1f}" if timed else "–"
+        counted = [(seconds, row.changed_fraction * row.pixels) for seconds, row in timed
+                   if row.pixels and row.changed_fraction is not None]
+        total_minutes = sum(seconds for seconds, _ in counted) / 60
+        rate = (f"{sum(pixels for _, pixels in counted) / total_minutes:,.0f}"
                 if counted and total_minutes > 0 else "–")
         table.append(f"| {name} | {len(members)} | {minutes} | {rate} |")
     return table
@@ -256,7 +257,7 @@ def summary_markdown(summary: Summary) -> str:
         paragraphs.append(f"Annotators changed **{100 * summary.mean_changed_fraction:.2f}%** of the pixels on average "
                           f"(mean |Δα| {summary.mean_abs_delta:.2f} of 255); {summary.untouched} "
                           f"item{'s were' if summary.untouched != 1 else ' was'} saved untouched.")
-    if summary.mean_scores:
+    if summary.mean_scores and summary.median_pixel_accuracy is not None:  # both from the scored items
         means = summary.mean_scores
         paragraphs.append(f"The model's mattes: Pixel Accuracy **{100 * means['pixel_accuracy']:.2f}%** mean "
                           f"(median {100 * summary.median_pixel_accuracy:.2f}%, {summary.low_accuracy} below "

@@ -508,7 +508,7 @@ def skip_unreadable(queue: WorkQueue, errors: type[BaseException] | tuple[type[B
     while True:
         try:
             return queue.current(), messages
-        except errors as error:  # type: ignore[misc]
+        except errors as error:
             messages.append(str(error))
             stem = queue.item.stem
             queue.store.record(stem, status="skipped", source_path=str(queue.item.path))

@@ -50,7 +50,8 @@ class Renderer:
             parent = gradio_cache()
             parent.mkdir(parents=True, exist_ok=True)
             self._temp = tempfile.TemporaryDirectory(prefix="toonmatte-render-", dir=parent, ignore_cleanup_errors=True)
-        self.folder = Path(folder) if folder is not None else Path(self._temp.name)
+            folder = self._temp.name
+        self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.max_age = max_age
         self._pruned = time.monotonic()

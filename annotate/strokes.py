@@ -138,7 +138,8 @@ def _brush_masks(layer: np.ndarray) -> list[np.ndarray]:
     each run of rows holding pixels opaque enough to count.
     """
     masks = [np.zeros(layer.shape[:2], bool) for _ in range(3)]
-    opaque = cv2.compare(cv2.extractChannel(layer, 3), MIN_ALPHA, cv2.CMP_GE)
+    # OpenCV's stubs want an array to compare with; a scalar is valid
+    opaque = cv2.compare(cv2.extractChannel(layer, 3), MIN_ALPHA, cv2.CMP_GE)  # type: ignore[call-overload]
     painted_rows = cv2.reduce(opaque, 1, cv2.REDUCE_MAX).ravel() > 0
     edges = np.flatnonzero(np.diff(np.concatenate([[False], painted_rows, [False]])))
     for top, bottom in zip(edges[::2], edges[1::2]):
@@ -320,7 +321,9 @@ def _grabcut(image: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray
         decided = is_fg
     else:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(np.ascontiguousarray(small_img), small, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        # OpenCV's stubs want a rect, which GC_INIT_WITH_MASK does not read: None is valid
+        cv2.grabCut(np.ascontiguousarray(small_img), small, None, bgd, fgd, iterations,  # type: ignore[call-overload]
+                    cv2.GC_INIT_WITH_MASK)
         decided = (small == cv2.GC_FGD) | (small == cv2.GC_PR_FGD)
     if scale < 1.0:
         decided = cv2.resize(decided.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128

@@ -120,7 +120,8 @@ class Studio:
                 if record.versions > 0:
                     _, _, rgba = self.store.load_triple(record.stem)
                     small = preview.thumbnail(rgba)
-                    image = preview.over(small, preview.checkerboard(*small.shape[:2], cell=8))
+                    height, width = small.shape[:2]
+                    image = preview.over(small, preview.checkerboard(height, width, cell=8))
                 elif record.source_path and Path(record.source_path).is_file():
                     image = preview.thumbnail(load_image(record.source_path).rgb)
                 else:

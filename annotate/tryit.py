@@ -88,8 +88,8 @@ def matte_many(engine: Engine, paths: list[str], outputs: OutputFolder) -> tuple
             warnings.append(str(error))
     mattes = engine.predict_many([image for _, image in loaded]) if loaded else []  # one GPU call on ZeroGPU
     entries, files = [], []
-    for (path, _), matte in zip(loaded, mattes):
-        stem = path.stem or "image"
+    for (source, _), matte in zip(loaded, mattes):
+        stem = source.stem or "image"
         cut, mask = outputs.write({f"{stem}.png": cutout_rgba(matte.image, matte.alpha, True),
                                    f"{stem}_mask.png": matte.alpha})
         entries.append((str(cut), cut.name))

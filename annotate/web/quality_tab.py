@@ -8,6 +8,7 @@ page wires ``table.select`` to its reopen handler with :func:`selected_stem`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import gradio as gr
 
@@ -17,7 +18,8 @@ from toonmatte.errors import ToonmatteError
 
 TAB_ID = "quality"
 CHART_HEIGHT = 260
-_DATATYPES = ["str", "number", "number", "number", "number", "number", "number", "str", "str", "str", "str"]
+_DATATYPES: list[Literal["str", "number"]] = ["str", "number", "number", "number", "number", "number", "number",
+                                              "str", "str", "str", "str"]
 
 INTRO = (
     "How much annotators changed the model's mattes, and how good those mattes were against the corrected "

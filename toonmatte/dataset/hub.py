@@ -177,8 +177,8 @@ def _row(record: ItemRecord, txid: str) -> dict[str, Any]:
 
 
 def _record(row: Mapping[str, Any]) -> ItemRecord:
-    return ItemRecord(**{field.name: row[field.name] if field.name in row else field.default  # older manifests
-                         for field in fields(ItemRecord)})
+    # older manifests lack the fields added since, which the record's defaults fill
+    return ItemRecord(**{field.name: row[field.name] for field in fields(ItemRecord) if field.name in row})
 
 
 @cache
@@ -258,9 +258,9 @@ class HubSync:
         self._pushed: dict[str, int] = {}
         if self._ledger.exists():
             for line in self._ledger.read_text(encoding="utf-8").splitlines():
-                path, _, size = line.rpartition("\t")
-                if path and size.isdigit():
-                    self._pushed[path] = max(int(size), self._pushed.get(path, -1))
+                relative, _, size = line.rpartition("\t")
+                if relative and size.isdigit():
+                    self._pushed[relative] = max(int(size), self._pushed.get(relative, -1))
         self._entries = read_manifests(self.mirror / "manifest")
         self._latest = {stem: entries[-1] for stem, entries in self._entries.items()}
         self._pending: set[str] = set()
@@ -271,9 +271,9 @@ class HubSync:
         if self._manifest.exists():
             with open(self._manifest, "rb") as handle:
                 handle.seek(max(self._pushed.get(self._relative(self._manifest), 0), 0))
-                for line in handle.read().splitlines():
+                for entry in handle.read().splitlines():
                     try:
-                        self._waiting.append(json.loads(line)["op"])
+                        self._waiting.append(json.loads(entry)["op"])
                     except (ValueError, KeyError, TypeError):
                         pass
 
@@ -485,8 +485,7 @@ class HubSync:
         saves = [entry for entry in entries if entry["op"] == "save"]
         current = next((i for i in range(len(saves) - 1, -1, -1) if saves[i]["row"]["last_txid"] == row["last_txid"]),
                        None)
-        files = None if current is None else self._version_files(stem, saves[current])
-        if files is None:
+        if current is None or (files := self._version_files(stem, saves[current])) is None:
             logger.warning("The Hub has no complete files for the current version of %s, so it was not restored.", stem)
             return 0
         history = []
@@ -574,6 +573,7 @@ class HubSync:
         what = " and ".join(waiting)
         verb = "waits" if status.pending_versions + status.pending_changes == 1 else "wait"
         if status.failure is not None:
+            assert status.failed_at is not None  # set together with the failure
             tail = (f"{what} {verb} on this disk until a push goes through" if waiting
                     else "nothing is waiting to be pushed")
             return f"Pushing to {self.repo_id} failed at {_clock(status.failed_at)}: {status.failure}; {tail}."

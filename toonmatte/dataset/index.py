@@ -231,6 +231,7 @@ class ItemIndex:
         return ItemRecord(*rows[0]) if rows else None
 
     def items(self, status: str | None = None) -> list[ItemRecord]:
+        params: tuple[str, ...]
         sql, params = f"SELECT {_COLUMNS} FROM items", ()
         if status is not None:
             sql, params = sql + " WHERE status = ?", (check_status(status),)
@@ -265,7 +266,7 @@ class ItemIndex:
         """(reviewer, verdict, comment, time) of the latest review of ``stem``, if any."""
         rows = self.query("SELECT reviewer, verdict, comment, at FROM reviews WHERE stem = ? ORDER BY at DESC LIMIT 1",
                           (stem,))
-        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+        return tuple(rows[0]) if rows else None
 
     def get_state(self, key: str, default: Any = None) -> Any:
         rows = self.query("SELECT value FROM state WHERE key = ?", (key,))

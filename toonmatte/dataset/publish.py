@@ -91,10 +91,10 @@ def _making(items: list[Item], known: list[ItemRecord]) -> list[str]:
     statuses = Counter(record.status for record in known)
     lines.append("")
     lines.append("Status: " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())) + ".")
-    measured = [record for record in known if record.changed_fraction is not None]
+    measured = [record.changed_fraction for record in known if record.changed_fraction is not None]
     if measured:
-        changed = [record for record in measured if record.changed_fraction > 0]
-        mean = sum(record.changed_fraction for record in measured) / len(measured)
+        changed = [fraction for fraction in measured if fraction > 0]
+        mean = sum(measured) / len(measured)
         lines += ["", f"Corrections: {len(changed)} of the {_count(len(measured), 'item')} saved with the model's "
                       f"prediction were changed by hand; on average {mean:.1%} of their "
                       "pixels differ from the model's."]
@@ -140,6 +140,7 @@ def publish(root: str | Path, repo_id: str, *, api: Any = None, licence: str = "
         api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
         stale = [path for path in api.list_repo_files(repo_id, repo_type=REPO_TYPE)
                  if _LAYOUT_FILE.match(path) and path not in wanted]
+        operations: list[CommitOperationAdd | CommitOperationDelete]
         operations = [CommitOperationDelete(path_in_repo=path) for path in stale]
         operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file))
                        for path, file in wanted.items()]

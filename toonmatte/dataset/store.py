@@ -322,7 +322,8 @@ class DatasetStore:
     def _recover(self) -> None:
         """Finish or undo writes interrupted by a crash, stem by stem under each stem's lock."""
         with _os_errors(f"The dataset folder {self.root}"):
-            stems = {journal.JOURNAL.match(p.name)["stem"] for p in journal.journals(self._journal_dir)}
+            stems = {match["stem"] for path in journal.journals(self._journal_dir)
+                     if (match := journal.JOURNAL.match(path.name))}
             for entry in os.scandir(self._staging_dir):
                 match = journal.STAGED.match(entry.name)
                 if match:

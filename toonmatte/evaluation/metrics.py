@@ -75,7 +75,7 @@ def pixel_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
       what the clipping gives with a denominator of 1).
     """
     pred, gt = _check_pair(pred, gt)
-    wrong = (np.abs(pred.astype(np.int16) - gt.astype(np.int16)) > WRONG_TOLERANCE).astype(np.uint8)
+    wrong: np.ndarray = (np.abs(pred.astype(np.int16) - gt.astype(np.int16)) > WRONG_TOLERANCE).astype(np.uint8)
     wrong = cv2.erode(wrong, np.ones((5, 5), np.uint8), iterations=1)
     n_wrong = int(np.count_nonzero(wrong))
     n_foreground = int(np.count_nonzero(gt > 128))

@@ -228,7 +228,8 @@ def _grabcut(small: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         return foreground
     models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # its colour models start from k-means on OpenCV's global generator: same input, same matte
-    cv2.grabCut(small, seeds, None, *models, 2, cv2.GC_INIT_WITH_MASK)
+    # OpenCV's stubs want a rect, which GC_INIT_WITH_MASK does not read: None is valid
+    cv2.grabCut(small, seeds, None, *models, 2, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     return np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD))
 
 

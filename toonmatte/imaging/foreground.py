@@ -171,8 +171,8 @@ def estimate_foreground_torch(
     return fg
 
 
-def parse_colour(colour: Colour) -> tuple[int, int, int]:
-    """'#rrggbb', '#rgb' or an (r, g, b) sequence of 0..255 integers -> (r, g, b)."""
+def parse_colour(colour: Colour | np.ndarray) -> tuple[int, int, int]:
+    """'#rrggbb', '#rgb' or an (r, g, b) sequence or array of 0..255 integers -> (r, g, b)."""
     if isinstance(colour, str):
         text = colour.strip().lstrip("#")
         if len(text) == 3:

@@ -426,3 +426,27 @@ def test_the_studio_does_not_start_empty_over_a_dataset_it_could_not_restore(tmp
     assert (f"error: The dataset could not be restored from the Hub ({REPO_ID}) because the Hub is switched off on "
             "this machine (HF_HUB_OFFLINE is set); the studio did not start") in done.stderr
     assert not list_items(tmp_path / "ds")
+
+
+def test_a_damaged_manifest_entry_is_skipped_with_a_warning_and_the_rest_restored(tmp_path, syncs, caplog):
+    """A manifest row missing a field every manifest has (edited by hand, say) restores nothing for its item and
+    says so; the start goes on with the other items instead of stopping on a traceback."""
+    api = FakeHub()
+    store = DatasetStore(tmp_path / "first", generation="g")
+    sync = syncs(store, api)
+    _save(store, "a", 10)
+    _save(store, "b", 20)
+    sync.push_now()
+    for path, data in list(api.files.items()):
+        if path.startswith("manifest/"):
+            entries = [json.loads(line) for line in data.splitlines()]
+            for entry in entries:
+                if entry["stem"] == "b":
+                    del entry["row"]["split"]
+            api.files[path] = b"".join(json.dumps(entry).encode() + b"\n" for entry in entries)
+
+    fresh = DatasetStore(tmp_path / "second", generation="g")
+    with caplog.at_level("WARNING"):
+        assert syncs(fresh, api, start=False).restore() == 1
+    assert [item.stem for item in list_items(fresh.root)] == ["a"]
+    assert "manifest's entry for b is damaged" in caplog.text

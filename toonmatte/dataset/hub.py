@@ -41,7 +41,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -176,8 +176,11 @@ def _row(record: ItemRecord, txid: str) -> dict[str, Any]:
     return {**asdict(record), "last_txid": txid}
 
 
-def _record(row: Mapping[str, Any]) -> ItemRecord:
-    # older manifests lack the fields added since, which the record's defaults fill
+def _record(row: Mapping[str, Any]) -> ItemRecord | None:
+    """The index row a manifest entry describes, or None when it lacks a field every manifest has (a damaged row).
+    Older manifests lack the fields added since, which the record's defaults fill."""
+    if any(field.default is MISSING and field.name not in row for field in fields(ItemRecord)):
+        return None
     return ItemRecord(**{field.name: row[field.name] for field in fields(ItemRecord) if field.name in row})
 
 
@@ -482,9 +485,14 @@ class HubSync:
 
     def _restore_item(self, stem: str, entries: list[dict[str, Any]]) -> int:
         row = entries[-1]["row"]
+        record = _record(row)
+        if record is None or "last_txid" not in row:
+            logger.warning("The Hub manifest's entry for %s is damaged (fields are missing), so it was not restored.",
+                           stem)
+            return 0
         saves = [entry for entry in entries if entry["op"] == "save"]
-        current = next((i for i in range(len(saves) - 1, -1, -1) if saves[i]["row"]["last_txid"] == row["last_txid"]),
-                       None)
+        current = next((i for i in range(len(saves) - 1, -1, -1)
+                        if saves[i]["row"].get("last_txid") == row["last_txid"]), None)
         if current is None or (files := self._version_files(stem, saves[current])) is None:
             logger.warning("The Hub has no complete files for the current version of %s, so it was not restored.", stem)
             return 0
@@ -493,10 +501,12 @@ class HubSync:
             version = self._version_files(stem, older)
             if version is not None:
                 history.append((newer.get("replaced") or _history_name(newer["row"]["updated_at"]), version))
-        self.store.restore_item(_record(row), row["last_txid"], files, history)
+        self.store.restore_item(record, row["last_txid"], files, history)
         return 1
 
     def _version_files(self, stem: str, entry: Mapping[str, Any]) -> dict[str, Path] | None:
+        if "last_txid" not in entry["row"]:
+            return None
         folder = self.mirror / "versions" / stem / entry["row"]["last_txid"]
         files = {kind: folder / f"{kind}.png" for kind in entry.get("files", KINDS)}
         return files if all(path.is_file() for path in files.values()) and set(KINDS) <= set(files) else None

@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -25,7 +25,10 @@ from toonmatte.imaging.fallback import fallback_alpha
 from toonmatte.imaging.imageio import GRAY, LoadedImage, load_image
 from toonmatte.model.cuda_graphs import GraphedModule
 from toonmatte.model.runtime import cpu_supports_bf16
-from toonmatte.model.zoo import DEFAULT_MODEL, spec_for
+from toonmatte.model.zoo import DEFAULT_MODEL, ModelSpec, spec_for
+
+if TYPE_CHECKING:
+    from toonmatte.model.onnx_backend import OnnxModel
 
 log = logging.getLogger(__name__)
 
@@ -128,19 +131,23 @@ class Matter:
         self.fallback_reason: str | None = None
         self.weights_path: Path | None = None
         self._lock = threading.Lock()
-        self._net: torch.nn.Module | None = None  # or an OnnxModel with the ONNX backend
-        self._fast_net: torch.nn.Module | None = None  # what runs at self.precision
+        self._net: torch.nn.Module | OnnxModel | None = None  # an OnnxModel with the ONNX backend
+        self._fast_net: torch.nn.Module | OnnxModel | None = None  # what runs at self.precision
         self._graphed: GraphedModule | None = None  # self._fast_net replayed from CUDA graphs
         if model == FALLBACK:
             self.engine, self.spec = FALLBACK, None
             return
         self.spec = spec_for(model, weights)
         try:
-            self._net, self.weights_path = self._load_onnx(weights) if backend == "onnx" else self._load(weights)
+            if backend == "onnx":
+                onnx, self.weights_path = self._load_onnx(weights)
+                self._net = self._fast_net = onnx  # the ONNX backend runs in fp32 only
+            else:
+                net, self.weights_path = self._load(weights)
+                self._net, self._fast_net = net, model_for_precision(net, self.device, self.precision)
+                if cuda_graphs and self.device.type == "cuda":
+                    self._graphed = GraphedModule(self._fast_net, max_graphs=GRAPHED_SHAPES)
             self.engine = self.spec.name
-            self._fast_net = model_for_precision(self._net, self.device, self.precision)
-            if cuda_graphs and self.device.type == "cuda" and backend == "torch":
-                self._graphed = GraphedModule(self._fast_net, max_graphs=GRAPHED_SHAPES)
         except WeightsError as error:
             if not allow_fallback:
                 raise
@@ -153,6 +160,7 @@ class Matter:
         from toonmatte.model.inference import optimize_for_inference
         from toonmatte.model.weights import load_weights, read_state_dict
 
+        spec = self._required_spec
         path = self._checkpoint(weights)
         if path.suffix.lower() == ".onnx":
             raise OnnxModelError(f"{path} is an ONNX file; run it with --backend onnx.")
@@ -161,39 +169,42 @@ class Matter:
             config = config_from_state_dict(state)
         except (KeyError, IndexError) as error:
             raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); "
-                               f"pass the {self.spec.filename} file from {self.spec.repo_id}.") from error
-        net = optimize_for_inference(load_weights(build_model(config), state))
-        log.info("loaded %s from %s on %s (%s)", self.spec.title, path, self.device, self.precision)
+                               f"pass the {spec.filename} file from {spec.repo_id}.") from error
+        net = build_model(config)
+        load_weights(net, state)  # in place
+        net = optimize_for_inference(net)
+        log.info("loaded %s from %s on %s (%s)", spec.title, path, self.device, self.precision)
         return net.to(self.device), path
 
     def _checkpoint(self, weights: str | Path | None) -> Path:
         from toonmatte.model.weights import resolve_weights
 
-        return resolve_weights(self.spec, weights)
+        return resolve_weights(self._required_spec, weights)
 
-    def _load_onnx(self, weights: str | Path | None) -> tuple[Callable[[torch.Tensor], torch.Tensor], Path]:
+    def _load_onnx(self, weights: str | Path | None) -> tuple[OnnxModel, Path]:
         """ONNX Runtime running the checkpoint's export: the checkpoint itself when it is an .onnx file,
         else its export at the model's input size, made once (minutes on a CPU) into the toonmatte
         cache (see ``toonmatte.model.onnx_backend.cached_export_path``). Returns the model and the checkpoint."""
         from toonmatte.model.onnx_backend import OnnxModel, cached_export_path, providers_for
         from toonmatte.model.onnx_export import export_onnx
 
-        if self.spec.resolution is None:
-            raise OnnxModelError(f"The ONNX backend runs one input size, and {self.spec.title} runs at each image's "
+        spec = self._required_spec
+        if spec.resolution is None:
+            raise OnnxModelError(f"The ONNX backend runs one input size, and {spec.title} runs at each image's "
                                  "own size; use --backend torch.")
-        size = (self.spec.resolution, self.spec.resolution)
+        size = (spec.resolution, spec.resolution)
         checkpoint = path = self._checkpoint(weights)
         if checkpoint.suffix.lower() != ".onnx":
             path = cached_export_path(checkpoint, size)
         if not path.is_file():
             log.warning("exporting %s to ONNX for %dx%d input, once (minutes on a CPU), into %s",
-                        self.spec.title, *size, path)
+                        spec.title, *size, path)
             net = self._load(weights)[0].cpu()
             export_onnx(net, path, size, source=checkpoint.name)  # WriteError where the cache is not writable
             del net
         model = OnnxModel(path, providers=providers_for(self.device))
-        model.require_size(size, self.spec.title)
-        log.info("running %s with ONNX Runtime from %s on %s", self.spec.title, path, self.device)
+        model.require_size(size, spec.title)
+        log.info("running %s with ONNX Runtime from %s on %s", spec.title, path, self.device)
         return model, checkpoint
 
     @property
@@ -205,7 +216,13 @@ class Matter:
     @property
     def torch_model(self) -> torch.nn.Module | None:
         """The loaded torch model in fp32, optimized for inference; None with the fallback or the ONNX backend."""
-        return self._net if self.backend == "torch" else None
+        return self._net if isinstance(self._net, torch.nn.Module) else None
+
+    @property
+    def _required_spec(self) -> ModelSpec:
+        """``spec``, for code that runs only with a named model (only the fallback asked for by name has none)."""
+        assert self.spec is not None, "no model spec: the fallback was asked for by name"
+        return self.spec
 
     @property
     def is_fallback(self) -> bool:
@@ -214,14 +231,14 @@ class Matter:
     @property
     def title(self) -> str:
         """A human name for the engine, for banners and logs."""
-        return "classical fallback" if self.is_fallback else self.spec.title
+        return "classical fallback" if self.is_fallback else self._required_spec.title
 
     @property
     def version(self) -> str:
         """What produced the mattes, for dataset records: the pinned revision or the weights file name."""
         if self.is_fallback:
             return FALLBACK
-        return self.spec.revision or (self.weights_path.name if self.weights_path else "main")
+        return self._required_spec.revision or (self.weights_path.name if self.weights_path else "main")
 
     def predict(self, image: Any) -> Matte:
         """Matte one image (path, bytes, PIL image, numpy array or LoadedImage); raises BadImageError."""
@@ -236,7 +253,7 @@ class Matter:
         alphas: dict[int, np.ndarray] = {}
         groups: dict[tuple[int, int], list[int]] = {}
         for index, item in enumerate(loaded):
-            groups.setdefault(self.spec.input_size(*item.rgb.shape[:2]), []).append(index)
+            groups.setdefault(self._required_spec.input_size(*item.rgb.shape[:2]), []).append(index)
         for size, indices in groups.items():
             for start in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[start:start + max(1, batch_size)]
@@ -280,6 +297,7 @@ class Matter:
             net = self._net
         else:
             net = self._graphed if self._graphed is not None else self._fast_net
+        assert net is not None  # forward runs only with a loaded model
         if precision == "fp32":
             return net(batch).float()
         with torch.autocast(self.device.type, dtype=PRECISIONS[precision]):

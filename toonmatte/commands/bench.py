@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,7 +163,7 @@ def model_input(args: argparse.Namespace, device: torch.device) -> torch.Tensor:
     return x.expand(args.batch, -1, -1, -1).contiguous().to(device)
 
 
-def run_forward(net: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
+def run_forward(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, precision: str) -> torch.Tensor:
     """One forward pass as ``Matter`` runs it (inference mode on CUDA, no_grad on the CPU)."""
     from toonmatte.pipeline import PRECISIONS
 
@@ -277,7 +278,7 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
 
     sync = synchronizer(x.device)
     cuda = x.device.type == "cuda"
-    backbone = net.bb
+    backbone = net.get_submodule("bb")
     rows: list[dict] = []
     print(f"throughput, {precision}, {x.shape[-2]}x{x.shape[-1]} (peak = CUDA peak allocation of that run):")
     if cuda:  # a GPU left idle clocks down; sustained work first, so that small batches are not timed cold
@@ -311,10 +312,10 @@ def throughput(net: torch.nn.Module, x: torch.Tensor, precision: str, batches: l
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats(x.device)
                 seconds = best_time(partial(forward, inputs), repeats, sync)
-                measured = {"batch": batch, "variant": label, "seconds": seconds, "images_per_second": batch / seconds,
-                            "peak_bytes": torch.cuda.max_memory_allocated(x.device) if cuda else None,
-                            "max_delta_logit": None if label == "eager" else
-                            (forward(inputs) - reference).abs().max().item()}
+                measured: dict[str, Any] = {
+                    "batch": batch, "variant": label, "seconds": seconds, "images_per_second": batch / seconds,
+                    "peak_bytes": torch.cuda.max_memory_allocated(x.device) if cuda else None,
+                    "max_delta_logit": None if label == "eager" else (forward(inputs) - reference).abs().max().item()}
                 rows.append(measured)
                 peak = f", peak {measured['peak_bytes'] / 2**30:.1f} GiB" if cuda else ""
                 delta = "" if label == "eager" else f", max |delta logit| vs eager {measured['max_delta_logit']:.1e}"
@@ -364,6 +365,7 @@ def memory_probe(size: int, batch: int, precision: str, tiny: bool, device: str,
 
     chosen = torch.device(device)
     keep_freed_memory_on_cpu(chosen)
+    net: Callable[[torch.Tensor], torch.Tensor]
     if onnx is None:
         net = build(tiny, chosen, golden=False)  # no filled copy of the weights in the peak
     else:

@@ -41,6 +41,7 @@ class Gallery:
         def keep(item: Item, pred: np.ndarray, gt: np.ndarray) -> None:
             key = item_key(item)
             if key not in self.images:
+                assert item.im is not None  # a scored item: its image was matted
                 self.images[key] = thumbnail_png(load_image(item.im).rgb)
                 self.truths[key] = thumbnail_png(gt)
             self.alphas[model, key] = (thumbnail_png(pred), thumbnail_png(difference_image(pred, gt)))

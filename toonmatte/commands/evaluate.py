@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +27,9 @@ from toonmatte.dataset import SPLITS, Item, list_items
 from toonmatte.errors import BadImageError, ToonmatteError
 from toonmatte.evaluation.metrics import LOWER_IS_BETTER, image_metrics, mean_metrics
 from toonmatte.imaging.imageio import IMAGE_EXTENSIONS, load_mask
+
+if TYPE_CHECKING:
+    from toonmatte.pipeline import Matter
 
 FALLBACK = "fallback"
 CUTOUT_SUFFIX = "_rgba"
@@ -129,7 +133,7 @@ def evaluable_items(root: Path, split: str) -> list[Item]:
     return items
 
 
-def load_matter(entry: str, device: str | None):
+def load_matter(entry: str, device: str | None) -> Matter:
     """A Matter for a ``--models`` entry (NAME or NAME=PATH) that is really that model: no silent fallback."""
     from toonmatte.pipeline import Matter
 
@@ -250,7 +254,11 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"{name}: skipped, {error}")
             continue
         engines[name] = matter.engine
-        results[name] = score_model(lambda path, matter=matter: matter.predict(path).alpha, items, args.hce, desc=name,
+
+        def predict(path: Path, matter: Matter = matter) -> np.ndarray:
+            return matter.predict(path).alpha
+
+        results[name] = score_model(predict, items, args.hce, desc=name,
                                     keep=gallery.keeper(name) if gallery is not None else None)
         _report_unscored(results[name].skipped, f"{name} ")
     results = {name: scores for name, scores in results.items() if scores.per_image}

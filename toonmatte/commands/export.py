@@ -58,12 +58,16 @@ def run(args: argparse.Namespace) -> int:
     from toonmatte.pipeline import Matter
 
     spec = get_spec(args.model)
-    if args.size is None and spec.resolution is None:
+    if args.size is not None:
+        size = args.size
+    elif spec.resolution is not None:
+        size = (spec.resolution, spec.resolution)
+    else:
         raise ToonmatteError(f"{spec.title} runs at each image's own size; pass --size HxW.")
-    size = args.size or (spec.resolution, spec.resolution)
     matter = Matter(args.model, weights=args.weights, device="cpu", precision="fp32", allow_fallback=False)
-    result = export_onnx(matter.torch_model, args.out, size, precision=args.precision, opset=args.opset,
-                         source=matter.weights_path.name)
+    net, weights_path = matter.torch_model, matter.weights_path
+    assert net is not None and weights_path is not None  # the torch backend, and no fallback allowed
+    result = export_onnx(net, args.out, size, precision=args.precision, opset=args.opset, source=weights_path.name)
     megabytes = result.path.stat().st_size / 2**20
     print(f"wrote {result.path} ({megabytes:.0f} MB; {args.precision}, opset {args.opset}; input image Nx3x"
           f"{size[0]}x{size[1]}, output logits Nx1x{size[0]}x{size[1]}) in {result.seconds:.0f} s; "

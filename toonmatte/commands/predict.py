@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tqdm import tqdm
 
@@ -146,7 +146,19 @@ def studio_notes(matter: Matter, jobs: list[tuple[Path, str]], out: Path, proces
     return note_for
 
 
-def matte_files(matter: Matter, jobs: list[tuple[Path, str]], out: Path, batch_size: int = 1,
+class BatchMatter(Protocol):
+    """What :func:`matte_files` uses of a ``Matter`` (the bench passes a stand-in without a model)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def background(self) -> tuple[int, int, int]: ...
+
+    def predict_batch(self, images: list[LoadedImage], batch_size: int = 1) -> list[Matte]: ...
+
+
+def matte_files(matter: BatchMatter, jobs: list[tuple[Path, str]], out: Path, batch_size: int = 1,
                 foreground: bool = True, notes: Callable[[str], Callable[[Path, Matte], None]] | None = None) -> int:
     """Matte (path, stem) jobs into ``out`` in batches; returns how many failed (each reported in one line).
     ``notes(stem)``, when given, is told of each written alpha (``save_outputs``' ``note``).
@@ -174,6 +186,7 @@ def matte_files(matter: Matter, jobs: list[tuple[Path, str]], out: Path, batch_s
         writing: deque[Future] = deque()
         upcoming = loader.submit(load_chunk, chunks[0], matter.background) if chunks else None
         for index in range(len(chunks)):
+            assert upcoming is not None  # submitted before the loop and on every pass but the last
             loaded, errors = upcoming.result()
             if index + 1 < len(chunks):
                 upcoming = loader.submit(load_chunk, chunks[index + 1], matter.background)

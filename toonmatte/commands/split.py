@@ -41,7 +41,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1) > 1e-6:
         raise argparse.ArgumentTypeError("expected three non-negative fractions summing to 1, "
                                          f"like 0.8,0.1,0.1, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def plan_split(items: Sequence[Item], ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[Item, str]:

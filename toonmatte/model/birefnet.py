@@ -9,6 +9,7 @@ model for inference (BatchNorm folding, composed convolutions, half-precision we
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -99,7 +100,7 @@ def modulated_deformable(x: torch.Tensor, offset: torch.Tensor, modulator: torch
     weight, bias = conv.weight, conv.bias
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight))):
         return modulated_deform_conv2d(x, offset, weight, bias, mask, padding)
-    nchw32 = {"dtype": torch.float32, "memory_format": torch.contiguous_format}
+    nchw32: dict[str, Any] = {"dtype": torch.float32, "memory_format": torch.contiguous_format}
     return deform_conv2d(x.to(**nchw32), offset.to(**nchw32), weight.float(), None if bias is None else bias.float(),
                          padding=padding, mask=mask.to(**nchw32)).to(x.dtype)
 
@@ -122,8 +123,9 @@ class DeformableConv2d(nn.Module):
 class DeformableBranch(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int) -> None:
         super().__init__()
-        self.atrous_conv = DeformableConv2d(cin, cout, kernel)
-        self.bn = nn.BatchNorm2d(cout)
+        # nn.Module: optimize_for_inference swaps in a FusedDeformableConv2d and an Identity
+        self.atrous_conv: nn.Module = DeformableConv2d(cin, cout, kernel)
+        self.bn: nn.Module = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.atrous_conv(x)), inplace=True)
@@ -137,8 +139,8 @@ class ASPPDeformable(nn.Module):
         self.global_avg_pool = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), Conv1x1(channels, inner, bias=False), nn.BatchNorm2d(inner), nn.ReLU()
         )
-        self.conv1 = Conv1x1(inner * 5, channels, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv1: nn.Conv2d = Conv1x1(inner * 5, channels, bias=False)  # BatchNorm folded in at inference
+        self.bn1: nn.Module = nn.BatchNorm2d(channels)  # an Identity at inference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``conv1`` over the five branches concatenated, computed as the sum of its five slices
@@ -153,6 +155,7 @@ class ASPPDeformable(nn.Module):
         for i, branch in enumerate((self.aspp1, *self.aspp_deforms)):
             term = pointwise(branch(x), weight[:, i * inner:(i + 1) * inner])
             out = term.float() if out is None else out.add_(term)
+        assert out is not None  # the loop ran: it has four branches
         out = out.add_(pointwise(self.global_avg_pool(x), weight[:, 4 * inner:]))
         if self.conv1.bias is not None:
             out = out.add_(self.conv1.bias.view(1, -1, 1, 1))
@@ -165,8 +168,8 @@ class BasicDecBlk(nn.Module):
         self.conv_in = nn.Conv2d(cin, inner, 3, padding=1)
         self.dec_att = ASPPDeformable(inner, aspp)
         self.conv_out = nn.Conv2d(inner, cout, 3, padding=1)
-        self.bn_in = nn.BatchNorm2d(inner)
-        self.bn_out = nn.BatchNorm2d(cout)
+        self.bn_in: nn.Module = nn.BatchNorm2d(inner)  # Identities once folded (optimize_for_inference)
+        self.bn_out: nn.Module = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn_in(self.conv_in(x)), inplace=True)
@@ -211,7 +214,7 @@ class Decoder(nn.Module):
         ipt_out = {5: c0 // 8, 4: c0 // 8, 3: c1 // 8, 2: c2 // 8, 1: c3 // 8}
         for level, grid in self.PATCH_GRIDS.items():
             setattr(self, f"ipt_blk{level}", SimpleConvs(3 * grid * grid, ipt_out[level], inner))
-        self.ipt_blk1 = SimpleConvs(3, ipt_out[1], inner)
+        self.ipt_blk1: nn.Module = SimpleConvs(3, ipt_out[1], inner)  # a ComposedConvs at inference
         self.decoder_block4 = BasicDecBlk(c0 + ipt_out[5], c1, inner, aspp)
         self.decoder_block3 = BasicDecBlk(c1 + ipt_out[4], c2, inner, aspp)
         self.decoder_block2 = BasicDecBlk(c2 + ipt_out[3], c3, inner, aspp)
@@ -267,7 +270,7 @@ class Decoder(nn.Module):
         two slices, the p1 one applied *before* upsampling: both are linear, and this resizes
         one channel instead of all of p1's at full size."""
         image = self.ipt_blk1(x.contiguous(memory_format=torch.channels_last))
-        conv = self.conv_out1[0]
+        conv = cast(Conv1x1, self.conv_out1[0])
         c = p1.shape[1]
         logits = resize(pointwise(p1, conv.weight[:, :c]), x.shape[-2:])
         return logits + pointwise(image, conv.weight[:, c:], conv.bias)

@@ -20,7 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -96,7 +96,7 @@ class GraphedForward:
         """Input shapes with a captured graph, least recently used first."""
         return [key[0] for key in self._graphs]
 
-    def _capture(self, x: torch.Tensor, autocast: torch.dtype | bool) -> _Captured:
+    def _capture(self, x: torch.Tensor, autocast: torch.dtype | Literal[False]) -> _Captured:
         inputs = x.clone()
         stream = torch.cuda.current_stream(x.device)
         side = torch.cuda.Stream(device=x.device)

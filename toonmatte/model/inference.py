@@ -11,6 +11,8 @@ and it cannot be trained: load the weights first (``toonmatte.model.weights``).
 """
 from __future__ import annotations
 
+from typing import TypeVar, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +34,8 @@ from toonmatte.model.birefnet import (
 
 TENSOR_CORE_MULTIPLE = 8  # output channels cuDNN's half-precision tensor-core kernels want
 
+M = TypeVar("M", bound=nn.Module)
+
 
 class FusedDeformableConv2d(nn.Module):
     """A :class:`DeformableConv2d` whose offset and modulator convolutions, which read the same input
@@ -48,6 +52,7 @@ class FusedDeformableConv2d(nn.Module):
         padding = -channels % TENSOR_CORE_MULTIPLE
         fused = conv2d(first.in_channels, channels + padding, first.kernel_size[0])
         weight, bias = first.weight, first.bias
+        assert bias is not None and second.bias is not None  # conv2d's default: both have biases
         fused.weight = nn.Parameter(torch.cat([weight, second.weight, weight.new_zeros(padding, *weight.shape[1:])]),
                                     requires_grad=False)
         fused.bias = nn.Parameter(torch.cat([bias, second.bias, bias.new_zeros(padding)]), requires_grad=False)
@@ -71,6 +76,7 @@ class ComposedConvs(nn.Module):
     def __init__(self, convs: SimpleConvs) -> None:
         super().__init__()
         first, second = convs.conv1, convs.conv_out
+        assert first.bias is not None and second.bias is not None  # SimpleConvs' convolutions have biases
         w1, w2 = first.weight.double(), second.weight.double()  # M x C x 3 x 3, O x M x 3 x 3
         # composed[o, c] = sum over m of the full (true) 2-D convolution of w2[o, m] with w1[m, c]:
         # cross-correlation with the flipped kernel.
@@ -125,15 +131,21 @@ class FoldedDecoder(Decoder):
         return resize(p1, x.shape[-2:]) + image
 
 
-def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A copy of ``conv`` (same class) that computes ``bn(conv(x))`` with ``bn``'s inference statistics."""
+def fold_batch_norm(conv: nn.Module, bn: nn.Module) -> nn.Conv2d:
+    """A copy of ``conv`` (same class) that computes ``bn(conv(x))`` with ``bn``'s inference statistics.
+
+    Typed as the model's attributes are (this rewrite swaps them for other modules): in a model not
+    rewritten yet, ``conv`` is a convolution and ``bn`` a BatchNorm."""
+    assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d), "the model is rewritten already"
     return fuse_conv_bn_eval(conv, bn)
 
 
 def compose_1x1(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None = None) -> Float32Conv2d:
     """A conv computing ``conv2d(conv(x), weight, bias)`` for a 1x1 ``weight`` (O x conv.out_channels x 1 x 1)."""
     mix = weight.double().flatten(1)  # O x M
-    composed = Float32Conv2d(conv.in_channels, mix.shape[0], conv.kernel_size, padding=conv.padding)
+    # a Conv2d's kernel_size and padding are pairs (or a padding mode); the stubs type _ConvNd's, of any length
+    composed = Float32Conv2d(conv.in_channels, mix.shape[0],
+                             conv.kernel_size, padding=conv.padding)  # type: ignore[arg-type]
     composed.weight = nn.Parameter(torch.einsum("om,mikl->oikl", mix, conv.weight.double()).to(conv.weight.dtype))
     total = mix @ conv.bias.double() if conv.bias is not None else torch.zeros(mix.shape[0], dtype=torch.float64)
     if bias is not None:
@@ -160,6 +172,7 @@ def optimize_for_inference(model: BiRefNet) -> BiRefNet:
             module.bn_in, module.bn_out = nn.Identity(), nn.Identity()
         elif isinstance(module, DeformableBranch):
             conv = module.atrous_conv
+            assert isinstance(conv, DeformableConv2d), "the model is rewritten already"
             conv.regular_conv = fold_batch_norm(conv.regular_conv, module.bn)
             module.bn = nn.Identity()
             module.atrous_conv = FusedDeformableConv2d(conv)
@@ -176,17 +189,19 @@ def optimize_for_inference(model: BiRefNet) -> BiRefNet:
         convs[1] = nn.Identity()
         delattr(decoder, f"conv_ms_spvn_{s}")
         delattr(decoder, f"gdt_convs_pred_{s}")
-    head = decoder.conv_out1[0]
+    head = cast(Conv1x1, decoder.conv_out1[0])
     c = decoder.decoder_block1.conv_out.out_channels
     decoder.decoder_block1.conv_out = compose_1x1(decoder.decoder_block1.conv_out, head.weight[:, :c])
-    decoder.ipt_blk1.conv_out = compose_1x1(decoder.ipt_blk1.conv_out, head.weight[:, c:], head.bias)
-    decoder.ipt_blk1 = ComposedConvs(decoder.ipt_blk1)
+    ipt_blk1 = decoder.ipt_blk1
+    assert isinstance(ipt_blk1, SimpleConvs), "the model is rewritten already"
+    ipt_blk1.conv_out = compose_1x1(ipt_blk1.conv_out, head.weight[:, c:], head.bias)
+    decoder.ipt_blk1 = ComposedConvs(ipt_blk1)
     del decoder.conv_out1
     decoder.__class__ = FoldedDecoder  # the same modules; only the head's arithmetic changes
     return model
 
 
-def store_weights_in(model: BiRefNet, dtype: torch.dtype) -> BiRefNet:
+def store_weights_in(model: M, dtype: torch.dtype) -> M:
     """Store the weights of the linear and convolution layers in ``dtype``, in place; returns ``model``.
 
     For an inference model that runs under autocast to ``dtype``: autocast casts float32 weights

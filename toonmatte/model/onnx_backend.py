@@ -57,7 +57,7 @@ class OnnxModel:
         self.metadata = {key.removeprefix(METADATA): value
                          for key, value in self.session.get_modelmeta().custom_metadata_map.items()}
 
-    def require_size(self, size: tuple[int, int], title: str) -> None:
+    def require_size(self, size: tuple[int, int] | torch.Size, title: str) -> None:
         """Raise ``OnnxModelError`` unless the file takes (height, width) ``size`` inputs, as ``title`` needs."""
         if self.size != tuple(size):
             height, width = size
@@ -65,7 +65,7 @@ class OnnxModel:
                                  f"at {height}x{width}; export it again with --size {height}x{width}.")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        self.require_size(tuple(batch.shape[-2:]), "this batch")
+        self.require_size(batch.shape[-2:], "this batch")
         image = batch.detach().to("cpu", torch.float32).contiguous().numpy()
         logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: image})[0]
         return torch.from_numpy(logits).to(batch.device)

@@ -122,6 +122,7 @@ def _to_onnx(model: nn.Module, size: tuple[int, int], opset: int):
     # runs no faster in ONNX Runtime, which folds constants and fuses nodes itself when it loads a file
     exported = torch.onnx.export(program, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
                                  dynamo=True, external_data=False, optimize=False, verbose=False)
+    assert exported is not None  # None only from the legacy exporter (dynamo=False)
     return exported.model_proto
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +116,8 @@ def _inference_fp32(x: torch.Tensor) -> bool:
 
 
 class WindowAttention(nn.Module):
+    relative_position_index: torch.Tensor  # a buffer
+
     def __init__(self, dim: int, heads: int, window: int) -> None:
         super().__init__()
         self.heads = heads
@@ -165,6 +168,7 @@ class WindowAttention(nn.Module):
         if i:
             parts.append(F.scaled_dot_product_attention(q[:i], k[:i], v[:i], attn_mask=bias))
         if i < windows:
+            assert layout.shift_mask is not None  # only shifted layouts have windows past the interior ones
             mask = bias + layout.shift_mask.to(q.dtype)
             parts.append(F.scaled_dot_product_attention(q[i:], k[i:], v[i:], attn_mask=mask))
         # SDPA's output is B x N x heads x d in memory: transposed back, it flattens without a copy.
@@ -339,7 +343,7 @@ class SwinTransformer(nn.Module):
         """Training: keep only each block's input and recompute the block in the backward pass
         (about a third more compute for far less activation memory; no effect without autograd)."""
         for stage in self.layers:
-            stage.checkpointing = enabled
+            cast(SwinStage, stage).checkpointing = enabled
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x, h, w = self.patch_embed(x)

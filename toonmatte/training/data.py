@@ -67,7 +67,9 @@ def data_digest(items: Sequence[Item]) -> str:
 
 
 def read_pair(item: Item) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb uint8 HxWx3 with transparency on grey, as at inference; gt uint8 HxW)."""
+    """(rgb uint8 HxWx3 with transparency on grey, as at inference; gt uint8 HxW) of an item that has both
+    (the training and validation sets hold ``split_items``' usable items)."""
+    assert item.im is not None and item.gt is not None, f"{item.name} lacks an image or a ground truth"
     try:
         return load_image(item.im, background=GRAY).rgb, load_mask(item.gt)
     except BadImageError as error:

@@ -148,8 +148,9 @@ def initial_model(settings: Settings) -> tuple[BiRefNet, dict[str, Any]]:
     if settings.config is not None and CONFIGS[settings.config] != config:
         raise WeightsError(f"The --init checkpoint {path.name} is not the {settings.config} architecture; drop "
                            f"--config (the checkpoint decides it) or choose another --init.")
-    model = load_weights(BiRefNet(config), state)
-    info = {"name": settings.init, "path": str(path), "sha256": file_sha256(path)}
+    model = BiRefNet(config)
+    load_weights(model, state)  # in place
+    info: dict[str, Any] = {"name": settings.init, "path": str(path), "sha256": file_sha256(path)}
     if spec.name in ZOO:
         info.update(repo_id=spec.repo_id, revision=spec.revision, licence=spec.licence)
     return model, info
@@ -256,8 +257,9 @@ class Run:
 
     @staticmethod
     def architecture(progress: dict[str, Any]) -> BiRefNet:
-        return BiRefNet(BiRefNetConfig(**{key: tuple(value) if isinstance(value, list) else value
-                                          for key, value in progress["architecture"].items()}))
+        fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value  # JSON made tuples lists
+                                  for key, value in progress["architecture"].items()}
+        return BiRefNet(BiRefNetConfig(**fields))
 
     # ----------------------------------------------------------------- training
 
@@ -370,11 +372,13 @@ class Run:
             progress["epoch_sums"] = empty_sums()
         best = progress["best"]
         improved = best is None or val_pa > best["val_pa"] or not (settings.out / WEIGHTS).is_file()
-        state = accelerator.get_state_dict(self.model) if improved else None
-        if improved and self.main:
-            progress["best"] = {"epoch": epoch, "step": progress["global_step"], "val_pa": val_pa, "val_mae": val_mae}
-            self.save_weights(state)
-            progress["best"]["weights_sha256"] = file_sha256(settings.out / WEIGHTS)
+        if improved:
+            state = accelerator.get_state_dict(self.model)  # on every process: gathering it can be collective
+            if self.main:
+                progress["best"] = {"epoch": epoch, "step": progress["global_step"], "val_pa": val_pa,
+                                    "val_mae": val_mae}
+                self.save_weights(state)
+                progress["best"]["weights_sha256"] = file_sha256(settings.out / WEIGHTS)
         progress["best"] = broadcast(accelerator, progress["best"])
         self.checkpoint = save_checkpoint(accelerator, settings.out, progress["global_step"], progress)
         if self.main:

@@ -71,9 +71,11 @@ def matte_loss(logits: torch.Tensor, heads: list[tuple[torch.Tensor, torch.Tenso
     ``heads`` are the model's (side logits, gradient logits) per stage (``BiRefNet(x, supervision=True)``).
     """
     logits, gt, image = logits.float(), gt.float(), image.float()
-    pixel = pixel_loss(logits, gt) + sum(pixel_loss(side.float(), gt) for side, _ in heads)
+    sides = sum(pixel_loss(side.float(), gt) for side, _ in heads)
+    pixel = pixel_loss(logits, gt) + sides
     target = gradient_target(image, gt)
     gradient = sum(F.binary_cross_entropy_with_logits(
-        g.float(), F.adaptive_avg_pool2d(target, g.shape[-2:])) for _, g in heads)
+        g.float(), F.adaptive_avg_pool2d(target, (g.shape[-2], g.shape[-1]))) for _, g in heads)
+    assert isinstance(gradient, torch.Tensor)  # not sum's 0: there are heads (stages 4, 3 and 2)
     total = pixel + GRADIENT_WEIGHT * gradient
     return total, {"pixel": pixel.detach(), "gradient": gradient.detach()}

@@ -1,6 +1,7 @@
 """Shared fixtures: the committed reference data (tests/fixtures) and procedurally drawn toon characters."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,24 @@ def save_png(path: Path, array: np.ndarray) -> None:
 @pytest.fixture
 def toon() -> tuple[np.ndarray, np.ndarray]:
     return draw_toon()
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_hub_file(hub_cache: Path, repo_id: str, filename: str, content: bytes = b"weights",
+                  commit: str = HUB_COMMIT) -> Path:
+    """Lay a file out as huggingface_hub's cache does: blob, snapshot link at ``commit``, and refs/main."""
+    repo = hub_cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "blobs").mkdir()
+    blob = repo / "blobs" / "4f0a1b2c"
+    blob.write_bytes(content)
+    snapshot = repo / "snapshots" / commit / filename
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(os.path.relpath(blob, snapshot.parent))
+    return snapshot
 
 
 @pytest.fixture(autouse=True)

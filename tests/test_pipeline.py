@@ -1,6 +1,7 @@
 """Matter: loading, ToonOut's pre/post-processing, batching, fallback and precision handling."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
@@ -10,10 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import draw_toon
+from conftest import draw_toon, fake_hub_file
 from toonmatte.errors import WeightsError
+from toonmatte.model import zoo
 from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.model.inference import optimize_for_inference
+from toonmatte.model.weights import file_sha256
 from toonmatte.pipeline import IMAGENET_MEAN, IMAGENET_STD, Matter, model_for_precision, postprocess, preprocess
 
 
@@ -26,6 +29,22 @@ def tiny_checkpoint(tmp_path_factory):
     torch.save({f"module._orig_mod.{k}": v for k, v in model.state_dict().items()}, path)
     return path, model
 
+
+
+def test_the_version_is_the_pinned_revision_only_for_the_hub_file(tiny_checkpoint, offline_hub, monkeypatch):
+    """Dataset records name what produced a matte: the Hub commit for the zoo's file, the file's own name for a
+    local file standing in for it (passed, or in $TOONMATTE_WEIGHTS), which is not that commit."""
+    path, _ = tiny_checkpoint
+    assert Matter(weights=path, device="cpu").version == path.name
+    monkeypatch.setenv("TOONMATTE_WEIGHTS", str(path))
+    assert Matter(device="cpu").version == path.name
+    monkeypatch.delenv("TOONMATTE_WEIGHTS")
+
+    spec = dataclasses.replace(zoo.ZOO["toonout"], sha256=file_sha256(path))  # the real pin, this file's hash
+    monkeypatch.setitem(zoo.ZOO, "toonout", spec)
+    fake_hub_file(offline_hub / "hf" / "hub", spec.repo_id, spec.filename, path.read_bytes(), commit=spec.revision)
+    from_hub = Matter(device="cpu")
+    assert not from_hub.is_fallback and from_hub.version == spec.revision
 
 
 def test_preprocess_resizes_with_opencv_bilinear_and_normalizes():

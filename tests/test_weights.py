@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from conftest import checkpoint_layout
+from conftest import HUB_COMMIT, checkpoint_layout, fake_hub_file
 from toonmatte.errors import ToonmatteError, WeightsError
 from toonmatte.model.birefnet import BiRefNetConfig, build_model
 from toonmatte.model.weights import (
@@ -25,8 +25,6 @@ from toonmatte.model.weights import (
     strip_prefixes,
 )
 from toonmatte.model.zoo import ZOO
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class TinyNet(nn.Module):
@@ -371,22 +369,7 @@ def test_environment_variable_is_used(tmp_path: Path, monkeypatch: pytest.Monkey
         resolve_weights()
 
 
-def fake_hub_file(hub_cache: Path, repo_id: str, filename: str, content: bytes = b"weights",
-                  commit: str = COMMIT) -> Path:
-    """Lay a file out as huggingface_hub's cache does: blob, snapshot link at ``commit``, and refs/main."""
-    repo = hub_cache / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "blobs").mkdir()
-    blob = repo / "blobs" / "4f0a1b2c"
-    blob.write_bytes(content)
-    snapshot = repo / "snapshots" / commit / filename
-    snapshot.parent.mkdir(parents=True)
-    snapshot.symlink_to(os.path.relpath(blob, snapshot.parent))
-    return snapshot
-
-
-def pinned(spec_name: str, content: bytes, sha256: str | None = None, revision: str = COMMIT):
+def pinned(spec_name: str, content: bytes, sha256: str | None = None, revision: str = HUB_COMMIT):
     """The zoo entry ``spec_name`` pinned at ``revision`` to ``content``'s SHA-256 (or to ``sha256``)."""
     return dataclasses.replace(ZOO[spec_name], revision=revision,
                                sha256=sha256 or hashlib.sha256(content).hexdigest())

@@ -130,6 +130,7 @@ class Matter:
         self.precision = "fp32" if backend == "onnx" else pick_precision(precision, self.device)
         self.fallback_reason: str | None = None
         self.weights_path: Path | None = None
+        self._hub_revision: str | None = None  # set when the weights are the Hub file of a zoo entry
         self._lock = threading.Lock()
         self._net: torch.nn.Module | OnnxModel | None = None  # an OnnxModel with the ONNX backend
         self._fast_net: torch.nn.Module | OnnxModel | None = None  # what runs at self.precision
@@ -177,9 +178,13 @@ class Matter:
         return net.to(self.device), path
 
     def _checkpoint(self, weights: str | Path | None) -> Path:
-        from toonmatte.model.weights import resolve_weights
+        from toonmatte.model.weights import local_weights, resolve_weights
 
-        return resolve_weights(self._required_spec, weights)
+        spec = self._required_spec
+        local = local_weights(spec, weights)
+        # a Hub file is the pinned revision; a local file standing in for it is named by itself (see ``version``)
+        self._hub_revision = spec.revision if local is None else None
+        return local if local is not None else resolve_weights(spec)
 
     def _load_onnx(self, weights: str | Path | None) -> tuple[OnnxModel, Path]:
         """ONNX Runtime running the checkpoint's export: the checkpoint itself when it is an .onnx file,
@@ -235,10 +240,13 @@ class Matter:
 
     @property
     def version(self) -> str:
-        """What produced the mattes, for dataset records: the pinned revision or the weights file name."""
+        """What produced the mattes, for dataset records: the Hub revision the weights were downloaded at, a
+        fine-tune's label (the start of its weights' SHA-256), or else the weights file's name."""
         if self.is_fallback:
             return FALLBACK
-        return self._required_spec.revision or (self.weights_path.name if self.weights_path else "main")
+        spec = self._required_spec
+        label = spec.revision if spec.path is not None else self._hub_revision
+        return label or (self.weights_path.name if self.weights_path else "main")
 
     def predict(self, image: Any) -> Matte:
         """Matte one image (path, bytes, PIL image, numpy array or LoadedImage); raises BadImageError."""

@@ -52,6 +52,13 @@ def resolve_weights(model: str | ModelSpec = DEFAULT_MODEL, weights: str | os.Pa
     entry's file name.
     """
     spec = model if isinstance(model, ModelSpec) else get_spec(model)
+    local = local_weights(spec, weights)
+    return local if local is not None else _from_hub(spec)
+
+
+def local_weights(spec: ModelSpec, weights: str | os.PathLike[str] | None = None) -> Path | None:
+    """The local file that stands in for ``spec``'s Hub file (the first three places :func:`resolve_weights`
+    looks), or None when the Hub file is the one used; only a Hub file is the pinned revision."""
     if weights is not None:
         return _existing_file(Path(weights), spec, "")
     if spec.path is not None:
@@ -59,7 +66,7 @@ def resolve_weights(model: str | ModelSpec = DEFAULT_MODEL, weights: str | os.Pa
     from_env = os.environ.get(WEIGHTS_ENV, "").strip()
     if from_env:
         return _existing_file(Path(from_env), spec, f" (from {WEIGHTS_ENV})")
-    return _from_hub(spec)
+    return None
 
 
 def _existing_file(path: Path, spec: ModelSpec, origin: str) -> Path:

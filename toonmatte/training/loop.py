@@ -134,7 +134,7 @@ def initial_model(settings: Settings) -> tuple[BiRefNet, dict[str, Any]]:
         config = CONFIGS[settings.config or "toonout"]
         torch.manual_seed(settings.seed)
         return BiRefNet(config), {"name": "random", "config": settings.config or "toonout"}
-    from toonmatte.model.weights import load_weights, read_state_dict, resolve_weights
+    from toonmatte.model.weights import load_weights, local_weights, read_state_dict, resolve_weights
     from toonmatte.model.zoo import ZOO, get_spec
 
     spec = get_spec(settings.init)
@@ -152,7 +152,9 @@ def initial_model(settings: Settings) -> tuple[BiRefNet, dict[str, Any]]:
     load_weights(model, state)  # in place
     info: dict[str, Any] = {"name": settings.init, "path": str(path), "sha256": file_sha256(path)}
     if spec.name in ZOO:
-        info.update(repo_id=spec.repo_id, revision=spec.revision, licence=spec.licence)
+        info.update(repo_id=spec.repo_id, licence=spec.licence)
+        if local_weights(spec) is None:  # the Hub file, at the pinned revision
+            info["revision"] = spec.revision
     return model, info
 
 

@@ -85,7 +85,8 @@ def _snapshot(store: DatasetStore) -> dict:
             "files": {kind: path.read_bytes() for kind, path in store.triple_paths(record.stem).items()},
             "history": [(folder.name, {kind: (folder / f"{kind}.png").read_bytes() for kind in KINDS})
                         for folder in store.history(record.stem)],
-            "prediction": prediction.read_bytes() if prediction.exists() else None}
+            "prediction": prediction.read_bytes() if prediction.exists() else None,
+            "reviews": store.reviews(record.stem)}
     return state
 
 
@@ -163,8 +164,11 @@ def test_restore_rebuilds_an_identical_dataset(tmp_path, syncs):
     store.move_item(item, "test")
     store.record("b", status="reviewed")
     store.record("queued", status="todo")  # never saved: not part of the pushed dataset
+    store.review("a", "rev", approved=False, comment="the hair still has a halo")
+    store.review("a", "rev", approved=True)
     sync.push_now()
     expected = _snapshot(store)
+    assert [review["verdict"] for review in expected["a"]["reviews"]] == ["returned", "approved"]
 
     fresh = DatasetStore(tmp_path / "second", generation="other")
     restored = syncs(fresh, api, start=False)
@@ -450,3 +454,25 @@ def test_a_damaged_manifest_entry_is_skipped_with_a_warning_and_the_rest_restore
         assert syncs(fresh, api, start=False).restore() == 1
     assert [item.stem for item in list_items(fresh.root)] == ["a"]
     assert "manifest's entry for b is damaged" in caplog.text
+
+
+def test_reviews_the_sync_did_not_see_are_pushed_with_the_next_push(tmp_path, syncs):
+    """A review recorded by another process on the same root (or before this sync kept reviews) reaches the
+    manifest at the next push, with its comment, so a restart does not lose what the reviewer said."""
+    api = FakeHub()
+    store = DatasetStore(tmp_path / "ds", generation="g")
+    sync = syncs(store, api)
+    _save(store, "a", 10)
+    sync.push_now()
+    assert "reviews" not in _manifest(api)[-1]
+    with DatasetStore(tmp_path / "ds", generation="g") as other:
+        other.review("a", "rev", approved=False, comment="mask the sword too")
+    sync.push_now()
+    latest = _manifest(api)[-1]
+    assert latest["stem"] == "a" and latest["op"] == "update" and latest["row"]["status"] == "returned"
+    [review] = latest["reviews"]
+    assert (review["reviewer"], review["verdict"], review["comment"]) == ("rev", "returned", "mask the sword too")
+    assert review["txid"] == store.committed_txid("a")
+    commits = len(api.commits)
+    sync.push_now()
+    assert len(api.commits) == commits  # staged once

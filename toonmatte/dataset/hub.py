@@ -12,8 +12,9 @@ files that are written once::
 An entry has ``op`` ("save": a new version, with ``files``, the kinds it has, and ``replaced``, the
 history folder its previous version went to; "move": the item changed split; "update": its status or
 other metadata changed), ``stem``, ``at`` (UTC), ``replica`` and ``row``, the item's whole index row
-after the change, ``last_txid`` included. A stem's latest entry (by time) gives its row and place; its
-save entries, oldest first, are its versions. The manifest is the one file that grows; each push
+after the change, ``last_txid`` included, and ``reviews``, every review of the item so far (reviewer, verdict,
+comment, time, reviewed txid), once it has one. A stem's latest entry (by time) gives its row, place and
+reviews; its save entries, oldest first, are its versions. The manifest is the one file that grows; each push
 sends it up to its size at that moment, and its name carries this disk's replica id, so two machines
 never write one file. The SQLite index is never pushed: a restore rebuilds it from the manifests.
 
@@ -305,12 +306,14 @@ class HubSync:
         record, txid = self.store.get(stem), self.store.committed_txid(stem)
         if record is None or txid is None:  # queued, never saved: not part of the dataset yet
             return False
-        row = _row(record, txid)
+        row, reviews = _row(record, txid), self.store.reviews(stem)
         with self.lock:
             latest = self._latest.get(stem)
-            if latest is not None and latest["row"] == row:
+            if latest is not None and latest["row"] == row and latest.get("reviews", []) == reviews:
                 return False
             entry: dict[str, Any] = {"at": now(), "replica": self.replica, "stem": stem, "row": row}
+            if reviews:  # all of them, so the latest entry alone gives them
+                entry["reviews"] = reviews
             if latest is None or latest["row"]["last_txid"] != txid:
                 history = self.store.history(stem) if record.versions > 1 else []
                 entry.update(op="save", files=self._link_version(stem, txid),
@@ -348,7 +351,8 @@ class HubSync:
             if not record.versions:
                 continue
             latest = self._latest.get(record.stem)
-            if latest is not None and _row(record, latest["row"]["last_txid"]) == latest["row"]:
+            if (latest is not None and _row(record, latest["row"]["last_txid"]) == latest["row"]
+                    and latest.get("reviews", []) == self.store.reviews(record.stem)):
                 continue  # versions and updated_at change with every save, so the txid matches too
             with self.store.locked(record.stem):
                 staged += self._stage(record.stem)
@@ -501,7 +505,7 @@ class HubSync:
             version = self._version_files(stem, older)
             if version is not None:
                 history.append((newer.get("replaced") or _history_name(newer["row"]["updated_at"]), version))
-        self.store.restore_item(record, row["last_txid"], files, history)
+        self.store.restore_item(record, row["last_txid"], files, history, entries[-1].get("reviews", ()))
         return 1
 
     def _version_files(self, stem: str, entry: Mapping[str, Any]) -> dict[str, Path] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +42,7 @@ class ItemRecord:
     pixels: int | None = None
 
 
+_REVIEW_FIELDS = ("reviewer", "verdict", "comment", "at", "txid")
 _COLUMNS = ", ".join(("stem", "split", "generation", "status", "source_path", "source_hash", "model", "model_version",
                       "annotator", "updated_at", "changed_fraction", "mean_abs_delta", "versions", "created_at",
                       "seconds", "pixels"))
@@ -261,6 +262,18 @@ class ItemIndex:
                        ("reviewed" if approved else "returned", stamp, stem))
             db.execute("INSERT INTO reviews (stem, reviewer, verdict, comment, at, txid) VALUES (?, ?, ?, ?, ?, ?)",
                        (stem, reviewer, "approved" if approved else "returned", comment, stamp, row[0]))
+
+    def reviews(self, stem: str) -> list[dict[str, Any]]:
+        """Every review of ``stem``, oldest first: reviewer, verdict, comment, at and the reviewed version's txid."""
+        rows = self.query("SELECT reviewer, verdict, comment, at, txid FROM reviews WHERE stem = ? ORDER BY at, rowid",
+                          (stem,))
+        return [dict(zip(_REVIEW_FIELDS, row)) for row in rows]
+
+    def put_reviews(self, db: sqlite3.Connection, stem: str, reviews: Iterable[Mapping[str, Any]]) -> None:
+        """Inside ``transaction``: ``stem``'s reviews exactly as given, in place of any it had (restoring)."""
+        db.execute("DELETE FROM reviews WHERE stem = ?", (stem,))
+        db.executemany("INSERT INTO reviews (stem, reviewer, verdict, comment, at, txid) VALUES (?, ?, ?, ?, ?, ?)",
+                       [(stem, *(review.get(name) for name in _REVIEW_FIELDS)) for review in reviews])
 
     def last_review(self, stem: str) -> tuple[str, str, str, str] | None:
         """(reviewer, verdict, comment, time) of the latest review of ``stem``, if any."""

@@ -476,12 +476,13 @@ class DatasetStore:
         return self._stem_lock(sanitize_stem(stem))
 
     def restore_item(self, record: ItemRecord, txid: str, files: Mapping[str, Path],
-                     history: Sequence[tuple[str, Mapping[str, Path]]] = ()) -> None:
+                     history: Sequence[tuple[str, Mapping[str, Path]]] = (),
+                     reviews: Sequence[Mapping[str, Any]] = ()) -> None:
         """Put back an item as it was saved elsewhere (the Hub sync's restore): hard-link ``files``
         (im, gt, an, and the predicted alpha as "prediction" when there is one) as its current version
         and each ``(folder name, files)`` of ``history`` as a replaced version, then write its index
-        row as ``record`` says, with ``txid``. Files already in place are kept, so a restore that was
-        interrupted can run again."""
+        row as ``record`` says, with ``txid``, and its ``reviews`` (as :meth:`reviews` gives them). Files
+        already in place are kept, so a restore that was interrupted can run again."""
         stem = sanitize_stem(record.stem)
         check_folder_name(record.split, "split")
         check_folder_name(record.generation, "generation")
@@ -502,6 +503,7 @@ class DatasetStore:
                 fsync_path(folder)
             with self._index.transaction("the item was not restored") as db:
                 self._index.put(db, {**asdict(record), "stem": stem, "last_txid": txid})
+                self._index.put_reviews(db, stem, reviews)
 
     # -------------------------------------------------------------------- review
     def review(self, stem: str, reviewer: str, approved: bool, comment: str = "") -> None:
@@ -512,6 +514,10 @@ class DatasetStore:
         with _os_errors(_SAVE), self._stem_lock(stem):
             self._index.review(stem, reviewer, approved, comment.strip())
             self._notify("record", stem)
+
+    def reviews(self, stem: str) -> list[dict[str, Any]]:
+        """Every review of ``stem``, oldest first (reviewer, verdict, comment, at, and the reviewed version's txid)."""
+        return self._index.reviews(sanitize_stem(stem))
 
     def last_review(self, stem: str) -> tuple[str, str, str, str] | None:
         """(reviewer, "approved" or "returned", comment, UTC time) of the latest review of ``stem``, if any."""

@@ -476,3 +476,39 @@ def test_reviews_the_sync_did_not_see_are_pushed_with_the_next_push(tmp_path, sy
     commits = len(api.commits)
     sync.push_now()
     assert len(api.commits) == commits  # staged once
+
+
+def test_a_large_push_goes_up_in_commits_of_bounded_size_with_the_manifest_last(tmp_path, syncs, monkeypatch):
+    """The Hub recommends at most a hundred files per commit (here ten, to keep the test small): a push of more is
+    several commits, the manifest in the last, so the repo never has an entry whose files it lacks; when a commit
+    fails, what earlier commits sent is not sent again and the next push sends the rest."""
+    monkeypatch.setattr(hub_module, "FILES_PER_COMMIT", 10)
+    api = FakeHub()
+    store = DatasetStore(tmp_path / "ds", generation="g")
+    sync = syncs(store, api)
+    for index, stem in enumerate("abcdef"):
+        _save(store, stem, 10 * index)  # four files each: im, gt, an and the prediction
+    calls = {"n": 0}
+    create_commit = api.create_commit
+
+    def second_fails(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("no route")
+        return create_commit(*args, **kwargs)
+
+    monkeypatch.setattr(api, "create_commit", second_fails)
+    sync.push_now()
+    [first] = api.commits
+    assert len(first["added"]) == 10 and not any(path.startswith("manifest/") for path in first["added"])
+    assert "(commit 1 of 3)" in first["message"] and "could not be reached" in sync.status_line()
+    assert "manifest/" not in "".join(api.files)  # a restore now finds nothing half-made
+
+    sync.push_now()
+    commits = api.commits[1:]
+    assert [len(commit["added"]) for commit in commits] == [10, 5]  # 24 version files less the 10 sent, + manifest
+    assert [path.startswith("manifest/") for path in commits[-1]["added"]].count(True) == 1
+    versions = [path for path in api.files if path.startswith("versions/")]
+    assert len(versions) == 24 and all(api.times_committed(path) == 1 for path in versions)
+    assert sorted(entry["stem"] for entry in _manifest(api)) == list("abcdef")
+    assert "Everything is on the Hub" in sync.status_line()

@@ -27,8 +27,9 @@ what each successful commit sent (path and size), appended after the commit; ``r
 The store calls ``HubSync`` after each committed save and move, under the stem's lock, to link the
 version and append its entry (under the scheduler's lock). Before each push, and when the sync starts,
 every index row is compared with the manifest, so anything a listener missed (a crash between the
-save and its entry, a move made by another process) is staged then. A push that fails changes
-nothing locally and the next one sends the same files again; after a crash, what the Hub already has
+save and its entry, a move made by another process) is staged then. A push goes up in commits of at
+most ``FILES_PER_COMMIT`` files, the manifest in the last; a commit that fails changes nothing locally
+and the next push sends what did not go up yet; after a crash, what the Hub already has
 (listed when the sync starts) is not sent twice.
 """
 from __future__ import annotations
@@ -62,6 +63,7 @@ HUB_DIR = "hub"
 REPO_TYPE = "dataset"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _PREFIXES = ("versions/", "manifest/")
+FILES_PER_COMMIT = 100  # the Hub's recommended most per commit; a larger push goes up as several commits
 
 
 def _fault_point(step: str) -> None:
@@ -175,6 +177,19 @@ def read_manifests(folder: Path) -> dict[str, list[dict[str, Any]]]:
 
 def _row(record: ItemRecord, txid: str) -> dict[str, Any]:
     return {**asdict(record), "last_txid": txid}
+
+
+def _batches(sizes: Mapping[str, int]) -> list[list[str]]:
+    """The files of one push in commits of at most FILES_PER_COMMIT, the manifests in the last one: a
+    manifest entry then only ever names version files the repo already has, whichever commit fails."""
+    versions = sorted(path for path in sizes if not path.startswith("manifest/"))
+    manifests = sorted(path for path in sizes if path.startswith("manifest/"))
+    batches = [versions[start:start + FILES_PER_COMMIT] for start in range(0, len(versions), FILES_PER_COMMIT)]
+    if batches and len(batches[-1]) + len(manifests) <= FILES_PER_COMMIT:
+        batches[-1] += manifests
+    elif manifests:
+        batches.append(manifests)
+    return batches
 
 
 def _record(row: Mapping[str, Any]) -> ItemRecord | None:
@@ -390,24 +405,30 @@ class HubSync:
             if staging_error is not None:
                 self._fail(staging_error, staging=True)
             return None
-        operations = [CommitOperationAdd(path_in_repo=path,
-                                         path_or_fileobj=manifests.get(path, str(self.mirror / path)))
-                      for path in sizes]
-        saves = sum(path.endswith("/im.png") for path in sizes)
-        try:
-            info = self.api.create_commit(repo_id=self.repo_id, repo_type=REPO_TYPE, operations=operations,
-                                          commit_message=f"toonmatte: {_plural(saves, 'saved version')} "
-                                                         f"from replica {self.replica[:8]}")
-        except Exception as error:
-            self._fail(error)
-            return None
-        _fault_point("pushed")
+        batches = _batches(sizes)
+        info = None
+        for number, batch in enumerate(batches, 1):
+            operations = [CommitOperationAdd(path_in_repo=path,
+                                             path_or_fileobj=manifests.get(path, str(self.mirror / path)))
+                          for path in batch]
+            saves = sum(path.endswith("/im.png") for path in batch)
+            part = f" (commit {number} of {len(batches)})" if len(batches) > 1 else ""
+            try:
+                info = self.api.create_commit(repo_id=self.repo_id, repo_type=REPO_TYPE, operations=operations,
+                                              commit_message=f"toonmatte: {_plural(saves, 'saved version')} "
+                                                             f"from replica {self.replica[:8]}{part}")
+            except Exception as error:  # what earlier commits sent is written down; the next push sends the rest
+                self._fail(error)
+                return None
+            _fault_point("pushed")
+            with self.lock:
+                sent = {path: sizes[path] for path in batch}
+                self._write_ledger(sent)
+                for path, size in sent.items():
+                    self._pushed[path] = size
+                    if (self.mirror / path).stat().st_size == size:
+                        self._pending.discard(path)
         with self.lock:
-            self._write_ledger(sizes)
-            for path, size in sizes.items():
-                self._pushed[path] = size
-                if (self.mirror / path).stat().st_size == size:
-                    self._pending.discard(path)
             del self._waiting[:waiting]
             self._last_push = datetime.now(timezone.utc)
             recovered, self._failure, self._failed_at = self._failure, None, None

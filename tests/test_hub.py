@@ -512,3 +512,29 @@ def test_a_large_push_goes_up_in_commits_of_bounded_size_with_the_manifest_last(
     assert len(versions) == 24 and all(api.times_committed(path) == 1 for path in versions)
     assert sorted(entry["stem"] for entry in _manifest(api)) == list("abcdef")
     assert "Everything is on the Hub" in sync.status_line()
+
+
+def test_a_sync_started_on_a_dataset_with_history_pushes_the_replaced_versions_too(tmp_path, syncs):
+    """Turning the sync on for a dataset that was saved to (and corrected again) before: the versions each item
+    replaced go up too, so a restore gives back the history as well, not only the current triples."""
+    api = FakeHub()
+    store = DatasetStore(tmp_path / "first", generation="g")
+    _save(store, "a", 10, annotator="ann")
+    _save(store, "a", 20, annotator="bob")
+    _save(store, "a", 30)
+    _save(store, "b", 40)
+    assert len(store.history("a")) == 2
+    sync = syncs(store, api)  # starts now, with the saves above already on disk
+    sync.push_now()
+    expected = _snapshot(store)
+
+    fresh = DatasetStore(tmp_path / "second", generation="other")
+    assert syncs(fresh, api, start=False).restore() == 2
+    assert _snapshot(fresh) == expected
+    assert [folder.name for folder in fresh.history("a")] == [folder.name for folder in store.history("a")]
+
+    _save(store, "a", 50)  # carries on as usual: one new version, its predecessor already up
+    sync.push_now()
+    again = DatasetStore(tmp_path / "third", generation="other")
+    assert syncs(again, api, start=False).restore() == 2
+    assert _snapshot(again) == _snapshot(store) and len(again.history("a")) == 3

@@ -63,6 +63,7 @@ HUB_DIR = "hub"
 REPO_TYPE = "dataset"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _PREFIXES = ("versions/", "manifest/")
+HISTORY_TXID = "history-"  # the made-up txid of a version the sync pushed from the history (see _stage_history)
 FILES_PER_COMMIT = 100  # the Hub's recommended most per commit; a larger push goes up as several commits
 
 
@@ -326,30 +327,51 @@ class HubSync:
             latest = self._latest.get(stem)
             if latest is not None and latest["row"] == row and latest.get("reviews", []) == reviews:
                 return False
-            entry: dict[str, Any] = {"at": now(), "replica": self.replica, "stem": stem, "row": row}
+            entry: dict[str, Any] = {"replica": self.replica, "stem": stem, "row": row}
             if reviews:  # all of them, so the latest entry alone gives them
                 entry["reviews"] = reviews
             if latest is None or latest["row"]["last_txid"] != txid:
                 history = self.store.history(stem) if record.versions > 1 else []
+                if latest is None:  # versions it replaced before the sync knew the item go up first
+                    self._stage_history(stem, row, history)
                 entry.update(op="save", files=self._link_version(stem, txid),
                              replaced=history[-1].name if history else None)
             else:
                 entry["op"] = "move" if latest["row"]["split"] != row["split"] else "update"
-            _append_synced(self._manifest, (json.dumps(entry, sort_keys=True) + "\n").encode())
-            self._entries.setdefault(stem, []).append(entry)
-            self._latest[stem] = entry
+            self._append_entry({"at": now(), **entry})
             self._waiting.append(entry["op"])
-            self._pending.add(self._relative(self._manifest))
         return True
 
-    def _link_version(self, stem: str, txid: str) -> list[str]:
-        """Hard-link the current files of ``stem`` (written by ``txid``) into the mirror; the kinds linked."""
+    def _stage_history(self, stem: str, row: dict[str, Any], history: list[Path]) -> None:
+        """Under the lock: a save entry for each replaced version of ``stem`` (oldest first) that no entry
+        has yet, as when the sync starts on a dataset that has history, so a restore brings it back too.
+        Each gets a made-up txid naming its history folder; the restore needs only their order and files."""
+        replaced = None
+        for folder in history:
+            txid = f"{HISTORY_TXID}{folder.name}"
+            sources = {kind: folder / f"{kind}.png" for kind in KINDS}
+            self._append_entry({"at": now(), "replica": self.replica, "stem": stem, "op": "save",
+                                "row": {**row, "last_txid": txid}, "files": self._link_version(stem, txid, sources),
+                                "replaced": replaced})
+            replaced = folder.name
+
+    def _append_entry(self, entry: dict[str, Any]) -> None:
+        """Under the lock: append ``entry`` to this replica's manifest and make it the stem's latest."""
+        _append_synced(self._manifest, (json.dumps(entry, sort_keys=True) + "\n").encode())
+        self._entries.setdefault(entry["stem"], []).append(entry)
+        self._latest[entry["stem"]] = entry
+        self._pending.add(self._relative(self._manifest))
+
+    def _link_version(self, stem: str, txid: str, sources: Mapping[str, Path] | None = None) -> list[str]:
+        """Hard-link the current files of ``stem`` (written by ``txid``), or ``sources`` (kind: file), into
+        the mirror; the kinds linked."""
         folder = self.mirror / "versions" / stem / txid
         make_dirs(folder)
-        sources = dict(self.store.triple_paths(stem))
-        prediction = self.store.root / META_DIR / PREDICTIONS_DIR / f"{stem}.{txid}.png"
-        if prediction.exists():
-            sources["prediction"] = prediction
+        if sources is None:
+            sources = dict(self.store.triple_paths(stem))
+            prediction = self.store.root / META_DIR / PREDICTIONS_DIR / f"{stem}.{txid}.png"
+            if prediction.exists():
+                sources["prediction"] = prediction
         for kind, source in sources.items():
             target = folder / f"{kind}.png"
             if not target.exists():

@@ -157,20 +157,15 @@ class Matter:
             log.warning("%s", self.fallback_reason)
 
     def _load(self, weights: str | Path | None) -> tuple[torch.nn.Module, Path]:
-        from toonmatte.model.birefnet import build_model, config_from_state_dict
+        from toonmatte.model.birefnet import build_model
         from toonmatte.model.inference import optimize_for_inference
-        from toonmatte.model.weights import load_weights, read_state_dict
+        from toonmatte.model.weights import load_weights, read_checkpoint
 
         spec = self._required_spec
         path = self._checkpoint(weights)
         if path.suffix.lower() == ".onnx":
             raise OnnxModelError(f"{path} is an ONNX file; run it with --backend onnx.")
-        state = read_state_dict(path)
-        try:
-            config = config_from_state_dict(state)
-        except (KeyError, IndexError) as error:
-            raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); "
-                               f"pass the {spec.filename} file from {spec.repo_id}.") from error
+        state, config = read_checkpoint(path, f"pass the {spec.filename} file from {spec.repo_id}")
         net = build_model(config)
         load_weights(net, state)  # in place
         net = optimize_for_inference(net)

@@ -20,12 +20,16 @@ import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from toonmatte.errors import WeightsError
 from toonmatte.model.zoo import DEFAULT_MODEL, ModelSpec, get_spec
+
+if TYPE_CHECKING:
+    from toonmatte.model.birefnet import BiRefNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,18 @@ def _brief(error: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- reading the file
+
+
+def read_checkpoint(path: Path, advice: str) -> tuple[StateDict, BiRefNetConfig]:
+    """A BiRefNet checkpoint's state dict and the architecture it describes; a WeightsError ending with
+    ``advice`` (what to pass instead) when the file is not a BiRefNet checkpoint."""
+    from toonmatte.model.birefnet import config_from_state_dict
+
+    state = read_state_dict(path)
+    try:
+        return state, config_from_state_dict(state)
+    except (KeyError, IndexError) as error:
+        raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); {advice}.") from None
 
 
 def read_state_dict(path: str | os.PathLike[str], *, use_cache: bool = True) -> StateDict:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from toonmatte.dataset import describe_missing
 from toonmatte.errors import TrainingError, WeightsError
 from toonmatte.launch import use_cpu_without_gpu
-from toonmatte.model.birefnet import BiRefNet, BiRefNetConfig, config_from_state_dict
+from toonmatte.model.birefnet import BiRefNet, BiRefNetConfig
 from toonmatte.model.weights import file_sha256
 from toonmatte.training.augment import Augmentation
 from toonmatte.training.checkpoints import latest_checkpoint, read_progress, save_checkpoint
@@ -134,17 +134,12 @@ def initial_model(settings: Settings) -> tuple[BiRefNet, dict[str, Any]]:
         config = CONFIGS[settings.config or "toonout"]
         torch.manual_seed(settings.seed)
         return BiRefNet(config), {"name": "random", "config": settings.config or "toonout"}
-    from toonmatte.model.weights import load_weights, local_weights, read_state_dict, resolve_weights
+    from toonmatte.model.weights import load_weights, local_weights, read_checkpoint, resolve_weights
     from toonmatte.model.zoo import ZOO, get_spec
 
     spec = get_spec(settings.init)
     path = resolve_weights(spec)
-    state = read_state_dict(path)
-    try:
-        config = config_from_state_dict(state)
-    except (KeyError, IndexError) as error:
-        raise WeightsError(f"{path} is not a BiRefNet checkpoint (it has no {error} entry); pass a BiRefNet or "
-                           f"ToonOut checkpoint as --init.") from None
+    state, config = read_checkpoint(path, "pass a BiRefNet or ToonOut checkpoint as --init")
     if settings.config is not None and CONFIGS[settings.config] != config:
         raise WeightsError(f"The --init checkpoint {path.name} is not the {settings.config} architecture; drop "
                            f"--config (the checkpoint decides it) or choose another --init.")

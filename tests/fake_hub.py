@@ -38,6 +38,14 @@ def network_error() -> Exception:
     return http.ConnectError("[Errno 101] Network is unreachable")
 
 
+def _apply(files: dict[str, bytes], added: dict[str, bytes], deleted: list[str]) -> None:
+    """A commit's effect on a repo's files: ``deleted`` paths (files or folders) go, ``added`` ones are written."""
+    for path in deleted:
+        for name in [name for name in files if name == path or name.startswith(path.rstrip("/") + "/")]:
+            del files[name]
+    files.update(added)
+
+
 class FakeHub:
     def __init__(self, folder: Path | None = None, pause: Path | None = None) -> None:
         self.folder, self.pause = folder, pause
@@ -45,6 +53,7 @@ class FakeHub:
         self.commits: list[dict[str, Any]] = []
         self.repos: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[BaseException]] = {}
+        self.pulls: dict[int, dict[str, Any]] = {}  # pull request number: files, commits, status
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         if folder is not None and (folder / "commits.jsonl").exists():
@@ -72,7 +81,9 @@ class FakeHub:
         self._maybe_fail("auth_check")
 
     def create_commit(self, repo_id: str, operations: Any, *, commit_message: str, repo_type: str | None = None,
-                      **_: Any) -> SimpleNamespace:
+                      revision: str | None = None, create_pr: bool | None = None, **_: Any) -> SimpleNamespace:
+        """A commit to main, to a new pull request (``create_pr``), or to an open one (``revision="refs/pr/N"``);
+        a pull request's commits stay out of ``commits`` and ``files`` until it is merged."""
         self._maybe_fail("create_commit")
         if self.pause is not None:
             self.pause.touch()
@@ -93,14 +104,49 @@ class FakeHub:
         commit = {"repo_id": repo_id, "repo_type": repo_type, "message": commit_message,
                   "added": sorted(added), "deleted": sorted(deleted)}
         with self._lock:
-            for path in deleted:
-                self.files = {name: data for name, data in self.files.items()
-                              if name != path and not name.startswith(path.rstrip("/") + "/")}
-            self.files.update(added)
+            if create_pr or revision not in (None, "main"):
+                return self._commit_to_pull(added, deleted, commit, create_pr, revision)
+            _apply(self.files, added, deleted)
             self.commits.append(commit)
             if self.folder is not None:
                 self._persist(added, deleted, commit)
-        return SimpleNamespace(oid=f"{len(self.commits):040x}", commit_message=commit_message)
+        return SimpleNamespace(oid=f"{len(self.commits):040x}", commit_message=commit_message, pr_num=None,
+                               pr_revision=None)
+
+    def _commit_to_pull(self, added: dict[str, bytes], deleted: list[str], commit: dict[str, Any],
+                        create_pr: bool | None, revision: str | None) -> SimpleNamespace:
+        if create_pr:
+            number = len(self.pulls) + 1
+            self.pulls[number] = {"files": dict(self.files), "commits": [], "status": "open"}
+        else:
+            number = int(str(revision).removeprefix("refs/pr/"))
+            if self.pulls.get(number, {}).get("status") != "open":
+                raise ValueError(f"no open pull request at {revision}")
+        pull = self.pulls[number]
+        _apply(pull["files"], added, deleted)
+        pull["commits"].append(commit)
+        return SimpleNamespace(oid=f"pr{number}-{len(pull['commits'])}", commit_message=commit["message"],
+                               pr_num=number, pr_revision=f"refs/pr/{number}")
+
+    def merge_pull_request(self, repo_id: str, discussion_num: int, *, comment: str | None = None,
+                           repo_type: str | None = None, **_: Any) -> None:
+        """Main becomes the pull request's files, as one commit."""
+        self._maybe_fail("merge_pull_request")
+        with self._lock:
+            pull = self.pulls[discussion_num]
+            assert pull["status"] == "open"
+            added = {path: data for path, data in pull["files"].items() if self.files.get(path) != data}
+            deleted = [path for path in self.files if path not in pull["files"]]
+            commit = {"repo_id": repo_id, "repo_type": repo_type, "message": f"Merge pull request #{discussion_num}",
+                      "added": sorted(added), "deleted": sorted(deleted), "pull": discussion_num}
+            _apply(self.files, added, deleted)
+            self.commits.append(commit)
+            pull["status"] = "merged"
+
+    def change_discussion_status(self, repo_id: str, discussion_num: int, new_status: str, *,
+                                 comment: str | None = None, repo_type: str | None = None, **_: Any) -> None:
+        self._maybe_fail("change_discussion_status")
+        self.pulls[discussion_num]["status"] = new_status
 
     def _persist(self, added: dict[str, bytes], deleted: list[str], commit: dict[str, Any]) -> None:
         for path, data in added.items():

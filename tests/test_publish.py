@@ -105,3 +105,48 @@ def test_export_command_publishes_a_root_and_still_knows_onnx(dataset, monkeypat
     assert "add --to-hub OWNER/NAME" in capsys.readouterr().err
     assert main(["export", "onnx"]) == 1
     assert "add --out FILE" in capsys.readouterr().err
+
+
+def test_a_publish_too_large_for_one_commit_goes_through_a_merged_pull_request(dataset, monkeypatch):
+    """Past the Hub's files-per-commit advice (here 4), the files go up in parts on a pull request that is then
+    merged: main changes once, with everything, and deletions of what moved come with it."""
+    from toonmatte.dataset import hub
+
+    monkeypatch.setattr(hub, "FILES_PER_COMMIT", 4)
+    api = FakeHub()
+    api.files["train/g9/im/gone.png"] = b"old"  # published before, no longer in the dataset
+    result = publish(dataset, REPO_ID, api=api)
+    assert (result.files, result.deleted) == (15, 1)  # 15 files, the deletion and the README: 5 parts
+    [pull] = api.pulls.values()
+    assert pull["status"] == "merged"
+    assert [len(commit["added"]) + len(commit["deleted"]) for commit in pull["commits"]] == [4, 4, 4, 4, 1]
+    assert "(part 1 of 5)" in pull["commits"][0]["message"]
+    [merge] = api.commits  # main: one change
+    assert merge["pull"] == 1 and len(merge["added"]) == 16 and merge["deleted"] == ["train/g9/im/gone.png"]
+    assert api.files["val/g2/an/d.png"] == (dataset / "val" / "g2" / "an" / "d.png").read_bytes()
+    assert "README.md" in api.files and "train/g9/im/gone.png" not in api.files
+
+
+def test_a_publish_that_fails_part_way_leaves_main_as_it_was(dataset, monkeypatch):
+    from toonmatte.dataset import hub
+
+    monkeypatch.setattr(hub, "FILES_PER_COMMIT", 4)
+    api = FakeHub()
+    publish(dataset, REPO_ID, api=api)
+    before = dict(api.files)
+    with DatasetStore(dataset) as store:
+        [item] = [item for item in list_items(dataset) if item.stem == "b"]
+        store.prune_empty_folders(store.move_item(item, "val"))
+    calls = {"n": 0}
+    create_commit = api.create_commit
+
+    def third_fails(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise http_error(503)
+        return create_commit(*args, **kwargs)
+
+    monkeypatch.setattr(api, "create_commit", third_fails)
+    with pytest.raises(ToonmatteError, match=rf"^The dataset was not published to {REPO_ID} because .*503"):
+        publish(dataset, REPO_ID, api=api)
+    assert api.files == before and api.pulls[2]["status"] == "closed"

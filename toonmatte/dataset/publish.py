@@ -7,6 +7,7 @@ studio's Hub sync, ``versions/`` and ``manifest/``) are left alone.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,8 @@ from toonmatte.dataset.index import ItemRecord
 from toonmatte.dataset.layout import KINDS, META_DIR, SUFFIX, Item, list_items
 from toonmatte.dataset.store import DatasetStore
 from toonmatte.errors import ToonmatteError
+
+logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
 # A file of ToonOut's layout in the repo: [<split>/]<generation>/<kind>/<stem>.png
@@ -114,8 +117,10 @@ def _count(count: int, word: str) -> str:
 
 def publish(root: str | Path, repo_id: str, *, api: Any = None, licence: str = "unknown",
             private: bool = False) -> Published:
-    """Publish the complete items under ``root`` to the Hub dataset repo ``repo_id`` with their card,
-    in one commit. ``api`` is an ``HfApi`` (default: one with the machine's token)."""
+    """Publish the complete items under ``root`` to the Hub dataset repo ``repo_id`` with their card, as
+    one change of its main branch: one commit, or for more than ``FILES_PER_COMMIT`` files a pull request
+    filled in commits of that size and then merged, so readers never see half a dataset and a failure
+    leaves main as it was. ``api`` is an ``HfApi`` (default: one with the machine's token)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     from toonmatte.dataset.hub import check_repo_id, hub_failure
@@ -141,15 +146,41 @@ def publish(root: str | Path, repo_id: str, *, api: Any = None, licence: str = "
         stale = [path for path in api.list_repo_files(repo_id, repo_type=REPO_TYPE)
                  if _LAYOUT_FILE.match(path) and path not in wanted]
         operations: list[CommitOperationAdd | CommitOperationDelete]
-        operations = [CommitOperationDelete(path_in_repo=path) for path in stale]
-        operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file))
-                       for path, file in wanted.items()]
+        operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(file))
+                      for path, file in wanted.items()]
+        operations += [CommitOperationDelete(path_in_repo=path) for path in stale]
         operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
-        api.create_commit(repo_id=repo_id, repo_type=REPO_TYPE, operations=operations,
-                          commit_message=f"toonmatte: publish {_count(len(complete), 'item')}")
+        _commit_as_one_change(api, repo_id, operations, f"toonmatte: publish {_count(len(complete), 'item')}")
     except Exception as error:
         if isinstance(error, ToonmatteError):
             raise
         raise ToonmatteError(f"The dataset was not published to {repo_id} because "
                              f"{hub_failure(error, repo_id)}.") from None
     return Published(repo_id, len(complete), len(wanted), len(stale), len(items) - len(complete), card)
+
+
+def _commit_as_one_change(api: Any, repo_id: str, operations: list[Any], message: str) -> None:
+    """``operations`` onto main as one change: one commit when they fit in one, else a pull request filled
+    ``FILES_PER_COMMIT`` at a time (the deletions and the card last) and merged; a pull request left
+    unmerged by a failure is closed (on a best-effort basis) and main is unchanged."""
+    from toonmatte.dataset.hub import FILES_PER_COMMIT
+
+    if len(operations) <= FILES_PER_COMMIT:
+        api.create_commit(repo_id=repo_id, repo_type=REPO_TYPE, operations=operations, commit_message=message)
+        return
+    chunks = [operations[start:start + FILES_PER_COMMIT] for start in range(0, len(operations), FILES_PER_COMMIT)]
+    first = api.create_commit(repo_id=repo_id, repo_type=REPO_TYPE, operations=chunks[0], create_pr=True,
+                              commit_message=f"{message} (part 1 of {len(chunks)})",
+                              commit_description="Filled in parts by toonmatte, then merged as one change.")
+    try:
+        for number, chunk in enumerate(chunks[1:], 2):
+            api.create_commit(repo_id=repo_id, repo_type=REPO_TYPE, operations=chunk, revision=first.pr_revision,
+                              commit_message=f"{message} (part {number} of {len(chunks)})")
+        api.merge_pull_request(repo_id, first.pr_num, repo_type=REPO_TYPE, comment=message)
+    except Exception:
+        try:
+            api.change_discussion_status(repo_id, first.pr_num, "closed", repo_type=REPO_TYPE,
+                                         comment="Not published: a part could not be sent.")
+        except Exception as error:  # the publish failure below is what matters
+            logger.info("Could not close the unmerged pull request #%s on %s (%s).", first.pr_num, repo_id, error)
+        raise

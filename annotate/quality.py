@@ -324,8 +324,11 @@ def accuracy_histogram(rows: list[QualityRow]) -> pd.DataFrame:
     return pd.DataFrame({"Pixel Accuracy": list(counts), "items": list(counts.values())})
 
 
-def quality_view(rows: list[QualityRow],
-                 sort: str = DEFAULT_SORT) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+QualityView = tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]
+"""What the Quality tab shows: summary Markdown, table, changed-pixels-over-time points, accuracy histogram."""
+
+
+def quality_view(rows: list[QualityRow], sort: str = DEFAULT_SORT) -> QualityView:
     """What the tab shows for ``rows`` sorted by the ``SORTS`` label ``sort``:
     (summary Markdown, table, changed-pixels-over-time points, Pixel Accuracy histogram)."""
     if sort not in SORTS:

@@ -113,7 +113,7 @@ class Studio:
         """``browse`` as ``person`` sees it: with their own queue's items when they may save."""
         return self.browse(status, self.desk(person) if self.access.may_save(person) else None)
 
-    def _thumbnail(self, record) -> np.ndarray | None:
+    def _thumbnail(self, record: ItemRecord) -> np.ndarray | None:
         key = (record.stem, record.updated_at, record.versions)
         if key not in self._thumbs:
             try:

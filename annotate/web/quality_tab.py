@@ -12,7 +12,16 @@ from typing import Literal
 
 import gradio as gr
 
-from annotate.quality import ACCURACY_BINS, DEFAULT_SORT, SORTS, TABLE_COLUMNS, TABLE_LIMIT, Scorer, quality_view
+from annotate.quality import (
+    ACCURACY_BINS,
+    DEFAULT_SORT,
+    SORTS,
+    TABLE_COLUMNS,
+    TABLE_LIMIT,
+    QualityView,
+    Scorer,
+    quality_view,
+)
 from annotate.studio import Studio
 from toonmatte.errors import ToonmatteError
 
@@ -67,7 +76,7 @@ def quality_tab(studio: Studio, scorer: Scorer | None = None) -> QualityTab:
                              max_height=520, label="Saved items (click a row to open it in the editor)",
                              elem_id="quality-table")
 
-    def on_refresh(choice: str, progress: gr.Progress = gr.Progress()):
+    def on_refresh(choice: str, progress: gr.Progress = gr.Progress()) -> QualityView:
         try:
             rows = scorer.rows(lambda done, total: progress((done, total), desc="Scoring saved items"))
             return quality_view(rows, choice)

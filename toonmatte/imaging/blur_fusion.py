@@ -18,6 +18,9 @@ time; ``cache`` keeps the compiled code in ``__pycache__`` so only the first pro
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -27,7 +30,7 @@ _EPS = np.float32(1e-5)
 _SCALE = np.float32(255.0)
 
 
-def _compiled(function):
+def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
     """``numba.njit`` with the on-disk cache when numba finds a writable place for it; a read-only
     install with no writable home has none, and then each process compiles once."""
     try:

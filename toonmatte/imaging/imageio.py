@@ -11,7 +11,7 @@ import os
 import secrets
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from glob import glob
@@ -125,7 +125,7 @@ def _open_bytes(data: bytes) -> Iterator[Image.Image]:
 
 
 @contextmanager
-def _open_with_pillow(opener, label: str, head: bytes, suffix: str) -> Iterator[Image.Image]:
+def _open_with_pillow(opener: Callable[[], Image.Image], label: str, head: bytes, suffix: str) -> Iterator[Image.Image]:
     """Open lazily (header only) and turn Pillow's errors into BadImageError."""
     try:
         with _quiet_pillow():

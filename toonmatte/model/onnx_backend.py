@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from toonmatte.errors import OnnxModelError
 from toonmatte.model.onnx_export import ARCHITECTURE, DEFAULT_OPSET, INPUT_NAME, METADATA, OUTPUT_NAME
 
+if TYPE_CHECKING:
+    import onnxruntime
+
 EXPORT_HINT = "export one with python -m toonmatte export onnx"
 
 
-def providers_for(device: torch.device) -> list:
+def providers_for(device: torch.device) -> list[Any]:
     """ONNX Runtime's execution providers for a torch device: CUDA's (with the CPU for what it lacks) or the CPU's."""
     import onnxruntime
 
@@ -71,7 +75,7 @@ class OnnxModel:
         return torch.from_numpy(logits).to(batch.device)
 
 
-def _open(path: Path, providers: list, threads: int):
+def _open(path: Path, providers: list[Any], threads: int) -> onnxruntime.InferenceSession:
     import onnxruntime
 
     if not path.is_file():
@@ -95,7 +99,7 @@ def _open(path: Path, providers: list, threads: int):
         raise OnnxModelError(f"ONNX Runtime could not load {path} ({first}); {EXPORT_HINT}.") from None
 
 
-def _check(session, path: Path) -> tuple[int, int]:
+def _check(session: onnxruntime.InferenceSession, path: Path) -> tuple[int, int]:
     """The (height, width) a toonmatte export takes; ``OnnxModelError`` for any other ONNX model."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     shape = inputs[0].shape if len(inputs) == 1 else []
@@ -103,7 +107,7 @@ def _check(session, path: Path) -> tuple[int, int]:
             and len(shape) == 4 and shape[1] == 3 and all(isinstance(d, int) for d in shape[2:])
             and len(outputs[0].shape) == 4 and outputs[0].shape[1] == 1)
     if not fits:
-        def signature(args) -> str:
+        def signature(args: list[Any]) -> str:
             return ", ".join(f"{a.name} {'x'.join(str(d) for d in a.shape)}" for a in args)
 
         raise OnnxModelError(f"{path} is not a BiRefNet export from toonmatte (it takes {signature(inputs)} and gives "

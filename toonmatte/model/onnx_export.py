@@ -21,11 +21,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from toonmatte.errors import OnnxModelError, write_error
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ def export_onnx(net: nn.Module, out: str | os.PathLike[str], size: tuple[int, in
     return ExportResult(out, seconds, max_delta)
 
 
-def _to_onnx(model: nn.Module, size: tuple[int, int], opset: int):
+def _to_onnx(model: nn.Module, size: tuple[int, int], opset: int) -> onnx.ModelProto:
     """The ONNX ``ModelProto`` of ``model`` with a dynamic batch dimension."""
     for name in ("onnx_ir", "onnxscript"):  # their passes log every step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -126,7 +130,7 @@ def _to_onnx(model: nn.Module, size: tuple[int, int], opset: int):
     return exported.model_proto
 
 
-def _write_temporary(proto, out: Path) -> Path:
+def _write_temporary(proto: onnx.ModelProto, out: Path) -> Path:
     """``proto`` written to a new temporary file beside ``out``; ``WriteError`` when it cannot be."""
     temporary = None
     try:

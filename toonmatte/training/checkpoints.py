@@ -12,10 +12,13 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toonmatte.imaging.imageio import fsync_directory
 from toonmatte.training.records import write_json
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 CHECKPOINTS = "checkpoints"
 PROGRESS = "progress.json"
@@ -41,7 +44,7 @@ def read_progress(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / PROGRESS).read_text(encoding="utf-8"))
 
 
-def save_checkpoint(accelerator, run: Path, step: int, progress: dict[str, Any]) -> Path:
+def save_checkpoint(accelerator: Accelerator, run: Path, step: int, progress: dict[str, Any]) -> Path:
     """Save the training state after optimizer step ``step``; every process must call this."""
     folder = run / CHECKPOINTS
     final, temporary = folder / f"{PREFIX}{step:08d}", folder / f".{PREFIX}{step:08d}.tmp"

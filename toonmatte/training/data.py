@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -21,6 +22,8 @@ from toonmatte.errors import BadImageError, TrainingError
 from toonmatte.imaging.imageio import GRAY, load_image, load_mask
 from toonmatte.pipeline import preprocess
 from toonmatte.training.augment import Augmentation, augment
+
+T = TypeVar("T")
 
 SampleKey = tuple[int, int]  # (epoch, index into the items)
 
@@ -125,7 +128,7 @@ class ValidationSet(Dataset):
         return preprocess(rgb, (self.size, self.size)), gt
 
 
-def single(batch: list):
+def single(batch: list[T]) -> T:
     """Collate for batches of one: the sample itself."""
     return batch[0]
 

@@ -15,11 +15,12 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -46,7 +47,11 @@ from toonmatte.training.data import (
 from toonmatte.training.loss import GRADIENT_WEIGHT, PIXEL_WEIGHTS, matte_loss
 from toonmatte.training.records import versions, write_curves, write_json, write_metrics
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONFIGS = {"toonout": BiRefNetConfig(), "tiny": BiRefNetConfig.tiny()}
 WEIGHTS, CARD, METRICS, PLOT = "best.safetensors", "card.json", "metrics.csv", "curves.png"
@@ -317,7 +322,7 @@ class Run:
                     self.checkpoint = save_checkpoint(accelerator, settings.out, progress["global_step"], progress)
         return False
 
-    def optimizer_step(self, batches) -> dict[str, float]:
+    def optimizer_step(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
         """One optimizer step over ``grad_accum`` micro-batches; the step's mean losses over all processes."""
         accelerator, settings = self.accelerator, self.settings
         totals = torch.zeros(3, device=accelerator.device)
@@ -463,7 +468,7 @@ def card_settings(settings: Settings) -> dict[str, Any]:
             "gradient_checkpointing": settings.gradient_checkpointing, "seed": settings.seed}
 
 
-def next_batch(batches):
+def next_batch(batches: Iterator[T]) -> T:
     """The next batch; a TrainingError raised in a loader worker comes back as its own sentence (torch re-raises
     it with the worker's traceback in its text)."""
     try:
@@ -479,7 +484,7 @@ def empty_sums() -> dict[str, float]:
     return {"total": 0.0, "pixel": 0.0, "gradient": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
 
 
-def broadcast(accelerator, value: Any) -> Any:
+def broadcast(accelerator: Accelerator, value: Any) -> Any:
     """The main process's ``value`` on every process."""
     from accelerate.utils import broadcast_object_list
 

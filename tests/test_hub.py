@@ -538,3 +538,23 @@ def test_a_sync_started_on_a_dataset_with_history_pushes_the_replaced_versions_t
     again = DatasetStore(tmp_path / "third", generation="other")
     assert syncs(again, api, start=False).restore() == 2
     assert _snapshot(again) == _snapshot(store) and len(again.history("a")) == 3
+
+
+def test_an_incomplete_replaced_version_is_left_out_and_the_others_keep_their_names(tmp_path, syncs, caplog):
+    api = FakeHub()
+    store = DatasetStore(tmp_path / "first", generation="g")
+    for value in (10, 20, 30, 40):
+        _save(store, "a", value)
+    oldest, middle, newest = store.history("a")
+    (middle / "gt.png").unlink()  # damaged by hand
+    with caplog.at_level("WARNING"):
+        syncs(store, api).push_now()
+    assert f"The replaced version {middle.name} of a is incomplete" in caplog.text
+
+    fresh = DatasetStore(tmp_path / "second", generation="g")
+    assert syncs(fresh, api, start=False).restore() == 1
+    assert [folder.name for folder in fresh.history("a")] == [oldest.name, newest.name]
+    for original, restored in zip((oldest, newest), fresh.history("a")):
+        assert all((restored / f"{kind}.png").read_bytes() == (original / f"{kind}.png").read_bytes() for kind in KINDS)
+    assert all(path.read_bytes() == store.triple_paths("a")[kind].read_bytes()
+               for kind, path in fresh.triple_paths("a").items())

@@ -332,28 +332,33 @@ class HubSync:
                 entry["reviews"] = reviews
             if latest is None or latest["row"]["last_txid"] != txid:
                 history = self.store.history(stem) if record.versions > 1 else []
+                replaced = history[-1].name if history else None
                 if latest is None:  # versions it replaced before the sync knew the item go up first
-                    self._stage_history(stem, row, history)
-                entry.update(op="save", files=self._link_version(stem, txid),
-                             replaced=history[-1].name if history else None)
+                    replaced = self._stage_history(stem, row, history)
+                entry.update(op="save", files=self._link_version(stem, txid), replaced=replaced)
             else:
                 entry["op"] = "move" if latest["row"]["split"] != row["split"] else "update"
             self._append_entry({"at": now(), **entry})
             self._waiting.append(entry["op"])
         return True
 
-    def _stage_history(self, stem: str, row: dict[str, Any], history: list[Path]) -> None:
+    def _stage_history(self, stem: str, row: dict[str, Any], history: list[Path]) -> str | None:
         """Under the lock: a save entry for each replaced version of ``stem`` (oldest first) that no entry
         has yet, as when the sync starts on a dataset that has history, so a restore brings it back too.
-        Each gets a made-up txid naming its history folder; the restore needs only their order and files."""
+        Each gets a made-up txid naming its history folder; the restore needs only their order and files.
+        A folder missing one of the triple's files is left out. Returns the last folder staged."""
         replaced = None
         for folder in history:
-            txid = f"{HISTORY_TXID}{folder.name}"
             sources = {kind: folder / f"{kind}.png" for kind in KINDS}
+            if not all(path.is_file() for path in sources.values()):
+                logger.warning("The replaced version %s of %s is incomplete, so it is not pushed.", folder.name, stem)
+                continue
+            txid = f"{HISTORY_TXID}{folder.name}"
             self._append_entry({"at": now(), "replica": self.replica, "stem": stem, "op": "save",
                                 "row": {**row, "last_txid": txid}, "files": self._link_version(stem, txid, sources),
                                 "replaced": replaced})
             replaced = folder.name
+        return replaced
 
     def _append_entry(self, entry: dict[str, Any]) -> None:
         """Under the lock: append ``entry`` to this replica's manifest and make it the stem's latest."""

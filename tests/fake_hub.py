@@ -2,7 +2,8 @@
 publishing tests; nothing reaches the network.
 
 With ``folder``, the repo and the commit log live on disk, so a second process (a restart) sees what
-the first one pushed. ``fail(method, error)`` makes the next call of ``method`` raise ``error``;
+the first one pushed. ``fail(method, error)`` makes the next call of ``method`` raise ``error`` (``after=n``:
+the call after the next n);
 ``pause`` makes ``create_commit`` touch that file and hang before committing anything (to be killed).
 """
 from __future__ import annotations
@@ -52,7 +53,7 @@ class FakeHub:
         self.files: dict[str, bytes] = {}
         self.commits: list[dict[str, Any]] = []
         self.repos: dict[str, dict[str, Any]] = {}
-        self.failures: dict[str, list[BaseException]] = {}
+        self.failures: dict[str, list[BaseException | None]] = {}  # None: that call goes through
         self.pulls: dict[int, dict[str, Any]] = {}  # pull request number: files, commits, status
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -62,13 +63,15 @@ class FakeHub:
                 if path.is_file():
                     self.files[path.relative_to(folder / "repo").as_posix()] = path.read_bytes()
 
-    def fail(self, method: str, error: BaseException, times: int = 1) -> None:
-        self.failures.setdefault(method, []).extend([error] * times)
+    def fail(self, method: str, error: BaseException, times: int = 1, after: int = 0) -> None:
+        self.failures.setdefault(method, []).extend([None] * after + [error] * times)
 
     def _maybe_fail(self, method: str) -> None:
         pending = self.failures.get(method)
         if pending:
-            raise pending.pop(0)
+            error = pending.pop(0)
+            if error is not None:
+                raise error
 
     # ------------------------------------------------------------------ HfApi
     def create_repo(self, repo_id: str, *, private: bool | None = None, repo_type: str | None = None,

@@ -488,16 +488,7 @@ def test_a_large_push_goes_up_in_commits_of_bounded_size_with_the_manifest_last(
     sync = syncs(store, api)
     for index, stem in enumerate("abcdef"):
         _save(store, stem, 10 * index)  # four files each: im, gt, an and the prediction
-    calls = {"n": 0}
-    create_commit = api.create_commit
-
-    def second_fails(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("no route")
-        return create_commit(*args, **kwargs)
-
-    monkeypatch.setattr(api, "create_commit", second_fails)
+    api.fail("create_commit", ConnectionError("no route"), after=1)  # the second commit of the push
     sync.push_now()
     [first] = api.commits
     assert len(first["added"]) == 10 and not any(path.startswith("manifest/") for path in first["added"])

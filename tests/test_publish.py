@@ -137,16 +137,7 @@ def test_a_publish_that_fails_part_way_leaves_main_as_it_was(dataset, monkeypatc
     with DatasetStore(dataset) as store:
         [item] = [item for item in list_items(dataset) if item.stem == "b"]
         store.prune_empty_folders(store.move_item(item, "val"))
-    calls = {"n": 0}
-    create_commit = api.create_commit
-
-    def third_fails(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise http_error(503)
-        return create_commit(*args, **kwargs)
-
-    monkeypatch.setattr(api, "create_commit", third_fails)
+    api.fail("create_commit", http_error(503), after=2)  # the third part of the pull request
     with pytest.raises(ToonmatteError, match=rf"^The dataset was not published to {REPO_ID} because .*503"):
         publish(dataset, REPO_ID, api=api)
     assert api.files == before and api.pulls[2]["status"] == "closed"
